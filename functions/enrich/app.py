@@ -1,0 +1,63 @@
+"""Enricher Lambda: SQS batches of AWS Batch events (or one bare event) → history + alerts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from batchlens import aws
+from batchlens.pipeline import Enricher, Message, RecordFailed
+from batchlens.settings import Settings
+
+logger = Logger(service="batchlens")
+processor = BatchProcessor(event_type=EventType.SQS)
+_enricher: Enricher | None = None
+
+
+def enricher() -> Enricher:
+    """Settings and clients, built once per execution environment (on first use)."""
+    global _enricher  # noqa: PLW0603 - the per-cold-start singleton Lambda expects
+    if _enricher is None:
+        settings = Settings.from_env()
+        _enricher = Enricher(
+            settings,
+            batch=aws.client("batch", settings),
+            dynamodb=aws.client("dynamodb", settings),
+            sns=aws.client("sns", settings),
+        )
+    return _enricher
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    remaining_ms = context.get_remaining_time_in_millis()
+    if "Records" not in event:
+        # A bare EventBridge event: `sam local invoke -e events/…` or a direct rule target.
+        result = enricher().process([Message(str(event.get("id", "event")), event)], remaining_ms)
+        if result.failures:
+            raise RecordFailed("; ".join(result.failures.values()))
+        processed = result.processed[0]
+        return {
+            "record": processed.record.to_json_dict() if processed.record else None,
+            "write": processed.write,
+            "alerted": processed.alerted,
+        }
+
+    messages = [Message(record["messageId"], record["body"]) for record in event["Records"]]
+    failures = enricher().process(messages, remaining_ms).failures
+
+    def check(record: SQSRecord) -> None:
+        if record.message_id in failures:
+            raise RecordFailed(failures[record.message_id])
+
+    response = process_partial_response(
+        event=event, record_handler=check, processor=processor, context=context
+    )
+    return dict(response)

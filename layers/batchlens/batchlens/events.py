@@ -1,0 +1,368 @@
+"""Parsing: EventBridge envelopes from AWS Batch and the job shapes inside them.
+
+The `detail` of a job event is the DescribeJobs `JobDetail`; the `detail` of a service-job event is
+the DescribeServiceJob response. AWS adds fields without notice, so every model ignores unknown
+fields, and every field that AWS may omit is optional.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+
+class EventType(StrEnum):
+    JOB_STATE_CHANGE = "JOB_STATE_CHANGE"
+    SERVICE_JOB_STATE_CHANGE = "SERVICE_JOB_STATE_CHANGE"
+    JOB_QUEUE_BLOCKED = "JOB_QUEUE_BLOCKED"
+    SERVICE_JOB_QUEUE_BLOCKED = "SERVICE_JOB_QUEUE_BLOCKED"
+
+    @property
+    def is_service(self) -> bool:
+        return self in (EventType.SERVICE_JOB_STATE_CHANGE, EventType.SERVICE_JOB_QUEUE_BLOCKED)
+
+    @property
+    def is_queue_blocked(self) -> bool:
+        return self in (EventType.JOB_QUEUE_BLOCKED, EventType.SERVICE_JOB_QUEUE_BLOCKED)
+
+
+DETAIL_TYPES: Mapping[str, EventType] = {
+    "Batch Job State Change": EventType.JOB_STATE_CHANGE,
+    "Batch Service Job State Change": EventType.SERVICE_JOB_STATE_CHANGE,
+    "Batch Job Queue Blocked": EventType.JOB_QUEUE_BLOCKED,
+    "Batch Service Job Queue Blocked": EventType.SERVICE_JOB_QUEUE_BLOCKED,
+}
+
+
+class InvalidEvent(ValueError):
+    """The input is not an AWS Batch event batchlens understands; the message says why."""
+
+
+class AwsShape(BaseModel):
+    """Base of every model of an AWS shape: camelCase names, unknown fields ignored."""
+
+    model_config = ConfigDict(
+        extra="ignore", frozen=True, populate_by_name=True, alias_generator=to_camel
+    )
+
+
+class KeyValuePair(AwsShape):
+    name: str | None = None
+    value: str | None = None
+
+
+class ResourceRequirement(AwsShape):
+    type: str
+    value: str
+
+
+class LogConfiguration(AwsShape):
+    log_driver: str | None = None
+    options: dict[str, str] = Field(default_factory=dict)
+
+
+class ContainerDetail(AwsShape):
+    """`JobDetail.container`, and the container parts of ECS-properties task containers."""
+
+    name: str | None = None
+    image: str | None = None
+    vcpus: int | None = None
+    memory: int | None = None
+    command: list[str] = Field(default_factory=list)
+    environment: list[KeyValuePair] = Field(default_factory=list)
+    exit_code: int | None = None
+    reason: str | None = None
+    container_instance_arn: str | None = None
+    task_arn: str | None = None
+    log_stream_name: str | None = None
+    instance_type: str | None = None
+    resource_requirements: list[ResourceRequirement] = Field(default_factory=list)
+    log_configuration: LogConfiguration | None = None
+    essential: bool | None = None
+
+    @property
+    def memory_mib(self) -> int | None:
+        for requirement in self.resource_requirements:
+            if requirement.type.upper() == "MEMORY":
+                try:
+                    return int(float(requirement.value))
+                except ValueError:
+                    return None
+        return self.memory
+
+    @property
+    def log_group(self) -> str | None:
+        if self.log_configuration is None:
+            return None
+        return self.log_configuration.options.get("awslogs-group")
+
+
+class AttemptContainerDetail(AwsShape):
+    container_instance_arn: str | None = None
+    task_arn: str | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+    log_stream_name: str | None = None
+
+
+class AttemptTaskContainer(AwsShape):
+    name: str | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+    log_stream_name: str | None = None
+
+
+class AttemptEcsTask(AwsShape):
+    container_instance_arn: str | None = None
+    task_arn: str | None = None
+    containers: list[AttemptTaskContainer] = Field(default_factory=list)
+
+
+class AttemptDetail(AwsShape):
+    container: AttemptContainerDetail | None = None
+    started_at: int | None = None
+    stopped_at: int | None = None
+    status_reason: str | None = None
+    task_properties: list[AttemptEcsTask] = Field(default_factory=list)
+
+
+class EksAttemptContainer(AwsShape):
+    name: str | None = None
+    container_id: str | None = Field(default=None, alias="containerID")
+    exit_code: int | None = None
+    reason: str | None = None
+
+
+class EksAttemptDetail(AwsShape):
+    containers: list[EksAttemptContainer] = Field(default_factory=list)
+    init_containers: list[EksAttemptContainer] = Field(default_factory=list)
+    eks_cluster_arn: str | None = None
+    pod_name: str | None = None
+    pod_namespace: str | None = None
+    node_name: str | None = None
+    started_at: int | None = None
+    stopped_at: int | None = None
+    status_reason: str | None = None
+
+
+class EksContainer(AwsShape):
+    name: str | None = None
+    image: str | None = None
+    resources: dict[str, dict[str, str]] = Field(default_factory=dict)
+
+
+class EksPodProperties(AwsShape):
+    containers: list[EksContainer] = Field(default_factory=list)
+    pod_name: str | None = None
+    node_name: str | None = None
+
+
+class EksProperties(AwsShape):
+    pod_properties: EksPodProperties | None = None
+
+
+class EcsTaskProperties(AwsShape):
+    containers: list[ContainerDetail] = Field(default_factory=list)
+    container_instance_arn: str | None = None
+    task_arn: str | None = None
+
+
+class EcsProperties(AwsShape):
+    task_properties: list[EcsTaskProperties] = Field(default_factory=list)
+
+
+class EvaluateOnExit(AwsShape):
+    action: str | None = None
+    on_status_reason: str | None = None
+    on_reason: str | None = None
+    on_exit_code: str | None = None
+
+
+class RetryStrategy(AwsShape):
+    attempts: int | None = None
+    evaluate_on_exit: list[EvaluateOnExit] = Field(default_factory=list)
+
+
+class JobDependency(AwsShape):
+    job_id: str | None = None
+    type: str | None = None
+
+
+class ArrayProperties(AwsShape):
+    status_summary: dict[str, int] = Field(default_factory=dict)
+    size: int | None = None
+    index: int | None = None
+
+
+class NodeDetails(AwsShape):
+    node_index: int | None = None
+    is_main_node: bool | None = None
+
+
+class NodeProperties(AwsShape):
+    num_nodes: int | None = None
+    main_node: int | None = None
+
+
+class JobTimeout(AwsShape):
+    attempt_duration_seconds: int | None = None
+
+
+class JobDetail(AwsShape):
+    """DescribeJobs `JobDetail`: container, array, multi-node, EKS and ECS-properties jobs."""
+
+    job_arn: str | None = None
+    job_name: str
+    job_id: str
+    job_queue: str
+    status: str
+    share_identifier: str | None = None
+    attempts: list[AttemptDetail] = Field(default_factory=list)
+    status_reason: str | None = None
+    created_at: int | None = None
+    retry_strategy: RetryStrategy | None = None
+    started_at: int | None = None
+    stopped_at: int | None = None
+    depends_on: list[JobDependency] = Field(default_factory=list)
+    job_definition: str | None = None
+    parameters: dict[str, str] = Field(default_factory=dict)
+    container: ContainerDetail | None = None
+    node_details: NodeDetails | None = None
+    node_properties: NodeProperties | None = None
+    array_properties: ArrayProperties | None = None
+    timeout: JobTimeout | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    platform_capabilities: list[str] = Field(default_factory=list)
+    eks_properties: EksProperties | None = None
+    eks_attempts: list[EksAttemptDetail] = Field(default_factory=list)
+    ecs_properties: EcsProperties | None = None
+    is_cancelled: bool | None = None
+    is_terminated: bool | None = None
+
+
+class ServiceResourceId(AwsShape):
+    name: str | None = None
+    value: str | None = None
+
+
+class ServiceJobAttempt(AwsShape):
+    service_resource_id: ServiceResourceId | None = None
+    started_at: int | None = None
+    stopped_at: int | None = None
+    status_reason: str | None = None
+
+
+class ServiceJobLatestAttempt(AwsShape):
+    service_resource_id: ServiceResourceId | None = None
+
+
+class ServiceJobTimeout(AwsShape):
+    attempt_duration_seconds: int | None = None
+
+
+class ServiceJobDetail(AwsShape):
+    """The DescribeServiceJob response (SageMaker training jobs and future service job types)."""
+
+    job_arn: str | None = None
+    job_name: str
+    job_id: str
+    job_queue: str
+    status: str
+    status_reason: str | None = None
+    service_job_type: str | None = None
+    attempts: list[ServiceJobAttempt] = Field(default_factory=list)
+    latest_attempt: ServiceJobLatestAttempt | None = None
+    created_at: int | None = None
+    scheduled_at: int | None = None
+    started_at: int | None = None
+    stopped_at: int | None = None
+    retry_strategy: RetryStrategy | None = None
+    timeout_config: ServiceJobTimeout | None = None
+    is_terminated: bool | None = None
+    share_identifier: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+AnyJobDetail = JobDetail | ServiceJobDetail
+
+
+@dataclass(frozen=True, slots=True)
+class BatchEvent:
+    """One AWS Batch event: its envelope, its kind, and its detail as delivered."""
+
+    envelope: EventBridgeModel
+    event_type: EventType
+    detail: dict[str, Any]
+    job: AnyJobDetail
+
+    @property
+    def job_id(self) -> str:
+        return str(self.detail["jobId"])
+
+    @property
+    def event_id(self) -> str:
+        return self.envelope.id
+
+
+def _error_text(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors()[:3]:
+        where = ".".join(str(part) for part in item["loc"]) or "(root)"
+        problems.append(f"{where}: {item['msg']}")
+    more = f" (+{error.error_count() - 3} more)" if error.error_count() > 3 else ""
+    return "; ".join(problems) + more
+
+
+def parse_event(payload: str | bytes | Mapping[str, Any]) -> BatchEvent:
+    """Parse one EventBridge event (JSON text or an already-decoded mapping).
+
+    Raises `InvalidEvent` with a message a person can act on; the job detail itself is validated
+    by `job_detail()` so that one malformed field names itself.
+    """
+    if isinstance(payload, str | bytes):
+        try:
+            decoded = json.loads(payload)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidEvent(f"not JSON: {exc}") from exc
+    else:
+        decoded = payload
+    if not isinstance(decoded, Mapping):
+        raise InvalidEvent(f"expected a JSON object, got {type(decoded).__name__}")
+    try:
+        envelope = EventBridgeModel.model_validate(decoded)
+    except ValidationError as exc:
+        raise InvalidEvent(f"not an EventBridge event: {_error_text(exc)}") from exc
+    if envelope.source != "aws.batch":
+        raise InvalidEvent(f"source is {envelope.source!r}, expected 'aws.batch'")
+    event_type = DETAIL_TYPES.get(envelope.detail_type)
+    if event_type is None:
+        raise InvalidEvent(
+            f"unknown detail-type {envelope.detail_type!r}; expected one of {sorted(DETAIL_TYPES)}"
+        )
+    if not isinstance(envelope.detail, dict):
+        raise InvalidEvent("detail is not a JSON object")
+    detail = dict(envelope.detail)
+    job_id = detail.get("jobId")
+    if not isinstance(job_id, str) or not job_id:
+        raise InvalidEvent("detail.jobId is missing or not a string")
+    # Validated now, so that a malformed record fails alone, before any AWS call of the batch.
+    job = job_detail(event_type, detail)
+    return BatchEvent(envelope=envelope, event_type=event_type, detail=detail, job=job)
+
+
+def job_detail(event_type: EventType, detail: Mapping[str, Any]) -> AnyJobDetail:
+    """Validate a job detail (from an event, or an event overlaid on a described job)."""
+    model: type[JobDetail] | type[ServiceJobDetail] = (
+        ServiceJobDetail if event_type.is_service else JobDetail
+    )
+    try:
+        return model.model_validate(detail)
+    except ValidationError as exc:
+        raise InvalidEvent(f"invalid job detail: {_error_text(exc)}") from exc

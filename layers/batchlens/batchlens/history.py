@@ -1,0 +1,336 @@
+"""DynamoDB history: the latest state of every job, its timeline, and the queries over them.
+
+One table (see template.yaml `HistoryTable` and the README's access-pattern table):
+
+| item       | pk         | sk                               | GSIs                            |
+|------------|------------|----------------------------------|---------------------------------|
+| latest     | `JOB#<id>` | `LATEST`                         | byQueueStatus, byDay, byName,   |
+|            |            |                                  | byParent (children only)        |
+| transition | `JOB#<id>` | `T#<eventTime>#<status>#<event>` | none                            |
+| alert mark | `ALERT`    | `<hash of job, status, attempt>` | none (Powertools Idempotency)   |
+
+The latest item carries a `version` that orders (terminal, finished attempts, status rank, event
+time); its write is one conditional UpdateItem that loses to anything newer, so events delivered
+late or twice never move a job backwards.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from batchlens.records import JobRecord
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+
+LATEST_SK = "LATEST"
+ALERT_PK = "ALERT"
+TTL_ATTRIBUTE = "expiresAt"
+BATCH_WRITE_MAX = 25
+
+#: Job statuses in the order a job moves through them; both terminal states share the top rank.
+STATUS_RANK: Mapping[str, int] = {
+    "SUBMITTED": 0,
+    "PENDING": 1,
+    "RUNNABLE": 2,
+    "SCHEDULED": 3,
+    "STARTING": 4,
+    "RUNNING": 5,
+    "SUCCEEDED": 6,
+    "FAILED": 6,
+}
+
+
+class WriteOutcome(StrEnum):
+    #: This event is the newest the table has seen for the job: the latest item now shows it.
+    FRESH = "FRESH"
+    #: The table already holds exactly this state (a redelivery): nothing changed.
+    DUPLICATE = "DUPLICATE"
+    #: The table holds a newer state: nothing changed.
+    STALE = "STALE"
+
+
+def version_of(record: JobRecord) -> str:
+    """A string whose byte order is the order of job states (what DynamoDB compares)."""
+    epoch_ms = int(record.event_time.timestamp() * 1000)
+    return (
+        f"{int(record.is_terminal)}"
+        f"|{min(len(record.attempts), 999):03d}"
+        f"|{STATUS_RANK.get(record.status, 0)}"
+        f"|{max(epoch_ms, 0):015d}"
+    )
+
+
+def job_pk(job_id: str) -> str:
+    return f"JOB#{job_id}"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _s(value: str) -> AttributeValueTypeDef:
+    return {"S": value}
+
+
+def _n(value: float) -> AttributeValueTypeDef:
+    return {"N": str(value)}
+
+
+def index_keys(record: JobRecord) -> dict[str, str]:
+    """The GSI key attributes of a latest item (see the module table)."""
+    updated = _iso(record.event_time)
+    day = updated[:10]
+    keys = {
+        "gsi1pk": f"Q#{record.job_queue.name}#{record.status}",
+        "gsi1sk": f"{updated}#{record.job_id}",
+        "gsi2pk": f"D#{day}#{record.status}",
+        "gsi2sk": f"{updated}#{record.job_id}",
+        "gsi3pk": f"N#{day}",
+        "gsi3sk": f"{record.job_name}#{updated}#{record.job_id}",
+    }
+    if record.parent_job_id:
+        index = record.array_index
+        if index is None and "#" in record.job_id:
+            tail = record.job_id.rsplit("#", 1)[-1]
+            index = int(tail) if tail.isdigit() else None
+        keys["gsi4pk"] = f"P#{record.parent_job_id}"
+        keys["gsi4sk"] = f"{record.status}#{index if index is not None else 0:06d}"
+    return keys
+
+
+@dataclass(frozen=True, slots=True)
+class StoredJob:
+    """A latest item read back: the record as stored and its version."""
+
+    record: dict[str, Any]
+    version: str
+
+
+class HistoryTable:
+    """Adapter over the history table; takes its DynamoDB client."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str, retention_days: int) -> None:
+        self._client = client
+        self.table_name = table_name
+        self._retention = timedelta(days=retention_days)
+
+    def _expires_at(self, record: JobRecord) -> int:
+        return int((record.event_time + self._retention).timestamp())
+
+    # --- writes ------------------------------------------------------------------------
+
+    def put_latest(
+        self, record: JobRecord, record_json: str | None = None
+    ) -> tuple[WriteOutcome, str | None]:
+        """Conditionally replace the job's latest item; never moves a job backwards.
+
+        Returns the outcome and the version the table held before (None for a new job), which
+        tells the caller whether other events of the same job were newer than the table too.
+        """
+        version = version_of(record)
+        body = record_json if record_json is not None else json.dumps(record.to_json_dict())
+        attributes: dict[str, AttributeValueTypeDef] = {
+            ":version": _s(version),
+            ":record": _s(body),
+            ":status": _s(record.status),
+            ":jobId": _s(record.job_id),
+            ":jobName": _s(record.job_name),
+            ":jobQueue": _s(record.job_queue.name),
+            ":jobKind": _s(record.job_kind.value),
+            ":eventType": _s(record.event_type.value),
+            ":updatedAt": _s(_iso(record.event_time)),
+            ":expiresAt": _n(self._expires_at(record)),
+        }
+        names = {"#version": "version", "#status": "status"}
+        sets = [
+            "#version = :version",
+            "record = :record",
+            "#status = :status",
+            "jobId = :jobId",
+            "jobName = :jobName",
+            "jobQueue = :jobQueue",
+            "jobKind = :jobKind",
+            "eventType = :eventType",
+            "updatedAt = :updatedAt",
+            f"{TTL_ATTRIBUTE} = :expiresAt",
+        ]
+        removes = []
+        category = record.failure.category.value if record.failure else None
+        if category:
+            attributes[":category"] = _s(category)
+            sets.append("category = :category")
+        else:
+            removes.append("category")
+        if record.job_definition is not None:
+            attributes[":jobDefinition"] = _s(record.job_definition.name)
+            sets.append("jobDefinition = :jobDefinition")
+        for key, value in index_keys(record).items():
+            attributes[f":{key}"] = _s(value)
+            sets.append(f"{key} = :{key}")
+        expression = "SET " + ", ".join(sets)
+        if removes:
+            expression += " REMOVE " + ", ".join(removes)
+        try:
+            response = self._client.update_item(
+                TableName=self.table_name,
+                Key={"pk": _s(job_pk(record.job_id)), "sk": _s(LATEST_SK)},
+                UpdateExpression=expression,
+                ConditionExpression="attribute_not_exists(pk) OR #version < :version",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=attributes,
+                ReturnValues="UPDATED_OLD",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            old = exc.response.get("Item", {})
+            stored = old.get("version", {}).get("S") if isinstance(old, dict) else None
+            if stored is None:
+                stored = self._stored_version(record.job_id)
+            outcome = WriteOutcome.DUPLICATE if stored == version else WriteOutcome.STALE
+            return outcome, stored
+        previous = response.get("Attributes", {}).get("version", {}).get("S")
+        return WriteOutcome.FRESH, previous
+
+    def _stored_version(self, job_id: str) -> str | None:
+        response = self._client.get_item(
+            TableName=self.table_name,
+            Key={"pk": _s(job_pk(job_id)), "sk": _s(LATEST_SK)},
+            ProjectionExpression="#v",
+            ExpressionAttributeNames={"#v": "version"},
+            ConsistentRead=True,
+        )
+        return response.get("Item", {}).get("version", {}).get("S")
+
+    def put_transitions(self, records: Sequence[JobRecord]) -> list[JobRecord]:
+        """Write a timeline item per observed transition; returns the records it could not write.
+
+        Keys are derived from the event, so a redelivered event rewrites the same item.
+        """
+        by_key: dict[tuple[str, str], tuple[dict[str, Any], JobRecord]] = {}
+        for record in records:
+            key, item = self._transition_item(record)
+            by_key[key] = (item, record)
+        entries = list(by_key.items())
+        unwritten: list[JobRecord] = []
+        for start in range(0, len(entries), BATCH_WRITE_MAX):
+            chunk = dict(entries[start : start + BATCH_WRITE_MAX])
+            unwritten.extend(chunk[key][1] for key in self._batch_write(chunk))
+        return unwritten
+
+    def _batch_write(
+        self, chunk: Mapping[tuple[str, str], tuple[dict[str, Any], JobRecord]], attempts: int = 5
+    ) -> list[tuple[str, str]]:
+        """BatchWriteItem with backoff on UnprocessedItems; returns the keys still unwritten."""
+        pending: list[Any] = [{"PutRequest": {"Item": item}} for item, _ in chunk.values()]
+        for attempt in range(attempts):
+            response = self._client.batch_write_item(RequestItems={self.table_name: pending})
+            pending = list(response.get("UnprocessedItems", {}).get(self.table_name, []))
+            if not pending:
+                return []
+            # UnprocessedItems means throttling: back off before asking again.
+            time.sleep(min(0.05 * 2**attempt, 1.0))
+        return [
+            (r["PutRequest"]["Item"]["pk"]["S"], r["PutRequest"]["Item"]["sk"]["S"])
+            for r in pending
+        ]
+
+    def _transition_item(self, record: JobRecord) -> tuple[tuple[str, str], dict[str, Any]]:
+        latest_attempt = record.attempts[-1] if record.attempts else None
+        pk = job_pk(record.job_id)
+        sk = f"T#{_iso(record.event_time)}#{record.status}#{record.event_id}"
+        item: dict[str, Any] = {
+            "pk": _s(pk),
+            "sk": _s(sk),
+            "eventType": _s(record.event_type.value),
+            "eventId": _s(record.event_id),
+            "status": _s(record.status),
+            "attemptsFinished": _n(len(record.attempts)),
+            "enrichment": _s(record.enrichment.value),
+            TTL_ATTRIBUTE: _n(self._expires_at(record)),
+        }
+        if record.status_reason:
+            item["statusReason"] = _s(record.status_reason[:2000])
+        if latest_attempt is not None:
+            attempt = {
+                "number": latest_attempt.number,
+                "exitCode": latest_attempt.exit_code,
+                "reason": (latest_attempt.reason or "")[:2000] or None,
+                "statusReason": (latest_attempt.status_reason or "")[:2000] or None,
+            }
+            item["latestAttempt"] = _s(json.dumps(attempt))
+        if record.failure is not None:
+            item["category"] = _s(record.failure.category.value)
+            item["summary"] = _s(record.failure.summary)
+            item["batchWillRetry"] = {"BOOL": record.failure.batch_will_retry}
+        return (pk, sk), item
+
+    # --- reads -------------------------------------------------------------------------
+
+    def get_latest(self, job_id: str) -> StoredJob | None:
+        response = self._client.get_item(
+            TableName=self.table_name,
+            Key={"pk": _s(job_pk(job_id)), "sk": _s(LATEST_SK)},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        if not item:
+            return None
+        return StoredJob(
+            record=json.loads(item["record"]["S"]),
+            version=item["version"]["S"],
+        )
+
+    def timeline(self, job_id: str) -> list[dict[str, Any]]:
+        """The job's transitions, oldest first (one Query, paginated)."""
+        items = self._query(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :t)",
+            ExpressionAttributeValues={":pk": _s(job_pk(job_id)), ":t": _s("T#")},
+        )
+        return [_plain_item(item) for item in items]
+
+    def children(self, parent_job_id: str, status: str | None = None) -> Iterator[dict[str, Any]]:
+        """Latest records of an array job's children (or a multi-node job's nodes)."""
+        condition = "gsi4pk = :p"
+        values: dict[str, AttributeValueTypeDef] = {":p": _s(f"P#{parent_job_id}")}
+        if status:
+            condition += " AND begins_with(gsi4sk, :s)"
+            values[":s"] = _s(f"{status}#")
+        for item in self._query(
+            IndexName="byParent", KeyConditionExpression=condition, ExpressionAttributeValues=values
+        ):
+            yield json.loads(item["record"]["S"])
+
+    def _query(self, **kwargs: Any) -> Iterable[dict[str, AttributeValueTypeDef]]:
+        paginator = self._client.get_paginator("query")
+        for page in paginator.paginate(TableName=self.table_name, **kwargs):
+            yield from page.get("Items", [])
+
+
+def _plain_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A DynamoDB item as plain JSON values (only the types this module writes)."""
+    plain: dict[str, Any] = {}
+    for key, value in item.items():
+        if "S" in value:
+            plain[key] = value["S"]
+        elif "N" in value:
+            number = float(value["N"])
+            plain[key] = int(number) if number.is_integer() else number
+        elif "BOOL" in value:
+            plain[key] = value["BOOL"]
+        elif "NULL" in value:
+            plain[key] = None
+    if isinstance(plain.get("latestAttempt"), str):
+        plain["latestAttempt"] = json.loads(plain["latestAttempt"])
+    return plain

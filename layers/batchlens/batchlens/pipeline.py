@@ -1,0 +1,293 @@
+"""The enrichment pipeline for one batch of events: parse → describe → normalise → store → alert.
+
+Work is done per batch, not per event: every distinct job id is described once (DescribeJobs takes
+100 ids a call), the events of one job are collapsed into one conditional write of the newest, the
+writes of different jobs go out concurrently, timeline items go out 25 at a time and alerts 10 at a
+time. A record that cannot be processed fails alone and is reported back to SQS for redelivery.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from batchlens import alerts
+from batchlens.describe import Descriptions, describe_jobs, describe_service_jobs
+from batchlens.events import BatchEvent, InvalidEvent, parse_event
+from batchlens.history import HistoryTable, WriteOutcome, version_of
+from batchlens.publish import AlertLedger, Claim, publish_alerts
+from batchlens.records import Enrichment, JobRecord, normalise
+from batchlens.redact import Redactor
+from batchlens.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_batch import BatchClient
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sns import SNSClient
+
+logger = logging.getLogger("batchlens")
+
+#: Concurrent conditional writes within one batch (boto3 clients are thread-safe).
+WRITE_CONCURRENCY = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One delivery: the SQS message id (or the event id for a bare event) and its body."""
+
+    message_id: str
+    body: str | Mapping[str, Any]
+
+
+@dataclass(slots=True)
+class Processed:
+    """What happened to one message."""
+
+    message_id: str
+    record: JobRecord | None = None
+    write: WriteOutcome | None = None
+    alerted: bool = False
+    error: str | None = None
+    poison: bool = False
+
+
+@dataclass(slots=True)
+class BatchResult:
+    processed: list[Processed] = field(default_factory=list)
+    describe_calls: int = 0
+    publish_calls: int = 0
+
+    @property
+    def failures(self) -> dict[str, str]:
+        return {p.message_id: p.error for p in self.processed if p.error is not None}
+
+    def count(self, outcome: WriteOutcome) -> int:
+        return sum(1 for p in self.processed if p.write is outcome)
+
+
+class RecordFailed(Exception):
+    """Raised for a message the batch could not process, so SQS redelivers it."""
+
+
+class Enricher:
+    """The pipeline, wired to its AWS clients (built once per cold start by the handler)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        batch: BatchClient,
+        dynamodb: DynamoDBClient,
+        sns: SNSClient,
+    ) -> None:
+        self.settings = settings
+        self._batch = batch
+        self._sns = sns
+        self.history = HistoryTable(dynamodb, settings.table_name, settings.retention_days)
+        self.ledger = AlertLedger(dynamodb, settings.table_name)
+        self.redactor = Redactor(settings.redact_allowlist)
+        self._pool = ThreadPoolExecutor(max_workers=WRITE_CONCURRENCY)
+
+    # --- phases ------------------------------------------------------------------------
+
+    def describe(self, events: Sequence[BatchEvent]) -> Descriptions:
+        """Describe every distinct job once; a failing API degrades to the events' own detail."""
+        container_ids = [e.job_id for e in events if not e.event_type.is_service]
+        service_ids = [e.job_id for e in events if e.event_type.is_service]
+        merged = Descriptions()
+        calls: list[tuple[str, Callable[[], Descriptions]]] = []
+        if container_ids:
+            calls.append(("DescribeJobs", lambda: describe_jobs(self._batch, container_ids)))
+        if service_ids:
+            calls.append(
+                (
+                    "DescribeServiceJob",
+                    lambda: describe_service_jobs(
+                        self._batch, service_ids, concurrency=self.settings.describe_concurrency
+                    ),
+                )
+            )
+        futures = [(name, self._pool.submit(call)) for name, call in calls]
+        for name, future in futures:
+            try:
+                part = future.result()
+            except Exception as exc:  # the event itself still carries the job's detail
+                logger.warning(
+                    "%s failed; using the events' own detail", name, extra={"error": repr(exc)}
+                )
+                continue
+            merged.jobs.update(part.jobs)
+            merged.not_found |= part.not_found
+            merged.errors.update(part.errors)
+            merged.calls += part.calls
+        return merged
+
+    def process(self, messages: Sequence[Message], remaining_ms: int | None = None) -> BatchResult:
+        result = BatchResult()
+        parsed: list[tuple[Processed, BatchEvent]] = []
+        for message in messages:
+            outcome = Processed(message_id=message.message_id)
+            result.processed.append(outcome)
+            try:
+                parsed.append((outcome, parse_event(message.body)))
+            except InvalidEvent as exc:
+                outcome.error, outcome.poison = f"invalid event: {exc}", True
+                logger.error(
+                    "Poison record: %s",
+                    exc,
+                    extra={"message_id": message.message_id, "reason": str(exc)},
+                )
+
+        descriptions = self.describe([event for _, event in parsed])
+        result.describe_calls = descriptions.calls
+
+        by_job: dict[str, list[Processed]] = defaultdict(list)
+        for outcome, event in parsed:
+            try:
+                outcome.record = self._normalise(event, descriptions)
+            except InvalidEvent as exc:
+                outcome.error, outcome.poison = f"invalid event: {exc}", True
+                logger.error("Poison record: %s", exc, extra={"message_id": outcome.message_id})
+                continue
+            except Exception as exc:  # a bug must fail this record only, loudly
+                outcome.error = f"normalise failed: {exc!r}"
+                logger.exception("Could not normalise", extra={"message_id": outcome.message_id})
+                continue
+            by_job[outcome.record.job_id].append(outcome)
+
+        self._store(by_job)
+        self._write_timeline([p for group in by_job.values() for p in group if p.error is None])
+        result.publish_calls = self._alert(
+            [p for group in by_job.values() for p in group], remaining_ms
+        )
+        return result
+
+    def _normalise(self, event: BatchEvent, descriptions: Descriptions) -> JobRecord:
+        described = descriptions.jobs.get(event.job_id)
+        if described is not None:
+            enrichment = Enrichment.DESCRIBED
+        elif event.job_id in descriptions.not_found:
+            enrichment = Enrichment.NOT_FOUND
+        else:
+            enrichment = Enrichment.EVENT_ONLY
+        return normalise(event, described, enrichment=enrichment, redactor=self.redactor)
+
+    def _store(self, by_job: Mapping[str, list[Processed]]) -> None:
+        """One conditional write per job: the newest of its events in this batch."""
+
+        def write(group: list[Processed]) -> None:
+            ordered = sorted(group, key=lambda p: version_of(_record(p)))
+            newest = _record(ordered[-1])
+            try:
+                outcome, previous = self.history.put_latest(newest)
+            except Exception as exc:
+                for processed in group:
+                    processed.error = f"store failed: {exc!r}"
+                logger.warning("Store failed", extra={"job_id": newest.job_id, "error": repr(exc)})
+                return
+            newest_version = version_of(newest)
+            for processed in group:
+                version = version_of(_record(processed))
+                if processed is ordered[-1]:
+                    processed.write = outcome
+                elif outcome is WriteOutcome.STALE or (previous is not None and version < previous):
+                    processed.write = WriteOutcome.STALE
+                elif previous is not None and version == previous:
+                    processed.write = WriteOutcome.DUPLICATE
+                elif version == newest_version:
+                    processed.write = WriteOutcome.DUPLICATE  # the same event twice in one batch
+                else:
+                    # Newer than the table, older than a sibling: in order, it would have been
+                    # the latest for a moment; it still counts for alerts and the timeline.
+                    processed.write = WriteOutcome.FRESH
+
+        futures: list[Future[None]] = [self._pool.submit(write, group) for group in by_job.values()]
+        for future in futures:
+            future.result()
+
+    def _write_timeline(self, stored: list[Processed]) -> None:
+        records = [_record(p) for p in stored if p.write is not WriteOutcome.STALE]
+        try:
+            unwritten = {id(r) for r in self.history.put_transitions(records)}
+        except Exception as exc:
+            unwritten = {id(r) for r in records}
+            logger.warning("Timeline write failed", extra={"error": repr(exc)})
+        for processed in stored:
+            if id(processed.record) in unwritten:
+                processed.error = "timeline write failed"
+
+    def _alert(self, candidates: list[Processed], remaining_ms: int | None) -> int:
+        """Publish the alerts of fresh (or redelivered) transitions, each exactly once."""
+        owned: dict[str, tuple[alerts.Alert, list[Processed]]] = {}
+        for processed in candidates:
+            record = processed.record
+            if (
+                record is None
+                or processed.error is not None
+                or processed.write not in (WriteOutcome.FRESH, WriteOutcome.DUPLICATE)
+                or not alerts.should_alert(record, self.settings)
+            ):
+                continue
+            key = json.dumps(alerts.alert_key(record), sort_keys=True)
+            if key in owned:
+                owned[key][1].append(processed)  # the same alert twice in one batch
+                continue
+            alert = alerts.build_alert(record)
+            try:
+                claim = self.ledger.claim(alert, remaining_ms)
+            except Exception as exc:
+                processed.error = f"alert ledger failed: {exc!r}"
+                continue
+            if claim is Claim.DONE:
+                continue
+            if claim is Claim.BUSY:
+                processed.error = "alert is being published by another invocation"
+                continue
+            owned[key] = (alert, [processed])
+        if not owned or not self.settings.topic_arn:
+            return 0
+
+        def published(alert: alerts.Alert, message_id: str) -> None:
+            try:
+                self.ledger.complete(alert, message_id)
+            except Exception as exc:  # the alert went out; a redelivery would re-send it
+                logger.warning("Could not mark alert sent", extra={"error": repr(exc)})
+
+        try:
+            result = publish_alerts(
+                self._sns,
+                self.settings.topic_arn,
+                [alert for alert, _ in owned.values()],
+                on_published=published,
+            )
+        except Exception as exc:
+            for alert, group in owned.values():
+                self._release(alert, exc, group, f"publish failed: {exc!r}")
+            return 1
+        by_alert = {id(alert): group for alert, group in owned.values()}
+        for alert in result.published:
+            for processed in by_alert[id(alert)]:
+                processed.alerted = True
+        for alert, reason in result.failed:
+            self._release(alert, RuntimeError(reason), by_alert[id(alert)], f"publish: {reason}")
+        return result.calls
+
+    def _release(
+        self, alert: alerts.Alert, error: Exception, group: list[Processed], reason: str
+    ) -> None:
+        try:
+            self.ledger.release(alert, error)
+        except Exception as exc:  # its claim expires with the invocation anyway
+            logger.warning("Could not release alert claim", extra={"error": repr(exc)})
+        for processed in group:
+            processed.error = reason
+
+
+def _record(processed: Processed) -> JobRecord:
+    assert processed.record is not None
+    return processed.record

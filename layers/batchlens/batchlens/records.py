@@ -1,0 +1,574 @@
+"""JobRecord schema v1 (the public contract) and the normaliser that builds it.
+
+Pure code: a parsed event, plus the job as DescribeJobs/DescribeServiceJob returned it (or nothing),
+becomes one JobRecord. No AWS call happens here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from pydantic import BaseModel, ConfigDict, PlainSerializer
+from pydantic.alias_generators import to_camel
+
+from batchlens import failures
+from batchlens.events import (
+    AnyJobDetail,
+    AttemptDetail,
+    BatchEvent,
+    ContainerDetail,
+    EventType,
+    JobDetail,
+    ServiceJobDetail,
+    job_detail,
+)
+from batchlens.failures import Failure
+from batchlens.redact import Redactor
+
+SCHEMA_VERSION = 1
+DEFAULT_LOG_GROUP = "/aws/batch/job"
+SAGEMAKER_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+TERMINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED"})
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+#: ISO-8601 UTC with millisecond precision and a `Z`, the format of every time in a JobRecord.
+UtcTime = Annotated[datetime, PlainSerializer(_iso, return_type=str, when_used="json")]
+
+
+class JobKind(StrEnum):
+    CONTAINER = "CONTAINER"
+    ARRAY_PARENT = "ARRAY_PARENT"
+    ARRAY_CHILD = "ARRAY_CHILD"
+    MULTINODE_PARENT = "MULTINODE_PARENT"
+    MULTINODE_NODE = "MULTINODE_NODE"
+    EKS = "EKS"
+    SERVICE = "SERVICE"
+
+
+class Enrichment(StrEnum):
+    DESCRIBED = "DESCRIBED"
+    EVENT_ONLY = "EVENT_ONLY"
+    NOT_FOUND = "NOT_FOUND"
+
+
+class RecordModel(BaseModel):
+    model_config = ConfigDict(
+        frozen=True, populate_by_name=True, alias_generator=to_camel, extra="ignore"
+    )
+
+
+class QueueRef(RecordModel):
+    name: str
+    arn: str | None
+
+
+class JobDefinitionRef(RecordModel):
+    name: str
+    revision: int | None
+    arn: str | None
+
+
+class Attempt(RecordModel):
+    number: int
+    started_at: UtcTime | None
+    stopped_at: UtcTime | None
+    duration_seconds: float | None
+    exit_code: int | None
+    reason: str | None
+    status_reason: str | None
+    log_group: str | None
+    log_stream_name: str | None
+    log_url: str | None
+    resource_arn: str | None
+
+
+class Links(RecordModel):
+    console: str | None
+    logs: str | None
+    training_job: str | None
+
+
+class JobRecord(RecordModel):
+    """One job's state as batchlens knows it after one event (schema v1)."""
+
+    schema_version: int = SCHEMA_VERSION
+    event_type: EventType
+    event_id: str
+    event_time: UtcTime
+    account: str
+    region: str
+    job_id: str
+    job_arn: str | None
+    job_name: str
+    job_queue: QueueRef
+    job_definition: JobDefinitionRef | None
+    job_kind: JobKind
+    array_index: int | None
+    parent_job_id: str | None
+    array_size: int | None
+    array_status_summary: dict[str, int] | None
+    service_job_type: str | None
+    status: str
+    status_reason: str | None
+    is_terminal: bool
+    created_at: UtcTime | None
+    started_at: UtcTime | None
+    stopped_at: UtcTime | None
+    queued_seconds: float | None
+    run_seconds: float | None
+    total_seconds: float | None
+    attempts: list[Attempt]
+    attempts_used: int
+    attempts_allowed: int
+    failure: Failure | None
+    links: Links
+    enrichment: Enrichment
+    redacted: int = 0
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The public JSON form: camelCase keys, ISO times, absent values as null."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+# --- helpers over AWS's shapes -------------------------------------------------------------
+
+
+def _time(epoch_ms: int | None) -> datetime | None:
+    if epoch_ms is None or epoch_ms <= 0:
+        return None
+    try:
+        return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None or end < start:
+        return None
+    return round((end - start).total_seconds(), 3)
+
+
+def _arn_partition_region(arn: str | None, fallback_region: str) -> tuple[str, str]:
+    parts = (arn or "").split(":")
+    if len(parts) >= 4 and parts[0] == "arn" and parts[3]:
+        return parts[1] or "aws", parts[3]
+    return "aws", fallback_region
+
+
+def _console_host(partition: str, region: str) -> str:
+    if partition == "aws-cn":
+        return f"https://{region}.console.amazonaws.cn"
+    if partition == "aws-us-gov":
+        return f"https://{region}.console.amazonaws-us-gov.com"
+    return f"https://{region}.console.aws.amazon.com"
+
+
+def _cw_escape(value: str) -> str:
+    # The CloudWatch console's fragment encoding: URL-encode twice, then '%' becomes '$'.
+    return quote(quote(value, safe=""), safe="").replace("%", "$")
+
+
+def log_url(partition: str, region: str, group: str, stream: str | None = None) -> str:
+    """Deep link to a CloudWatch Logs group, or to one stream of it."""
+    url = (
+        f"{_console_host(partition, region)}/cloudwatch/home?region={region}"
+        f"#logsV2:log-groups/log-group/{_cw_escape(group)}"
+    )
+    if stream:
+        url += f"/log-events/{_cw_escape(stream)}"
+    return url
+
+
+def _queue_ref(job_queue: str) -> QueueRef:
+    if job_queue.startswith("arn:"):
+        return QueueRef(name=job_queue.rsplit("/", 1)[-1], arn=job_queue)
+    return QueueRef(name=job_queue, arn=None)
+
+
+def _job_definition_ref(job_definition: str | None) -> JobDefinitionRef | None:
+    if not job_definition:
+        return None
+    arn = job_definition if job_definition.startswith("arn:") else None
+    name_part = job_definition.rsplit("/", 1)[-1]
+    name, _, revision = name_part.partition(":")
+    return JobDefinitionRef(
+        name=name, revision=int(revision) if revision.isdigit() else None, arn=arn
+    )
+
+
+def _job_kind(job: AnyJobDetail) -> JobKind:
+    if isinstance(job, ServiceJobDetail):
+        return JobKind.SERVICE
+    if job.array_properties is not None and job.array_properties.index is not None:
+        return JobKind.ARRAY_CHILD
+    if job.array_properties is not None and job.array_properties.size is not None:
+        return JobKind.ARRAY_PARENT
+    if job.node_details is not None or "#" in job.job_id:
+        return JobKind.MULTINODE_NODE
+    if job.node_properties is not None:
+        return JobKind.MULTINODE_PARENT
+    if job.eks_properties is not None or job.eks_attempts:
+        return JobKind.EKS
+    return JobKind.CONTAINER
+
+
+def _parent_job_id(job: AnyJobDetail, kind: JobKind) -> str | None:
+    if kind is JobKind.ARRAY_CHILD:
+        return job.job_id.rsplit(":", 1)[0] if ":" in job.job_id else None
+    if kind is JobKind.MULTINODE_NODE:
+        return job.job_id.split("#", 1)[0] if "#" in job.job_id else None
+    return None
+
+
+def _containers(job: JobDetail) -> list[ContainerDetail]:
+    """The job's container definitions: `container`, or every ECS-properties task container."""
+    if job.container is not None:
+        return [job.container]
+    if job.ecs_properties is not None:
+        return [c for task in job.ecs_properties.task_properties for c in task.containers]
+    return []
+
+
+def _primary_container(job: JobDetail) -> ContainerDetail | None:
+    containers = _containers(job)
+    failed = [c for c in containers if c.exit_code not in (None, 0) or c.reason]
+    essential = [c for c in containers if c.essential is not False]
+    chosen = failed or essential or containers
+    return chosen[0] if chosen else None
+
+
+def _log_group(job: JobDetail) -> str:
+    for container in _containers(job):
+        if container.log_group:
+            return container.log_group
+    return DEFAULT_LOG_GROUP
+
+
+def _memory_mib(job: AnyJobDetail) -> int | None:
+    if isinstance(job, ServiceJobDetail):
+        return None
+    for container in _containers(job):
+        if container.memory_mib:
+            return container.memory_mib
+    if job.eks_properties and job.eks_properties.pod_properties:
+        for eks_container in job.eks_properties.pod_properties.containers:
+            for section in ("limits", "requests"):
+                memory = eks_container.resources.get(section, {}).get("memory")
+                if memory:
+                    return _k8s_memory_mib(memory)
+    return None
+
+
+def _k8s_memory_mib(quantity: str) -> int | None:
+    units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024, "Ti": 1024 * 1024}
+    for suffix, factor in units.items():
+        if quantity.endswith(suffix):
+            try:
+                return int(float(quantity[: -len(suffix)]) * factor)
+            except ValueError:
+                return None
+    try:
+        return int(float(quantity) / (1024 * 1024))
+    except ValueError:
+        return None
+
+
+def _image(job: AnyJobDetail) -> str | None:
+    if isinstance(job, ServiceJobDetail):
+        return None
+    container = _primary_container(job)
+    if container is not None and container.image:
+        return container.image
+    if job.eks_properties and job.eks_properties.pod_properties:
+        for eks_container in job.eks_properties.pod_properties.containers:
+            if eks_container.image:
+                return eks_container.image
+    return None
+
+
+# --- attempts ------------------------------------------------------------------------------
+
+
+def _container_attempt(
+    number: int, attempt: AttemptDetail, log_group: str, partition: str, region: str
+) -> Attempt:
+    container = attempt.container
+    exit_code = container.exit_code if container else None
+    reason = container.reason if container else None
+    stream = container.log_stream_name if container else None
+    resource = container.task_arn if container else None
+    if attempt.task_properties:
+        # ECS-properties jobs: the first container that failed speaks for the attempt.
+        task = attempt.task_properties[0]
+        resource = resource or task.task_arn
+        task_containers = task.containers
+        failed = [c for c in task_containers if c.exit_code not in (None, 0) or c.reason]
+        candidates = failed or task_containers
+        chosen = candidates[0] if candidates else None
+        if chosen is not None:
+            exit_code = exit_code if exit_code is not None else chosen.exit_code
+            reason = reason or chosen.reason
+            stream = stream or chosen.log_stream_name
+    started, stopped = _time(attempt.started_at), _time(attempt.stopped_at)
+    return Attempt(
+        number=number,
+        started_at=started,
+        stopped_at=stopped,
+        duration_seconds=_seconds(started, stopped),
+        exit_code=exit_code,
+        reason=reason,
+        status_reason=attempt.status_reason,
+        log_group=log_group if stream else None,
+        log_stream_name=stream,
+        log_url=log_url(partition, region, log_group, stream) if stream else None,
+        resource_arn=resource,
+    )
+
+
+def _attempts(job: AnyJobDetail, partition: str, region: str) -> list[Attempt]:
+    if isinstance(job, ServiceJobDetail):
+        result = []
+        for number, service_attempt in enumerate(job.attempts, start=1):
+            started, stopped = _time(service_attempt.started_at), _time(service_attempt.stopped_at)
+            resource = (
+                service_attempt.service_resource_id.value
+                if service_attempt.service_resource_id
+                else None
+            )
+            name = resource.rsplit("/", 1)[-1] if resource else None
+            result.append(
+                Attempt(
+                    number=number,
+                    started_at=started,
+                    stopped_at=stopped,
+                    duration_seconds=_seconds(started, stopped),
+                    exit_code=None,
+                    reason=None,
+                    status_reason=service_attempt.status_reason,
+                    log_group=SAGEMAKER_LOG_GROUP if name else None,
+                    log_stream_name=None,
+                    log_url=_training_log_url(partition, region, name) if name else None,
+                    resource_arn=resource,
+                )
+            )
+        return result
+    if job.eks_attempts:
+        result = []
+        for number, eks_attempt in enumerate(job.eks_attempts, start=1):
+            started, stopped = _time(eks_attempt.started_at), _time(eks_attempt.stopped_at)
+            eks_containers = eks_attempt.containers + eks_attempt.init_containers
+            failed = [c for c in eks_containers if c.exit_code not in (None, 0) or c.reason]
+            candidates = failed or eks_containers
+            chosen = candidates[0] if candidates else None
+            result.append(
+                Attempt(
+                    number=number,
+                    started_at=started,
+                    stopped_at=stopped,
+                    duration_seconds=_seconds(started, stopped),
+                    exit_code=chosen.exit_code if chosen else None,
+                    reason=chosen.reason if chosen else None,
+                    status_reason=eks_attempt.status_reason,
+                    log_group=None,
+                    log_stream_name=None,
+                    log_url=None,
+                    resource_arn=eks_attempt.eks_cluster_arn,
+                )
+            )
+        return result
+    group = _log_group(job)
+    return [
+        _container_attempt(number, attempt, group, partition, region)
+        for number, attempt in enumerate(job.attempts, start=1)
+    ]
+
+
+def _training_log_url(partition: str, region: str, training_job_name: str) -> str:
+    # SageMaker names the streams "<training job>/algo-<n>-<epoch>": link the group, filtered.
+    return (
+        log_url(partition, region, SAGEMAKER_LOG_GROUP)
+        + "$3FlogStreamNameFilter$3D"
+        + _cw_escape(training_job_name)
+    )
+
+
+def _training_job_url(partition: str, region: str, arn: str) -> str:
+    name = arn.rsplit("/", 1)[-1]
+    return f"{_console_host(partition, region)}/sagemaker/home?region={region}#/jobs/{name}"
+
+
+def _batch_console_url(partition: str, region: str, job_id: str) -> str:
+    return f"{_console_host(partition, region)}/batch/home?region={region}#jobs/detail/{job_id}"
+
+
+# --- failure facts -------------------------------------------------------------------------
+
+
+def _failure_facts(
+    event_type: EventType, job: AnyJobDetail, attempts: list[Attempt]
+) -> failures.JobFacts:
+    retry = job.retry_strategy
+    strategy = failures.RetryStrategy(
+        attempts=retry.attempts if retry else None,
+        evaluate_on_exit=tuple(
+            failures.ExitRule(
+                action=rule.action or "",
+                on_status_reason=rule.on_status_reason,
+                on_reason=rule.on_reason,
+                on_exit_code=rule.on_exit_code,
+            )
+            for rule in (retry.evaluate_on_exit if retry else [])
+        ),
+    )
+    attempt_facts = tuple(
+        failures.AttemptFacts(
+            status_reason=attempt.status_reason,
+            container_reason=attempt.reason,
+            exit_code=attempt.exit_code,
+        )
+        for attempt in attempts
+    )
+    if isinstance(job, ServiceJobDetail):
+        return failures.JobFacts(
+            event_type=event_type.value,
+            status=job.status,
+            status_reason=job.status_reason,
+            attempts=attempt_facts,
+            is_terminated=bool(job.is_terminated),
+            is_service_job=True,
+            retry_strategy=strategy,
+            timeout_seconds=job.timeout_config.attempt_duration_seconds
+            if job.timeout_config
+            else None,
+        )
+    container = _primary_container(job)
+    return failures.JobFacts(
+        event_type=event_type.value,
+        status=job.status,
+        status_reason=job.status_reason,
+        attempts=attempt_facts,
+        container_reason=container.reason if container else None,
+        exit_code=container.exit_code if container else None,
+        is_cancelled=bool(job.is_cancelled),
+        is_terminated=bool(job.is_terminated),
+        retry_strategy=strategy,
+        memory_mib=_memory_mib(job),
+        image=_image(job),
+        timeout_seconds=job.timeout.attempt_duration_seconds if job.timeout else None,
+        depends_on=tuple(dep.job_id for dep in job.depends_on if dep.job_id),
+    )
+
+
+# --- the normaliser ------------------------------------------------------------------------
+
+
+def merge_detail(event_detail: Mapping[str, Any], described: Mapping[str, Any]) -> dict[str, Any]:
+    """The described job, overlaid with the event's own detail.
+
+    The event is the state at the transition it reports; the description (read later) fills in
+    what the event leaves out but must not move the record past that transition.
+    """
+    return {**described, **event_detail}
+
+
+def normalise(
+    event: BatchEvent,
+    described: Mapping[str, Any] | None = None,
+    *,
+    enrichment: Enrichment | None = None,
+    redactor: Redactor | None = None,
+    dependency: tuple[str, failures.FailureCategory | None] | None = None,
+) -> JobRecord:
+    """Build the JobRecord for one event.
+
+    `described` is the DescribeJobs/DescribeServiceJob entry for the job when the API returned
+    one; `enrichment` says how it was obtained (default: DESCRIBED when given, else EVENT_ONLY).
+    """
+    if described is not None:
+        job = job_detail(event.event_type, merge_detail(event.detail, described))
+    else:
+        job = event.job
+    if enrichment is None:
+        enrichment = Enrichment.DESCRIBED if described is not None else Enrichment.EVENT_ONLY
+    envelope = event.envelope
+    partition, region = _arn_partition_region(job.job_arn, envelope.region)
+    kind = _job_kind(job)
+    attempts = _attempts(job, partition, region)
+
+    created, started, stopped = _time(job.created_at), _time(job.started_at), _time(job.stopped_at)
+    first_start = attempts[0].started_at if attempts and attempts[0].started_at else started
+    retry_attempts = job.retry_strategy.attempts if job.retry_strategy else None
+    running_now = job.status in ("STARTING", "RUNNING")
+
+    facts = _failure_facts(event.event_type, job, attempts)
+    if dependency is not None:
+        facts = replace(facts, dependency_job_id=dependency[0], dependency_category=dependency[1])
+    failure = failures.classify(facts)
+
+    training_job_arn: str | None = None
+    if isinstance(job, ServiceJobDetail):
+        latest = job.latest_attempt.service_resource_id if job.latest_attempt else None
+        training_job_arn = latest.value if latest and latest.value else None
+        if training_job_arn is None and attempts:
+            training_job_arn = attempts[-1].resource_arn
+
+    logs_link = next((a.log_url for a in reversed(attempts) if a.log_url), None)
+    if logs_link is None and isinstance(job, JobDetail):
+        container = _primary_container(job)
+        if container is not None and container.log_stream_name:
+            logs_link = log_url(partition, region, _log_group(job), container.log_stream_name)
+    if logs_link is None and training_job_arn:
+        logs_link = _training_log_url(partition, region, training_job_arn.rsplit("/", 1)[-1])
+
+    array = job.array_properties if isinstance(job, JobDetail) else None
+    record = JobRecord(
+        event_type=event.event_type,
+        event_id=envelope.id,
+        event_time=envelope.time,
+        account=envelope.account,
+        region=envelope.region,
+        job_id=job.job_id,
+        job_arn=job.job_arn,
+        job_name=job.job_name,
+        job_queue=_queue_ref(job.job_queue),
+        job_definition=_job_definition_ref(job.job_definition)
+        if isinstance(job, JobDetail)
+        else None,
+        job_kind=kind,
+        array_index=array.index if array else None,
+        parent_job_id=_parent_job_id(job, kind),
+        array_size=array.size if array and array.size is not None else None,
+        array_status_summary=dict(array.status_summary) if array and array.status_summary else None,
+        service_job_type=job.service_job_type if isinstance(job, ServiceJobDetail) else None,
+        status=job.status,
+        status_reason=job.status_reason,
+        is_terminal=job.status in TERMINAL_STATUSES,
+        created_at=created,
+        started_at=started,
+        stopped_at=stopped,
+        queued_seconds=_seconds(created, first_start),
+        run_seconds=_seconds(started, stopped),
+        total_seconds=_seconds(created, stopped),
+        attempts=attempts,
+        attempts_used=len(attempts) + (1 if running_now else 0),
+        attempts_allowed=retry_attempts or 1,
+        failure=failure,
+        links=Links(
+            console=_batch_console_url(partition, region, job.job_id),
+            logs=logs_link,
+            training_job=_training_job_url(partition, region, training_job_arn)
+            if training_job_arn
+            else None,
+        ),
+        enrichment=enrichment,
+    )
+    return (redactor or Redactor()).redact_record(record)
