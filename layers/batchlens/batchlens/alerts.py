@@ -174,7 +174,7 @@ def email_text(record: JobRecord) -> str:
         lines += ["", "Attempts:"]
         for attempt in record.attempts:
             exit_code = "-" if attempt.exit_code is None else str(attempt.exit_code)
-            reason = attempt.reason or attempt.status_reason or ""
+            reason = " ".join((attempt.reason or attempt.status_reason or "").split())
             lines.append(
                 f"  #{attempt.number}  {_duration(attempt.duration_seconds):>10}  "
                 f"exit {exit_code:>4}  {reason}"

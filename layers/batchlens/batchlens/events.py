@@ -320,6 +320,18 @@ def _error_text(error: ValidationError) -> str:
     return "; ".join(problems) + more
 
 
+def _account_from(event: Mapping[str, Any]) -> str | None:
+    detail = event.get("detail")
+    arns = [detail.get("jobArn")] if isinstance(detail, Mapping) else []
+    resources = event.get("resources")
+    arns += list(resources) if isinstance(resources, list) else []
+    for arn in arns:
+        parts = arn.split(":") if isinstance(arn, str) else []
+        if len(parts) > 4 and parts[0] == "arn" and parts[4]:
+            return parts[4]
+    return None
+
+
 def parse_event(payload: str | bytes | Mapping[str, Any]) -> BatchEvent:
     """Parse one EventBridge event (JSON text or an already-decoded mapping).
 
@@ -335,6 +347,9 @@ def parse_event(payload: str | bytes | Mapping[str, Any]) -> BatchEvent:
         decoded = payload
     if not isinstance(decoded, Mapping):
         raise InvalidEvent(f"expected a JSON object, got {type(decoded).__name__}")
+    if "account" not in decoded:
+        # Some EventBridge stand-ins omit the account; the job's ARN names it.
+        decoded = {**decoded, "account": _account_from(decoded)}
     try:
         envelope = EventBridgeModel.model_validate(decoded)
     except ValidationError as exc:

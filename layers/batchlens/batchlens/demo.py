@@ -1,0 +1,296 @@
+"""`batchlens demo`: the real pipeline on this machine, with moto's server standing in for AWS.
+
+EventBridge → SQS → the real handler (functions/enrich/app.py) → DynamoDB and SNS, all on loopback.
+Sample events from events/ are sent with their times moved to now, so the history table reads like a
+live account's. Local tooling only: needs the dev dependencies (moto[server], pyyaml).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any, TextIO
+
+from batchlens import alerts, local
+from batchlens import template as cfn
+from batchlens.records import JobRecord
+
+#: The sample events the demo sends, in the order a busy account might produce them.
+DEMO_EVENTS = (
+    "job-running.json",
+    "job-succeeded.json",
+    "job-failed-oom.json",
+    "job-failed-spot.json",
+    "job-failed-image-pull.json",
+    "job-failed-app-error.json",
+    "array-child-failed.json",
+    "service-job-succeeded.json",
+    "service-job-failed.json",
+    "job-queue-blocked-capacity.json",
+)
+STACK_NAME = "batchlens-demo"
+_TIME_FIELDS = frozenset({"createdAt", "startedAt", "stoppedAt", "scheduledAt"})
+
+
+def repository_root() -> Path:
+    return cfn.default_template_path().parent
+
+
+def _state_file() -> Path:
+    return repository_root() / ".batchlens-demo" / "state.json"
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_for(port: int, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"the local AWS stand-in did not start on 127.0.0.1:{port}")
+
+
+def start_server(port: int, log_path: Path, detach: bool) -> subprocess.Popen[bytes]:
+    """moto's server on loopback only; detached when it must outlive this process."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = log_path.open("ab")
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module, fixed arguments
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=detach,
+    )
+    try:
+        _wait_for(port)
+    except RuntimeError:
+        process.kill()
+        raise
+    return process
+
+
+def shift_to_now(event: Mapping[str, Any], now_ms: int) -> dict[str, Any]:
+    """The event with every job timestamp moved so that its latest one is `now_ms`."""
+    latest = max(_timestamps(event["detail"]), default=now_ms)
+    offset = now_ms - latest
+
+    def move(value: Any, key: str | None = None) -> Any:
+        if isinstance(value, dict):
+            return {k: move(v, k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [move(item) for item in value]
+        if key in _TIME_FIELDS and isinstance(value, int):
+            return value + offset
+        return value
+
+    shifted = dict(event)
+    shifted["detail"] = move(event["detail"])
+    return shifted
+
+
+def _timestamps(value: Any, key: str | None = None) -> Iterator[int]:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _timestamps(v, k)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _timestamps(item)
+    elif key in _TIME_FIELDS and isinstance(value, int):
+        yield value
+
+
+def load_handler(root: Path) -> ModuleType:
+    """The enricher's real handler module, loaded from its CodeUri like `sam build` would."""
+    path = root / "functions" / "enrich" / "app.py"
+    spec = importlib.util.spec_from_file_location("batchlens_enricher_app", path)
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"cannot load the handler from {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _environment(endpoint_url: str) -> dict[str, str]:
+    return {
+        "AWS_ACCESS_KEY_ID": "demo",
+        "AWS_SECRET_ACCESS_KEY": "demo",
+        "AWS_DEFAULT_REGION": local.REGION,
+        "AWS_REGION": local.REGION,
+        "BATCHLENS_ENDPOINT_URL": endpoint_url,
+    }
+
+
+def deliver(
+    session: Any, stack: local.LocalStack, handler: ModuleType, max_batches: int = 50
+) -> tuple[int, int]:
+    """Drain the event queue through the handler as Lambda's SQS poller would."""
+    sqs = session.client("sqs", endpoint_url=stack.endpoint_url)
+    queue_arn = sqs.get_queue_attributes(
+        QueueUrl=stack.event_queue_url, AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    delivered = failed = 0
+    for _ in range(max_batches):
+        messages = sqs.receive_message(
+            QueueUrl=stack.event_queue_url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=1,
+            AttributeNames=["All"],
+        ).get("Messages", [])
+        if not messages:
+            break
+        response = handler.handler(local.sqs_event(messages, queue_arn), local.FakeLambdaContext())
+        failures = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
+        for message in messages:
+            if message["MessageId"] in failures:
+                failed += 1
+                continue
+            delivered += 1
+            sqs.delete_message(
+                QueueUrl=stack.event_queue_url, ReceiptHandle=message["ReceiptHandle"]
+            )
+    return delivered, failed
+
+
+def published_alerts(session: Any, stack: local.LocalStack) -> list[JobRecord]:
+    """What an SQS subscriber of the topic received: one JobRecord per alert."""
+    sqs = session.client("sqs", endpoint_url=stack.endpoint_url)
+    records = []
+    while True:
+        messages = sqs.receive_message(
+            QueueUrl=stack.alert_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+        ).get("Messages", [])
+        if not messages:
+            break
+        for message in messages:
+            envelope = json.loads(message["Body"])
+            records.append(JobRecord.model_validate(json.loads(envelope["Message"])))
+            sqs.delete_message(
+                QueueUrl=stack.alert_queue_url, ReceiptHandle=message["ReceiptHandle"]
+            )
+    return records
+
+
+def failed_jobs(session: Any, stack: local.LocalStack, day: str) -> list[dict[str, Any]]:
+    """Failed jobs of `day`, newest first, from the byDay index (the CLI's access pattern)."""
+    dynamodb = session.client("dynamodb", endpoint_url=stack.endpoint_url)
+    response = dynamodb.query(
+        TableName=stack.table_name,
+        IndexName="byDay",
+        KeyConditionExpression="gsi2pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"D#{day}#FAILED"}},
+        ScanIndexForward=False,
+    )
+    return [json.loads(item["record"]["S"]) for item in response.get("Items", [])]
+
+
+def run(*, keep_running: bool, port: int, out: TextIO) -> int:
+    import boto3
+
+    root = repository_root()
+    state_file = _state_file()
+    if state_file.exists():
+        state = json.loads(state_file.read_text())
+        print(
+            f"A demo stack is already running at {state['endpointUrl']}; "
+            "stop it first with `make demo-down`.",
+            file=out,
+        )
+        return 1
+    port = port or _free_port()
+    endpoint_url = f"http://127.0.0.1:{port}"
+    server = start_server(port, state_file.parent / "server.log", detach=keep_running)
+    try:
+        os.environ.update(_environment(endpoint_url))
+        # The handler's structured logs would drown the demo's output; warnings still show.
+        os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
+        session = boto3.Session(region_name=local.REGION)
+        stack = local.create_stack(session, endpoint_url=endpoint_url, name=STACK_NAME)
+        os.environ.update(stack.environment)
+
+        now_ms = int(time.time() * 1000)
+        events_dir = root / "events"
+        for name in DEMO_EVENTS:
+            event = json.loads((events_dir / name).read_text())
+            local.put_batch_event(session, endpoint_url, shift_to_now(event, now_ms))
+        print(
+            f"Sent {len(DEMO_EVENTS)} sample AWS Batch events through EventBridge "
+            f"(local stand-in at {endpoint_url}).",
+            file=out,
+        )
+
+        handler = load_handler(root)
+        delivered, failed = deliver(session, stack, handler)
+        print(f"Enricher processed {delivered} records ({failed} failed).\n", file=out)
+
+        records = published_alerts(session, stack)
+        print(f"=== {len(records)} alerts published to SNS, as the email reads ===\n", file=out)
+        for record in records:
+            print(f"Subject: {alerts.subject(record)}", file=out)
+            print("-" * 78, file=out)
+            print(alerts.email_text(record), file=out)
+            print("=" * 78 + "\n", file=out)
+
+        day = datetime.fromtimestamp(now_ms / 1000, tz=UTC).strftime("%Y-%m-%d")
+        print(f"=== Failed jobs in the history table ({stack.table_name}) ===", file=out)
+        for job in failed_jobs(session, stack, day):
+            failure = job.get("failure") or {}
+            print(
+                f"  {job['jobName']:<32} {job['jobQueue']['name']:<20} "
+                f"{failure.get('category', '-'):<24} {failure.get('summary', '')}",
+                file=out,
+            )
+        if keep_running:
+            state_file.write_text(
+                json.dumps(
+                    {
+                        "pid": server.pid,
+                        "endpointUrl": endpoint_url,
+                        "tableName": stack.table_name,
+                        "topicArn": stack.topic_arn,
+                        "eventQueueUrl": stack.event_queue_url,
+                    },
+                    indent=2,
+                )
+            )
+            print(
+                f"\nThe local stack keeps running at {endpoint_url}. Query it with:\n"
+                f"  export BATCHLENS_TABLE={stack.table_name} "
+                f"BATCHLENS_ENDPOINT_URL={endpoint_url}\n"
+                "Stop it with `make demo-down`.",
+                file=out,
+            )
+        return 0 if failed == 0 else 1
+    finally:
+        if not keep_running:
+            server.terminate()
+            server.wait(timeout=10)
+
+
+def stop(out: TextIO) -> int:
+    state_file = _state_file()
+    if not state_file.exists():
+        print("No demo stack is running.", file=out)
+        return 0
+    state = json.loads(state_file.read_text())
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(state["pid"], signal.SIGTERM)
+    state_file.unlink()
+    print(f"Stopped the demo stack at {state['endpointUrl']}.", file=out)
+    return 0
