@@ -218,11 +218,11 @@ def run(*, keep_running: bool, port: int, out: TextIO) -> int:
     server = start_server(port, state_file.parent / "server.log", detach=keep_running)
     try:
         os.environ.update(_environment(endpoint_url))
-        # The handler's structured logs would drown the demo's output; warnings still show.
-        os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
         session = boto3.Session(region_name=local.REGION)
         stack = local.create_stack(session, endpoint_url=endpoint_url, name=STACK_NAME)
         os.environ.update(stack.environment)
+        # The handler's structured logs would drown the demo's output; warnings still show.
+        os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
 
         now_ms = int(time.time() * 1000)
         events_dir = root / "events"

@@ -97,7 +97,10 @@ def create_stack(
         TopicArn=topic_arn,
         Protocol="sqs",
         Endpoint=_queue_arn(session, endpoint_url, alert_queue_url),
-        Attributes={"FilterPolicy": json.dumps({"alert": ["true"]})},
+        Attributes={
+            "FilterPolicy": json.dumps(cfn.subscription_filter_policy(template)),
+            "FilterPolicyScope": "MessageAttributes",
+        },
     )
 
     rule_name = f"{name}-batch-events"
@@ -107,16 +110,9 @@ def create_stack(
         Targets=[{"Id": "EventQueue", "Arn": _queue_arn(session, endpoint_url, queue_url)}],
     )
 
-    defaults = cfn.parameter_defaults(template)
-    environment = {
-        "TABLE_NAME": table_name,
-        "TOPIC_ARN": topic_arn,
-        "RETENTION_DAYS": defaults.get("RetentionDays", "90"),
-        "ALERT_ON": defaults.get("AlertOn", "FAILED,QUEUE_BLOCKED"),
-        "ALERT_ON_RETRIED_ATTEMPTS": defaults.get("AlertOnRetriedAttempts", "false"),
-        "ALERT_ON_DEPENDENCY_FAILURES": defaults.get("AlertOnDependencyFailures", "false"),
-        "LOG_TAIL_LINES": defaults.get("LogTailLines", "20"),
-    }
+    environment = cfn.resolve_environment(
+        template, {"HistoryTable": table_name, "AlertTopic": topic_arn}
+    )
     if endpoint_url:
         environment["BATCHLENS_ENDPOINT_URL"] = endpoint_url
     return LocalStack(
