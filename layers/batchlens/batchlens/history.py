@@ -151,10 +151,10 @@ class HistoryTable:
             ":updatedAt": _s(_iso(record.event_time)),
             ":expiresAt": _n(self._expires_at(record)),
         }
-        names = {"#version": "version", "#status": "status"}
+        names = {"#version": "version", "#status": "status", "#record": "record"}
         sets = [
             "#version = :version",
-            "record = :record",
+            "#record = :record",
             "#status = :status",
             "jobId = :jobId",
             "jobName = :jobName",
