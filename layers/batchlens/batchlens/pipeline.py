@@ -16,9 +16,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from batchlens import alerts
+from batchlens import alerts, rollup
 from batchlens.describe import Descriptions, describe_jobs, describe_service_jobs
 from batchlens.events import BatchEvent, InvalidEvent, parse_event
+from batchlens.failures import FailureCategory
 from batchlens.history import HistoryTable, WriteOutcome, version_of
 from batchlens.publish import AlertLedger, Claim, publish_alerts
 from batchlens.records import Enrichment, JobRecord, normalise
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
 
 logger = logging.getLogger("batchlens")
+DEPENDENCY_FAILED = FailureCategory.DEPENDENCY_FAILED
 
 #: Concurrent conditional writes within one batch (boto3 clients are thread-safe).
 WRITE_CONCURRENCY = 16
@@ -160,7 +162,12 @@ class Enricher:
                 continue
             by_job[outcome.record.job_id].append(outcome)
 
-        self._store(by_job)
+        # Children first, so a parent arriving in the same batch can read them back.
+        parents = {job: group for job, group in by_job.items() if self._is_parent(group)}
+        self._store({job: group for job, group in by_job.items() if job not in parents})
+        for group in parents.values():
+            self._roll_up(group)
+        self._store(parents)
         self._write_timeline([p for group in by_job.values() for p in group if p.error is None])
         result.publish_calls = self._alert(
             [p for group in by_job.values() for p in group], remaining_ms
@@ -175,7 +182,50 @@ class Enricher:
             enrichment = Enrichment.NOT_FOUND
         else:
             enrichment = Enrichment.EVENT_ONLY
-        return normalise(event, described, enrichment=enrichment, redactor=self.redactor)
+        record = normalise(event, described, enrichment=enrichment, redactor=self.redactor)
+        if record.failure is not None and record.failure.category is DEPENDENCY_FAILED:
+            dependency = self._failed_dependency(event)
+            if dependency is not None:
+                record = normalise(
+                    event,
+                    described,
+                    enrichment=enrichment,
+                    redactor=self.redactor,
+                    dependency=dependency,
+                )
+        return record
+
+    def _failed_dependency(self, event: BatchEvent) -> tuple[str, FailureCategory | None] | None:
+        """The dependency that failed (first found in the history), with its own category."""
+        job = event.job
+        depends_on = [d.job_id for d in getattr(job, "depends_on", []) if d.job_id]
+        for job_id in depends_on:
+            try:
+                stored = self.history.get_latest(job_id)
+            except Exception as exc:  # the alert still names the dependency without its cause
+                logger.warning("Dependency lookup failed", extra={"error": repr(exc)})
+                return job_id, None
+            if stored is not None and stored.record.get("status") == "FAILED":
+                category = (stored.record.get("failure") or {}).get("category")
+                return job_id, FailureCategory(category) if category else None
+        return (depends_on[0], None) if depends_on else None
+
+    @staticmethod
+    def _is_parent(group: list[Processed]) -> bool:
+        return any(p.record is not None and rollup.needs_rollup(p.record) for p in group)
+
+    def _roll_up(self, group: list[Processed]) -> None:
+        """A failed parent's failure explained by its failed children (byParent index)."""
+        for processed in group:
+            record = processed.record
+            if record is None or not rollup.needs_rollup(record):
+                continue
+            try:
+                children = list(self.history.children(record.job_id, status="FAILED"))
+            except Exception as exc:  # the parent still alerts, with its own counts
+                logger.warning("Children lookup failed", extra={"error": repr(exc)})
+                children = []
+            processed.record = rollup.apply_rollup(record, children)
 
     def _store(self, by_job: Mapping[str, list[Processed]]) -> None:
         """One conditional write per job: the newest of its events in this batch."""

@@ -1,0 +1,88 @@
+"""Roll-up of an array (or multi-node) job's children into its parent's one alert.
+
+Pure code. Children never alert one by one; when the parent reaches its final state, its `failure`
+says how many children failed out of how many, the top failure categories among them (read from the
+history's byParent index), and names one failed child as an example.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from batchlens.failures import Failure, FailureCategory
+from batchlens.records import JobKind, JobRecord
+
+PARENT_KINDS = frozenset({JobKind.ARRAY_PARENT, JobKind.MULTINODE_PARENT})
+TOP_CATEGORIES = 3
+
+
+def needs_rollup(record: JobRecord) -> bool:
+    """A parent in its final state whose children may explain it."""
+    return record.job_kind in PARENT_KINDS and record.is_terminal and record.status == "FAILED"
+
+
+def _category(child: Mapping[str, Any]) -> FailureCategory:
+    failure = child.get("failure") or {}
+    try:
+        return FailureCategory(failure.get("category", "UNKNOWN"))
+    except ValueError:
+        return FailureCategory.UNKNOWN
+
+
+def rollup_failure(record: JobRecord, failed_children: Iterable[Mapping[str, Any]]) -> Failure:
+    """The parent's failure, explained by its failed children (JobRecord JSON dicts)."""
+    children = list(failed_children)
+    summary_counts = record.array_status_summary or {}
+    total = record.array_size or sum(summary_counts.values()) or None
+    failed = summary_counts.get("FAILED") or len(children)
+    unit = "children" if record.job_kind is JobKind.ARRAY_PARENT else "nodes"
+    of_total = f"{failed}/{total}" if total else f"{failed}"
+
+    counts = Counter(_category(child) for child in children)
+    if not counts:
+        category = record.failure.category if record.failure else FailureCategory.UNKNOWN
+        return Failure(
+            category=category,
+            summary=f"{of_total} {unit} failed (their records are not in the history yet)",
+            detail=(record.failure.detail if record.failure else "")
+            + f" {unit.capitalize()} failed: {of_total}.",
+            retryable=record.failure.retryable if record.failure else False,
+            batch_will_retry=False,
+            next_step=f"Open a failed child in the Batch console: {record.links.console}",
+        )
+    top = counts.most_common(TOP_CATEGORIES)
+    category = top[0][0]
+    example = next(child for child in children if _category(child) is category)
+    example_failure = example.get("failure") or {}
+    label = (
+        f"child {example.get('arrayIndex')}"
+        if example.get("arrayIndex") is not None
+        else f"job {example.get('jobId')}"
+    )
+    breakdown = ", ".join(f"{cat.value} {n}" for cat, n in top)
+    others = len(counts) - len(top)
+    if others > 0:
+        breakdown += f", +{others} more categories"
+    summary = f"{of_total} {unit} failed: {breakdown}"
+    detail = (
+        f"{unit.capitalize()} by status: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(summary_counts.items()) if v)
+        + f". Example, {label} ({example.get('jobId')}): {example_failure.get('summary', '')}"
+    )
+    return Failure(
+        category=category,
+        summary=summary[:200],
+        detail=detail,
+        retryable=bool(example_failure.get("retryable", False)),
+        batch_will_retry=False,
+        next_step=(
+            f"{example_failure.get('nextStep', 'Look at the failed children.')} "
+            f"(example: {label}, logs: {(example.get('links') or {}).get('logs') or 'n/a'})"
+        ),
+    )
+
+
+def apply_rollup(record: JobRecord, failed_children: Iterable[Mapping[str, Any]]) -> JobRecord:
+    return record.model_copy(update={"failure": rollup_failure(record, failed_children)})

@@ -1,0 +1,178 @@
+"""Array and multi-node jobs alert once, through their parent, with their children's story."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from batchlens import local
+from batchlens.pipeline import Enricher, Message
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+PARENT = json.loads((EVENTS / "array-parent-failed.json").read_text())
+CHILD = json.loads((EVENTS / "array-child-failed.json").read_text())
+
+Stack = tuple[Enricher, local.LocalStack, Any]
+
+
+@pytest.fixture
+def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        session = boto3.Session(region_name="us-east-1")
+        created = local.create_stack(session)
+        enricher = Enricher(
+            created.settings(),
+            batch=session.client("batch"),
+            dynamodb=session.client("dynamodb"),
+            sns=session.client("sns"),
+        )
+        yield enricher, created, session
+
+
+def child_event(parent_id: str, index: int, *, failed: bool, exit_code: int = 2) -> dict[str, Any]:
+    event = copy.deepcopy(CHILD)
+    event["id"] = str(uuid.uuid4())
+    detail = event["detail"]
+    detail["jobId"] = f"{parent_id}:{index}"
+    detail["jobArn"] = detail["jobArn"].rsplit("/", 1)[0] + f"/{parent_id}:{index}"
+    detail["arrayProperties"] = {"index": index}
+    if failed:
+        detail["status"] = "FAILED"
+        detail["container"]["exitCode"] = exit_code
+        for attempt in detail.get("attempts", []):
+            attempt["container"]["exitCode"] = exit_code
+    else:
+        detail["status"] = "SUCCEEDED"
+        detail["statusReason"] = "Essential container in task exited"
+        detail["container"]["exitCode"] = 0
+        detail["container"].pop("reason", None)
+        for attempt in detail.get("attempts", []):
+            attempt["container"]["exitCode"] = 0
+            attempt["container"].pop("reason", None)
+    return event
+
+
+def parent_event(size: int, failed: int) -> dict[str, Any]:
+    event = copy.deepcopy(PARENT)
+    event["detail"]["arrayProperties"] = {
+        "size": size,
+        "statusSummary": {
+            "SUBMITTED": 0,
+            "PENDING": 0,
+            "RUNNABLE": 0,
+            "STARTING": 0,
+            "RUNNING": 0,
+            "SUCCEEDED": size - failed,
+            "FAILED": failed,
+        },
+    }
+    return event
+
+
+def published(session: Any, created: local.LocalStack) -> list[dict[str, Any]]:
+    sqs = session.client("sqs")
+    records = []
+    while True:
+        received = sqs.receive_message(QueueUrl=created.alert_queue_url, MaxNumberOfMessages=10)
+        if not received.get("Messages"):
+            return records
+        for message in received["Messages"]:
+            records.append(json.loads(json.loads(message["Body"])["Message"]))
+            sqs.delete_message(
+                QueueUrl=created.alert_queue_url, ReceiptHandle=message["ReceiptHandle"]
+            )
+
+
+def messages(events: list[dict[str, Any]]) -> list[Message]:
+    return [Message(str(uuid.uuid4()), json.dumps(event)) for event in events]
+
+
+def test_thousand_child_array_with_three_failures_alerts_once_with_counts_and_cause(
+    stack: Stack,
+) -> None:
+    # Given a 1000-child array job: 3 children fail (two exit 2, one OOM-killed), 60 succeed
+    enricher, created, session = stack
+    parent_id = PARENT["detail"]["jobId"]
+    children = [child_event(parent_id, i, failed=False) for i in range(60)]
+    children += [child_event(parent_id, 100 + i, failed=True) for i in range(2)]
+    oom = child_event(parent_id, 500, failed=True, exit_code=137)
+    oom_reason = "OutOfMemoryError: Container killed due to memory usage"
+    oom["detail"]["container"]["reason"] = oom_reason
+    oom["detail"]["attempts"][-1]["container"]["reason"] = oom_reason
+    children.append(oom)
+
+    # When the children arrive in batches of 100, then the parent's final FAILED event
+    for start in range(0, len(children), 100):
+        assert enricher.process(messages(children[start : start + 100])).failures == {}
+    result = enricher.process(messages([parent_event(1000, 3)]))
+
+    # Then exactly one alert went out: the parent's, saying 3/1000 failed and why
+    assert result.failures == {}
+    alerts = published(session, created)
+    assert [a["jobId"] for a in alerts] == [parent_id]
+    failure = alerts[0]["failure"]
+    assert failure["summary"].startswith("3/1000 children failed")
+    assert failure["category"] == "APPLICATION_ERROR"  # two of the three
+    assert "APPLICATION_ERROR 2" in failure["summary"]
+    assert "OUT_OF_MEMORY 1" in failure["summary"]
+    assert f"{parent_id}:10" in failure["detail"]  # one failed child named as an example
+
+
+def test_parent_in_the_same_batch_as_its_children_reads_them_back(stack: Stack) -> None:
+    # Given the parent's FAILED event arrives in the same batch as its failed children
+    enricher, created, session = stack
+    parent_id = PARENT["detail"]["jobId"]
+    batch = [parent_event(4, 2)] + [child_event(parent_id, i, failed=True) for i in range(2)]
+
+    # When the batch is processed
+    result = enricher.process(messages(batch))
+
+    # Then the parent alone alerts, and its summary counts the children stored just before it
+    assert result.failures == {}
+    alerts = published(session, created)
+    assert len(alerts) == 1
+    assert alerts[0]["failure"]["summary"].startswith("2/4 children failed: APPLICATION_ERROR 2")
+
+
+def test_failed_children_alone_never_alert(stack: Stack) -> None:
+    enricher, created, session = stack
+    parent_id = PARENT["detail"]["jobId"]
+    result = enricher.process(messages([child_event(parent_id, i, failed=True) for i in range(5)]))
+    assert result.failures == {}
+    assert published(session, created) == []
+
+
+def test_dependency_failure_names_the_dependency_and_its_category(stack: Stack) -> None:
+    # Given the OOM job failed and is in the history, and a job depending on it failed too
+    enricher, created, session = stack
+    oom = json.loads((EVENTS / "job-failed-oom.json").read_text())
+    dependent = json.loads((EVENTS / "job-failed-dependency.json").read_text())
+    enricher.process(messages([oom]))
+    published(session, created)
+
+    # When the dependent job's event is processed
+    result = enricher.process(messages([dependent]))
+
+    # Then its failure names the dependency and that dependency's own category, and (by default)
+    # it does not alert on its own
+    record = result.processed[0].record
+    assert record is not None and record.failure is not None
+    assert record.failure.category.value == "DEPENDENCY_FAILED"
+    text = record.failure.summary + " " + record.failure.next_step
+    assert oom["detail"]["jobId"] in text
+    assert "OUT_OF_MEMORY" in text
+    assert published(session, created) == []
