@@ -85,7 +85,7 @@ def parent_event(size: int, failed: int) -> dict[str, Any]:
 
 def published(session: Any, created: local.LocalStack) -> list[dict[str, Any]]:
     sqs = session.client("sqs")
-    records = []
+    records: list[dict[str, Any]] = []
     while True:
         received = sqs.receive_message(QueueUrl=created.alert_queue_url, MaxNumberOfMessages=10)
         if not received.get("Messages"):
@@ -170,7 +170,8 @@ def test_dependency_failure_names_the_dependency_and_its_category(stack: Stack) 
     # Then its failure names the dependency and that dependency's own category, and (by default)
     # it does not alert on its own
     record = result.processed[0].record
-    assert record is not None and record.failure is not None
+    assert record is not None
+    assert record.failure is not None
     assert record.failure.category.value == "DEPENDENCY_FAILED"
     text = record.failure.summary + " " + record.failure.next_step
     assert oom["detail"]["jobId"] in text
