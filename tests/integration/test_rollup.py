@@ -17,8 +17,8 @@ from batchlens import local
 from batchlens.pipeline import Enricher, Message
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
-PARENT = json.loads((EVENTS / "array-parent-failed.json").read_text())
-CHILD = json.loads((EVENTS / "array-child-failed.json").read_text())
+PARENT: dict[str, Any] = json.loads((EVENTS / "array-parent-failed.json").read_text())
+CHILD: dict[str, Any] = json.loads((EVENTS / "array-child-failed.json").read_text())
 
 Stack = tuple[Enricher, local.LocalStack, Any]
 
@@ -44,7 +44,7 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
 
 
 def child_event(parent_id: str, index: int, *, failed: bool, exit_code: int = 2) -> dict[str, Any]:
-    event = copy.deepcopy(CHILD)
+    event: dict[str, Any] = copy.deepcopy(CHILD)
     event["id"] = str(uuid.uuid4())
     detail = event["detail"]
     detail["jobId"] = f"{parent_id}:{index}"
@@ -67,7 +67,7 @@ def child_event(parent_id: str, index: int, *, failed: bool, exit_code: int = 2)
 
 
 def parent_event(size: int, failed: int) -> dict[str, Any]:
-    event = copy.deepcopy(PARENT)
+    event: dict[str, Any] = copy.deepcopy(PARENT)
     event["detail"]["arrayProperties"] = {
         "size": size,
         "statusSummary": {
