@@ -335,16 +335,14 @@ def _exit_code_text(exit_code: int) -> str:
 # --- matching one piece of evidence -----------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Match:
+class _Match(NamedTuple):
     category: FailureCategory
     text: str  # the normalised evidence (for a JobStateTimeLimit cancel: the embedded reason)
-    source: str  # which field, in words
-    time_limit: bool = False  # cancelled by the job queue's jobStateTimeLimitActions
+    time_limit: bool = False  # ended by the job queue's jobStateTimeLimitActions
 
 
-def _match(text: str, field: EvidenceField | None) -> tuple[FailureCategory, str, bool] | None:
-    """(category, matched text, via JobStateTimeLimit) for normalised text, or None."""
+def _match(text: str, field: EvidenceField | None) -> _Match | None:
+    """The first rule of `_RULES` (for that field) matching normalised text, or None."""
     if not text:
         return None
     if field is not EvidenceField.CONTAINER_REASON:
@@ -353,11 +351,11 @@ def _match(text: str, field: EvidenceField | None) -> tuple[FailureCategory, str
             embedded = (limit.group("reason") or "").strip()
             inner = _match(embedded, field)
             if inner is None:
-                return FailureCategory.CANCELLED, embedded or text, True
-            return inner[0], inner[1], True
+                return _Match(FailureCategory.CANCELLED, embedded or text, time_limit=True)
+            return inner._replace(time_limit=True)
     for rule in _RULES:
         if (field is None or field in rule.fields) and rule.pattern.search(text):
-            return rule.category, text, False
+            return _Match(rule.category, text)
     return None
 
 
@@ -367,7 +365,7 @@ def categorize(reason_text: str | None, field: EvidenceField | None = None) -> F
     `field` restricts the table to the rules for that field (None tries every rule).
     """
     found = _match(_normalise(reason_text), field)
-    return found[0] if found else FailureCategory.UNKNOWN
+    return found.category if found else FailureCategory.UNKNOWN
 
 
 # --- reading the facts ------------------------------------------------------------------------
@@ -415,54 +413,44 @@ def _evidence(facts: JobFacts) -> _Evidence:
     )
 
 
-def _texts(facts: JobFacts, evidence: _Evidence) -> Iterator[tuple[EvidenceField, str, str]]:
-    """(field, source in words, normalised text), most specific first."""
+def _texts(facts: JobFacts, evidence: _Evidence) -> Iterator[tuple[EvidenceField, str]]:
+    """(field, normalised text) of the evidence present, most specific first."""
     status_field = (
         EvidenceField.SERVICE_STATUS_REASON if facts.is_service_job else EvidenceField.STATUS_REASON
     )
-    sources = (
-        (EvidenceField.CONTAINER_REASON, "container reason", evidence.container_reason),
-        (status_field, "attempt status reason", evidence.attempt_status_reason),
-        (status_field, "status reason", evidence.job_status_reason),
-    )
-    for field, source, raw in sources:
+    for field, raw in (
+        (EvidenceField.CONTAINER_REASON, evidence.container_reason),
+        (status_field, evidence.attempt_status_reason),
+        (status_field, evidence.job_status_reason),
+    ):
         text = _normalise(raw)
         if text:
-            yield field, source, text
+            yield field, text
 
 
 def _decide(facts: JobFacts, evidence: _Evidence) -> _Match | None:
     """The evidence that decides the category; None leaves it to the exit code."""
-    matches: list[_Match] = []
-    for field, source, text in _texts(facts, evidence):
-        found = _match(text, field)
-        if found:
-            matches.append(_Match(found[0], found[1], source, found[2]))
-    # What the user must fix outranks "it was cancelled": the queue's time limit, a failed
-    # dependency, or Batch's own timeout.
+    matches = [found for field, text in _texts(facts, evidence) if (found := _match(text, field))]
+    first = matches[0] if matches else None
+    never_ran = not facts.attempts
+    cancelled = facts.is_cancelled or facts.is_terminated
+    if not cancelled and (first is None or first.category is not FailureCategory.CANCELLED):
+        if first is None and never_ran and facts.dependency_job_id:
+            return _Match(FailureCategory.DEPENDENCY_FAILED, _normalise(facts.status_reason))
+        return first
+    # A cancel: what the user must fix outranks it (the queue's time limit, a failed
+    # dependency, or Batch's own timeout).
     for candidate in matches:
         if candidate.time_limit or candidate.category in (
             FailureCategory.DEPENDENCY_FAILED,
             FailureCategory.TIMEOUT,
         ):
             return candidate
-    first = matches[0] if matches else None
-    never_ran = not facts.attempts and (
-        first is None or first.category is FailureCategory.CANCELLED
-    )
-    if facts.dependency_job_id and never_ran:
-        text = _normalise(facts.status_reason) or f"dependency {facts.dependency_job_id} failed"
-        return _Match(FailureCategory.DEPENDENCY_FAILED, text, "status reason")
-    if facts.is_cancelled or facts.is_terminated:
-        # The reason given to CancelJob/TerminateJob lands in the job's statusReason.
-        for source, raw in (
-            ("status reason", evidence.job_status_reason),
-            ("attempt status reason", evidence.attempt_status_reason),
-        ):
-            if _normalise(raw):
-                return _Match(FailureCategory.CANCELLED, _normalise(raw), source)
-        return _Match(FailureCategory.CANCELLED, "", "status reason")
-    return first
+    if never_ran and facts.dependency_job_id:
+        return _Match(FailureCategory.DEPENDENCY_FAILED, _normalise(facts.status_reason))
+    # The reason given to CancelJob/TerminateJob lands in the job's statusReason.
+    reason = _normalise(evidence.job_status_reason) or _normalise(evidence.attempt_status_reason)
+    return _Match(FailureCategory.CANCELLED, reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -712,20 +700,21 @@ def _resource_initialization_words(text: str, shown: str, attempt: str | None) -
     )
 
 
-def _misconfiguration_words(text: str, facts: JobFacts) -> _Words:
+def _misconfiguration_words(text: str, facts: JobFacts, attempt: str | None) -> _Words:
     found = _MISCONFIGURATION_CODE.match(text)
     code = (found.group(1) or found.group(2)).upper() if found else ""
     if code in _MISCONFIGURATIONS:
         meaning, step = _MISCONFIGURATIONS[code]
-        return _Words(f"Misconfiguration ({code}): {meaning}", step)
+        return _Words(f"Misconfiguration ({code}): {meaning}{_on(attempt)}", step)
     if facts.is_service_job:
         return _Words(
-            f"Misconfiguration: SageMaker rejected the training job: {_clip(text, 120)}",
+            f"Misconfiguration: SageMaker rejected the training job{_on(attempt)}: "
+            f"{_clip(text, 120)}",
             "Fix the training job request: the SageMaker error names the bad parameter, "
             "S3 location or permission",
         )
     return _Words(
-        f"Misconfiguration: {_clip(text, 150)}",
+        f"Misconfiguration{_on(attempt)}: {_clip(text, 150)}",
         "Fix the job queue, compute environment or job definition setting the reason names",
     )
 
@@ -782,7 +771,7 @@ def _words(facts: JobFacts, assessment: _Assessment, attempt: str | None) -> _Wo
     shown = _clip(_strip_error_name(text), 130)
     match category:
         case FailureCategory.OUT_OF_MEMORY:
-            if facts.memory_mib:
+            if facts.memory_mib and facts.memory_mib > 0:
                 return _Words(
                     f"Out of memory: the container used more than its {facts.memory_mib} MiB"
                     f"{_on(attempt)}",
@@ -796,15 +785,15 @@ def _words(facts: JobFacts, assessment: _Assessment, attempt: str | None) -> _Wo
         case FailureCategory.HOST_TERMINATED:
             return _host_words(text, evidence, attempt)
         case FailureCategory.TIMEOUT:
-            limit = (
-                f"the {facts.timeout_seconds} s job timeout"
-                if facts.timeout_seconds
-                else "the job timeout"
+            seconds = (
+                facts.timeout_seconds
+                if facts.timeout_seconds and facts.timeout_seconds > 0
+                else None
             )
-            who = attempt or "the attempt"
-            now = f" (now {facts.timeout_seconds} s)" if facts.timeout_seconds else ""
+            limit = f"the {seconds} s job timeout" if seconds else "the job timeout"
+            now = f" (now {seconds} s)" if seconds else ""
             return _Words(
-                f"Timed out: {who} ran longer than {limit}",
+                f"Timed out: {attempt or 'the attempt'} ran longer than {limit}",
                 f"Raise the job timeout{now} or make the job faster",
             )
         case FailureCategory.IMAGE_PULL:
@@ -845,9 +834,9 @@ def _words(facts: JobFacts, assessment: _Assessment, attempt: str | None) -> _Wo
         case FailureCategory.CANCELLED:
             verb = "Terminated" if facts.is_terminated and not facts.is_cancelled else "Cancelled"
             return _Words(
-                f"{verb}: {_clip(text, 150)}"
+                f"{verb}{_on(attempt)}: {_clip(text, 150)}"
                 if text
-                else f"{verb} by a CancelJob/TerminateJob call",
+                else f"{verb} by a CancelJob/TerminateJob call{_on(attempt)}",
                 "Nothing to fix if it was meant; otherwise find who stopped it "
                 "(CloudTrail CancelJob/TerminateJob) and resubmit",
             )
@@ -863,11 +852,11 @@ def _words(facts: JobFacts, assessment: _Assessment, attempt: str | None) -> _Wo
                 step = "Use another ML instance type or wait: SageMaker has no capacity for it now"
             else:
                 step = "Allow more instance types / AZs in the compute environment or wait"
-            return _Words(f"Not enough capacity: {_clip(text, 150)}", step)
+            return _Words(f"Not enough capacity: {_clip(text, 150)}{_on(attempt)}", step)
         case FailureCategory.MISCONFIGURATION:
-            return _misconfiguration_words(text, facts)
+            return _misconfiguration_words(text, facts, attempt)
         case _:
-            seen = next((text for _, _, text in _texts(facts, evidence)), "")
+            seen = next((text for _, text in _texts(facts, evidence)), "")
             if not seen:
                 return _exit_words(evidence.exit_code, attempt)
             code = "" if evidence.exit_code is None else f" ({_exit_code_text(evidence.exit_code)})"
