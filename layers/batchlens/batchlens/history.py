@@ -139,16 +139,13 @@ class HistoryTable:
         """
         version = version_of(record)
         body = record_json if record_json is not None else json.dumps(record.to_json_dict())
+        # Only what a key, an index or a filter needs lives outside `record`: every clause of
+        # the update expression costs parsing time on each write.
         attributes: dict[str, AttributeValueTypeDef] = {
             ":version": _s(version),
             ":record": _s(body),
             ":status": _s(record.status),
-            ":jobId": _s(record.job_id),
-            ":jobName": _s(record.job_name),
             ":jobQueue": _s(record.job_queue.name),
-            ":jobKind": _s(record.job_kind.value),
-            ":eventType": _s(record.event_type.value),
-            ":updatedAt": _s(_iso(record.event_time)),
             ":expiresAt": _n(self._expires_at(record)),
         }
         names = {"#version": "version", "#status": "status", "#record": "record"}
@@ -156,12 +153,7 @@ class HistoryTable:
             "#version = :version",
             "#record = :record",
             "#status = :status",
-            "jobId = :jobId",
-            "jobName = :jobName",
             "jobQueue = :jobQueue",
-            "jobKind = :jobKind",
-            "eventType = :eventType",
-            "updatedAt = :updatedAt",
             f"{TTL_ATTRIBUTE} = :expiresAt",
         ]
         removes = []
@@ -171,9 +163,6 @@ class HistoryTable:
             sets.append("category = :category")
         else:
             removes.append("category")
-        if record.job_definition is not None:
-            attributes[":jobDefinition"] = _s(record.job_definition.name)
-            sets.append("jobDefinition = :jobDefinition")
         for key, value in index_keys(record).items():
             attributes[f":{key}"] = _s(value)
             sets.append(f"{key} = :{key}")
@@ -311,6 +300,83 @@ class HistoryTable:
             IndexName="byParent", KeyConditionExpression=condition, ExpressionAttributeValues=values
         ):
             yield json.loads(item["record"]["S"])
+
+    def query_latest(
+        self,
+        index_name: str,
+        key_condition: str,
+        values: Mapping[str, AttributeValueTypeDef],
+        *,
+        names: Mapping[str, str] | None = None,
+        filter_expression: str | None = None,
+        newest_first: bool = True,
+        page_size: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Latest items of one index query, as plain values with `record` decoded.
+
+        Lazy: the next page is asked for only when the caller reads past the current one, so a
+        caller that stops early issues no further Query calls.
+        """
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": index_name,
+            "KeyConditionExpression": key_condition,
+            "ExpressionAttributeValues": dict(values),
+            "ScanIndexForward": not newest_first,
+        }
+        if names:
+            request["ExpressionAttributeNames"] = dict(names)
+        if filter_expression:
+            request["FilterExpression"] = filter_expression
+        if page_size:
+            request["Limit"] = page_size
+        while True:
+            response = self._client.query(**request)
+            for item in response.get("Items", []):
+                plain = _plain_item(item)
+                if isinstance(plain.get("record"), str):
+                    plain["record"] = json.loads(plain["record"])
+                yield plain
+            last_key = response.get("LastEvaluatedKey")
+            if not last_key:
+                return
+            request["ExclusiveStartKey"] = last_key
+
+    def stored_versions(self, job_ids: Iterable[str]) -> dict[str, str]:
+        """The version of each job's latest item (jobs the table does not hold are absent).
+
+        BatchGetItem, 100 keys a call, only the `version` attribute: far cheaper than a
+        conditional write that fails, for callers that rewrite many jobs the table already has.
+        """
+        distinct = list(dict.fromkeys(job_ids))
+        found: dict[str, str] = {}
+        for start in range(0, len(distinct), 100):
+            keys: list[Any] = [
+                {"pk": _s(job_pk(job_id)), "sk": _s(LATEST_SK)}
+                for job_id in distinct[start : start + 100]
+            ]
+            for attempt in range(8):
+                response = self._client.batch_get_item(
+                    RequestItems={
+                        self.table_name: {
+                            "Keys": keys,
+                            "ProjectionExpression": "pk, #v",
+                            "ExpressionAttributeNames": {"#v": "version"},
+                        }
+                    }
+                )
+                for item in response.get("Responses", {}).get(self.table_name, []):
+                    found[item["pk"]["S"].removeprefix("JOB#")] = item["version"]["S"]
+                keys = list(
+                    response.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", [])
+                )
+                if not keys:
+                    break
+                # UnprocessedKeys means throttling: back off before asking again.
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+            else:
+                raise RuntimeError(f"BatchGetItem left {len(keys)} keys unprocessed")
+        return found
 
     def _query(self, **kwargs: Any) -> Iterable[dict[str, AttributeValueTypeDef]]:
         paginator = self._client.get_paginator("query")

@@ -20,7 +20,7 @@ from batchlens import alerts, rollup
 from batchlens.describe import Descriptions, describe_jobs, describe_service_jobs
 from batchlens.events import BatchEvent, InvalidEvent, parse_event
 from batchlens.failures import FailureCategory
-from batchlens.history import HistoryTable, WriteOutcome, version_of
+from batchlens.history import BATCH_WRITE_MAX, HistoryTable, WriteOutcome, version_of
 from batchlens.publish import AlertLedger, Claim, publish_alerts
 from batchlens.records import Enrichment, JobRecord, normalise
 from batchlens.redact import Redactor
@@ -138,11 +138,13 @@ class Enricher:
             try:
                 parsed.append((outcome, parse_event(message.body)))
             except InvalidEvent as exc:
-                outcome.error, outcome.poison = f"invalid event: {exc}", True
+                # The reason may quote the input (a detail-type, a source): mask it like a record.
+                reason = self.redactor.text(str(exc))[0]
+                outcome.error, outcome.poison = f"invalid event: {reason}", True
                 logger.error(
                     "Poison record: %s",
-                    exc,
-                    extra={"message_id": message.message_id, "reason": str(exc)},
+                    reason,
+                    extra={"message_id": message.message_id, "reason": reason},
                 )
 
         descriptions = self.describe([event for _, event in parsed])
@@ -153,8 +155,9 @@ class Enricher:
             try:
                 outcome.record = self._normalise(event, descriptions)
             except InvalidEvent as exc:
-                outcome.error, outcome.poison = f"invalid event: {exc}", True
-                logger.error("Poison record: %s", exc, extra={"message_id": outcome.message_id})
+                reason = self.redactor.text(str(exc))[0]
+                outcome.error, outcome.poison = f"invalid event: {reason}", True
+                logger.error("Poison record: %s", reason, extra={"message_id": outcome.message_id})
                 continue
             except Exception as exc:  # a bug must fail this record only, loudly
                 outcome.error = f"normalise failed: {exc!r}"
@@ -261,19 +264,25 @@ class Enricher:
             future.result()
 
     def _write_timeline(self, stored: list[Processed]) -> None:
+        """Timeline items, 25 a call, the calls concurrently."""
         records = [_record(p) for p in stored if p.write is not WriteOutcome.STALE]
-        try:
-            unwritten = {id(r) for r in self.history.put_transitions(records)}
-        except Exception as exc:
-            unwritten = {id(r) for r in records}
-            logger.warning("Timeline write failed", extra={"error": repr(exc)})
+
+        def write(chunk: list[JobRecord]) -> set[int]:
+            try:
+                return {id(r) for r in self.history.put_transitions(chunk)}
+            except Exception as exc:
+                logger.warning("Timeline write failed", extra={"error": repr(exc)})
+                return {id(r) for r in chunk}
+
+        chunks = [records[i : i + BATCH_WRITE_MAX] for i in range(0, len(records), BATCH_WRITE_MAX)]
+        unwritten: set[int] = set().union(*self._pool.map(write, chunks))
         for processed in stored:
             if id(processed.record) in unwritten:
                 processed.error = "timeline write failed"
 
     def _alert(self, candidates: list[Processed], remaining_ms: int | None) -> int:
         """Publish the alerts of fresh (or redelivered) transitions, each exactly once."""
-        owned: dict[str, tuple[alerts.Alert, list[Processed]]] = {}
+        wanted: dict[str, tuple[alerts.Alert, list[Processed]]] = {}
         for processed in candidates:
             record = processed.record
             if (
@@ -284,41 +293,45 @@ class Enricher:
             ):
                 continue
             key = json.dumps(alerts.alert_key(record), sort_keys=True)
-            if key in owned:
-                owned[key][1].append(processed)  # the same alert twice in one batch
+            if key in wanted:
+                wanted[key][1].append(processed)  # the same alert twice in one batch
                 continue
-            alert = alerts.build_alert(record)
+            wanted[key] = (alerts.build_alert(record), [processed])
+
+        def claim(alert: alerts.Alert) -> Claim | Exception:
             try:
-                claim = self.ledger.claim(alert, remaining_ms)
+                return self.ledger.claim(alert, remaining_ms)
             except Exception as exc:
-                processed.error = f"alert ledger failed: {exc!r}"
+                return exc
+
+        owned: dict[str, tuple[alerts.Alert, list[Processed]]] = {}
+        claims = self._pool.map(claim, [alert for alert, _ in wanted.values()])
+        for (key, (alert, group)), outcome in zip(wanted.items(), claims, strict=True):
+            if outcome is Claim.CLAIMED:
+                owned[key] = (alert, group)
                 continue
-            if claim is Claim.DONE:
-                continue
-            if claim is Claim.BUSY:
-                processed.error = "alert is being published by another invocation"
-                continue
-            owned[key] = (alert, [processed])
+            for processed in group:
+                if isinstance(outcome, Exception):
+                    processed.error = f"alert ledger failed: {outcome!r}"
+                elif outcome is Claim.BUSY:
+                    processed.error = "alert is being published by another invocation"
         if not owned or not self.settings.topic_arn:
             return 0
 
-        def published(alert: alerts.Alert, message_id: str) -> None:
-            try:
-                self.ledger.complete(alert, message_id)
-            except Exception as exc:  # the alert went out; a redelivery would re-send it
-                logger.warning("Could not mark alert sent", extra={"error": repr(exc)})
-
+        sent: list[tuple[alerts.Alert, str]] = []
         try:
             result = publish_alerts(
                 self._sns,
                 self.settings.topic_arn,
                 [alert for alert, _ in owned.values()],
-                on_published=published,
+                on_published=lambda alert, message_id: sent.append((alert, message_id)),
             )
         except Exception as exc:
             for alert, group in owned.values():
                 self._release(alert, exc, group, f"publish failed: {exc!r}")
             return 1
+        finally:
+            list(self._pool.map(lambda item: self._complete(*item), sent))
         by_alert = {id(alert): group for alert, group in owned.values()}
         for alert in result.published:
             for processed in by_alert[id(alert)]:
@@ -326,6 +339,12 @@ class Enricher:
         for alert, reason in result.failed:
             self._release(alert, RuntimeError(reason), by_alert[id(alert)], f"publish: {reason}")
         return result.calls
+
+    def _complete(self, alert: alerts.Alert, message_id: str) -> None:
+        try:
+            self.ledger.complete(alert, message_id)
+        except Exception as exc:  # the alert went out; a redelivery would re-send it
+            logger.warning("Could not mark alert sent", extra={"error": repr(exc)})
 
     def _release(
         self, alert: alerts.Alert, error: Exception, group: list[Processed], reason: str

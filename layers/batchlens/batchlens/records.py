@@ -133,6 +133,8 @@ class JobRecord(RecordModel):
     links: Links
     enrichment: Enrichment
     redacted: int = 0
+    #: Last lines of the latest attempt's log (secrets masked), set only on alerting failures.
+    log_excerpt: list[str] | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
         """The public JSON form: camelCase keys, ISO times, absent values as null."""
@@ -173,8 +175,9 @@ def _console_host(partition: str, region: str) -> str:
 
 
 def _cw_escape(value: str) -> str:
-    # The CloudWatch console's fragment encoding: URL-encode twice, then '%' becomes '$'.
-    return quote(quote(value, safe=""), safe="").replace("%", "$")
+    # The CloudWatch console's fragment encoding: URL-encode twice, then '%' becomes '$'
+    # (encoding an encoded string only turns each '%' into '%25', so one pass does it).
+    return quote(value, safe="").replace("%", "$25")
 
 
 def log_url(partition: str, region: str, group: str, stream: str | None = None) -> str:
@@ -470,6 +473,23 @@ def _failure_facts(
 
 # --- the normaliser ------------------------------------------------------------------------
 
+#: What changes as a job moves on: only the event says where the job was at its transition
+#: (a RUNNING event leaves `stoppedAt` out; a later description must not fill it in).
+_PROGRESS_KEYS = frozenset(
+    {
+        "status",
+        "statusReason",
+        "attempts",
+        "eksAttempts",
+        "latestAttempt",
+        "scheduledAt",
+        "startedAt",
+        "stoppedAt",
+        "isCancelled",
+        "isTerminated",
+    }
+)
+
 
 def merge_detail(event_detail: Mapping[str, Any], described: Mapping[str, Any]) -> dict[str, Any]:
     """The described job, overlaid with the event's own detail.
@@ -477,7 +497,8 @@ def merge_detail(event_detail: Mapping[str, Any], described: Mapping[str, Any]) 
     The event is the state at the transition it reports; the description (read later) fills in
     what the event leaves out but must not move the record past that transition.
     """
-    return {**described, **event_detail}
+    static = {key: value for key, value in described.items() if key not in _PROGRESS_KEYS}
+    return {**static, **event_detail}
 
 
 def normalise(

@@ -17,12 +17,11 @@ if TYPE_CHECKING:
 MASK = "****"
 
 #: Parts of a variable name that mark its value as secret.
-SECRET_NAME = (
-    r"[A-Za-z0-9_.-]*"  # noqa: S105 - a pattern of names, not a password
-    r"(?:PASSW(?:OR)?D|PASSPHRASE|PWD|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL"
-    r"|AUTH_?KEY|SESSION_?KEY|SIGNING_?KEY|CLIENT_?KEY)"
-    r"[A-Za-z0-9_.-]*"
+_SECRET_WORDS = (  # noqa: S105 - a pattern of names, not a password
+    r"(?:PASSW(?:OR)?D|PASSPHRASE|PWD|SECRET|TOKEN|API[_-]?KEY|ACCESS[_-]?KEY|PRIVATE[_-]?KEY"
+    r"|CREDENTIAL|AUTH[_-]?KEY|SESSION[_-]?KEY|SIGNING[_-]?KEY|CLIENT[_-]?KEY)"
 )
+SECRET_NAME = r"[A-Za-z0-9_.-]*" + _SECRET_WORDS + r"[A-Za-z0-9_.-]*"
 
 # Credential shapes, masked wherever they appear. Each pattern masks its whole match.
 _CREDENTIAL_PATTERNS: tuple[re.Pattern[str], ...] = (
@@ -41,18 +40,28 @@ _CREDENTIAL_PATTERNS: tuple[re.Pattern[str], ...] = (
 )
 # user:password@host in URLs: only the password is masked.
 _URL_PASSWORD = re.compile(
-    r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]+:)(?P<secret>[^\s@/]+)(?=@)"
+    r"(?<![a-zA-Z0-9+.-])(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]+:)(?P<secret>[^\s@/]+)(?=@)"
 )
 # NAME=value, --name value, --name=value, "name": "value" with a secret-looking name. A bare
-# "name: value" is prose too often ("registry auth: execution failed") to be masked.
+# "name: value" is prose too often ("registry auth: execution failed") to be masked. A match starts
+# only where a name can start: trying every position inside a long token is quadratic.
 _NAMED_VALUE = re.compile(
-    r"(?P<head>(?:(?P<flag>--?)(?P<fname>" + SECRET_NAME + r")(?:\s*=\s*|\s+)"
+    r"(?<![A-Za-z0-9_.-])(?P<head>(?:(?P<flag>--?)(?P<fname>" + SECRET_NAME + r")(?:\s*=\s*|\s+)"
     r"|(?P<qname>[\"'](?:" + SECRET_NAME + r")[\"'])\s*:\s*"
     r"|(?P<name>" + SECRET_NAME + r")\s*=\s*)"
     r"[\"']?)(?P<secret>[^\s\"',;&]+)",
     re.IGNORECASE,
 )
 _SECRET_NAME = re.compile(r"^" + SECRET_NAME + r"$", re.IGNORECASE)
+
+
+#: One scan that every secret above must trip (a superset of the patterns): a secret-looking
+#: name, a credential prefix, a private-key header, or a URL with user info.
+_MAYBE_SECRET = re.compile(
+    _SECRET_WORDS + r"|PRIVATE KEY|AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA|ABIA|ACCA"
+    r"|eyJ|xox[abposr]-|hooks\.slack\.com|gh[pousr]_|github_pat_|glpat-|sk-|://[^\s/@]+:[^\s@/]+@",
+    re.IGNORECASE,
+)
 
 
 class Redactor:
@@ -66,6 +75,8 @@ class Redactor:
 
     def text(self, value: str) -> tuple[str, int]:
         """Return `value` with secrets masked, and how many were masked."""
+        if not _MAYBE_SECRET.search(value):
+            return value, 0  # the common case: one cheap scan instead of every pattern
         count = 0
 
         def named(match: re.Match[str]) -> str:

@@ -1,0 +1,1 @@
+"""Benchmarks of batchlens against a naive per-event enricher (`make bench`)."""

@@ -1,0 +1,495 @@
+"""`make bench`: batchlens against the naive per-event enricher, in one run, on moto.
+
+Writes bench/results.json (the figures issue 7 names), bench/results.md (a table for the README)
+and bench/batch-time.png (batch wall time against batch size). Every AWS call goes through a
+botocore `before-call` hook that adds a fixed simulated round trip and counts calls per operation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from moto import mock_aws
+
+from batchlens import local
+from batchlens.pipeline import Enricher, Message
+from bench import pricing, workload
+from bench.naive import NaiveEnricher
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench"
+BATCH_SERVICES = ("batch",)
+GSI_COUNT_LATEST = 3  # byQueueStatus, byDay, byName (byParent only for children)
+STACK_MEMORY_MB = 256  # EnricherMemorySize default in template.yaml
+
+
+@dataclass
+class CallMeter:
+    """Counts AWS calls per operation and adds a fixed simulated round trip to each."""
+
+    latency_s: float
+    calls: Counter[str] = field(default_factory=Counter)
+
+    def __call__(self, event_name: str, **_: Any) -> None:
+        # event_name: before-call.<service>.<Operation>
+        _, service, operation = event_name.split(".", 2)
+        self.calls[f"{service}.{operation}"] += 1
+        if self.latency_s:
+            time.sleep(self.latency_s)
+
+    def attach(self, client: Any) -> Any:
+        client.meta.events.register("before-call", self)
+        return client
+
+    def total(self, prefix: str = "") -> int:
+        return sum(n for op, n in self.calls.items() if op.startswith(prefix))
+
+
+def _env() -> None:
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": local.REGION,
+            "POWERTOOLS_LOG_LEVEL": "CRITICAL",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+        }
+    )
+
+
+def _batches(events: list[dict[str, Any]], size: int) -> Iterator[list[str]]:
+    bodies = [json.dumps(event) for event in events]
+    for start in range(0, len(bodies), size):
+        yield bodies[start : start + size]
+
+
+@contextmanager
+def _stack() -> Iterator[tuple[boto3.Session, local.LocalStack]]:
+    with mock_aws():
+        session = boto3.Session(region_name=local.REGION)
+        yield session, local.create_stack(session, name=f"bench-{uuid.uuid4().hex[:6]}")
+
+
+def _batchlens(session: boto3.Session, stack: local.LocalStack, meter: CallMeter) -> Enricher:
+    from batchlens.aws import client_config
+
+    settings = stack.settings()
+    config = client_config(settings)
+    return Enricher(
+        settings,
+        batch=meter.attach(session.client("batch", config=config)),
+        dynamodb=meter.attach(session.client("dynamodb", config=config)),
+        sns=meter.attach(session.client("sns", config=config)),
+    )
+
+
+def _naive(session: boto3.Session, stack: local.LocalStack, meter: CallMeter) -> NaiveEnricher:
+    return NaiveEnricher(
+        meter.attach(session.client("batch")),
+        meter.attach(session.client("dynamodb")),
+        meter.attach(session.client("sns")),
+        stack.table_name,
+        stack.topic_arn,
+    )
+
+
+def run_batchlens(events: list[dict[str, Any]], size: int, latency: float) -> dict[str, Any]:
+    meter = CallMeter(latency)
+    times: list[float] = []
+    outcomes: Counter[str] = Counter()
+    with _stack() as (session, stack):
+        enricher = _batchlens(session, stack, meter)
+        for bodies in _batches(events, size):
+            messages = [Message(str(i), body) for i, body in enumerate(bodies)]
+            started = time.perf_counter()
+            result = enricher.process(messages, remaining_ms=60_000)
+            times.append(time.perf_counter() - started)
+            outcomes["failed"] += len(result.failures)
+            outcomes["alerted"] += sum(1 for p in result.processed if p.alerted)
+    return {"times": times, "calls": dict(meter.calls), "outcomes": dict(outcomes)}
+
+
+def run_naive(events: list[dict[str, Any]], size: int, latency: float) -> dict[str, Any]:
+    meter = CallMeter(latency)
+    times: list[float] = []
+    with _stack() as (session, stack):
+        naive = _naive(session, stack, meter)
+        for bodies in _batches(events, size):
+            started = time.perf_counter()
+            naive.process(bodies)
+            times.append(time.perf_counter() - started)
+    return {"times": times, "calls": dict(meter.calls)}
+
+
+def _median_subprocess(code: str, runs: int) -> float:
+    samples = []
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "functions" / "enrich")])}
+    for _ in range(runs):
+        output = subprocess.run(  # noqa: S603 - our interpreter, our code
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+        ).stdout
+        samples.append(float(output.strip().splitlines()[-1]))
+    return statistics.median(samples)
+
+
+COLD_HANDLER = """
+import time
+t = time.perf_counter()
+import app
+app.enricher()
+print(time.perf_counter() - t)
+"""
+COLD_BASELINE = """
+import time
+t = time.perf_counter()
+import boto3
+from botocore.config import Config
+session = boto3.session.Session()
+clients = [session.client(s, config=Config(retries={"mode": "standard"}))
+           for s in ("batch", "dynamodb", "sns")]
+print(time.perf_counter() - t)
+"""
+
+
+def cold_start(runs: int) -> dict[str, float]:
+    handler = _median_subprocess(COLD_HANDLER, runs)
+    baseline = _median_subprocess(COLD_BASELINE, runs)
+    return {"handlerSeconds": handler, "boto3Seconds": baseline, "ratio": handler / baseline}
+
+
+def cpu_per_event(events: list[dict[str, Any]]) -> dict[str, float]:
+    from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+
+    from batchlens import alerts
+    from batchlens.events import parse_event
+    from batchlens.records import normalise
+
+    bodies = [json.dumps(event) for event in events]
+    # Warm both paths once (pydantic builds validators lazily), then measure CPU time.
+    normalise(parse_event(bodies[0]))
+    EventBridgeModel.model_validate(json.loads(bodies[0]))
+    started = time.process_time()
+    for body in bodies:
+        record = normalise(parse_event(body))
+        alerts.build_alert(record)
+    full = time.process_time() - started
+    started = time.process_time()
+    for body in bodies:
+        EventBridgeModel.model_validate(json.loads(body))
+    envelope = time.process_time() - started
+    return {
+        "batchlensMicroseconds": full / len(bodies) * 1e6,
+        "envelopeMicroseconds": envelope / len(bodies) * 1e6,
+        "ratio": full / envelope,
+    }
+
+
+PEAK_RSS = """
+import json, resource, sys, boto3
+sys.path.insert(0, {handler_dir!r})
+from batchlens import local
+from bench import workload
+events = workload.build({events}).events
+session = boto3.Session(region_name=local.REGION)
+stack = local.create_stack(session, endpoint_url={endpoint!r}, name="rss")
+import os
+os.environ.update(stack.environment)
+import app
+from batchlens.local import FakeLambdaContext, sqs_event
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+for start in range(0, len(events), 100):
+    messages = [
+        {{"MessageId": str(i), "ReceiptHandle": "r", "Body": json.dumps(e)}}
+        for i, e in enumerate(events[start:start + 100])
+    ]
+    app.handler(sqs_event(messages, "arn:aws:sqs:us-east-1:123456789012:q"), FakeLambdaContext())
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def peak_rss(events: int) -> float:
+    """Peak RSS of a handler process over the workload; moto runs in its own process."""
+    from batchlens.demo import _free_port, start_server
+
+    port = _free_port()
+    server = start_server(port, OUT / ".moto-server.log", detach=False)
+    try:
+        code = PEAK_RSS.format(
+            handler_dir=str(ROOT / "functions" / "enrich"),
+            events=events,
+            endpoint=f"http://127.0.0.1:{port}",
+        )
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "BATCHLENS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        }
+        output = subprocess.run(  # noqa: S603 - our interpreter, our code
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+        ).stdout
+        return float(output.strip().splitlines()[-1])
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        (OUT / ".moto-server.log").unlink(missing_ok=True)
+
+
+def _record_kib(events: list[dict[str, Any]]) -> float:
+    from batchlens.events import parse_event
+    from batchlens.records import normalise
+
+    sizes = [len(json.dumps(normalise(parse_event(e)).to_json_dict())) for e in events[:500]]
+    return statistics.mean(sizes) / 1024
+
+
+def projection(
+    per_event: dict[str, float], batch_seconds: float, naive_event_seconds: float, kib: float
+) -> dict[str, Any]:
+    """1,000,000 events at batch size 100: calls, capacity and a list-price estimate."""
+    events = 1_000_000
+    invocations = events // 100
+    gb = STACK_MEMORY_MB / 1024
+    write_unit = math.ceil(kib)  # an item of `kib` KiB costs ceil(kib) WRU per table/GSI write
+
+    def writes(calls: dict[str, float], gsis: int) -> float:
+        latest = calls.get("dynamodb.UpdateItem", 0) * write_unit * (1 + gsis)
+        naive_puts = calls.get("dynamodb.PutItem", 0) * write_unit
+        timeline = calls.get("timelineItems", 0)  # ~1 KiB each
+        return (latest + naive_puts + timeline) * events
+
+    def cost(gb_seconds: float, requests: int, wru: float, publishes: float) -> float:
+        return (
+            gb_seconds * pricing.LAMBDA_PER_GB_SECOND
+            + requests / 1e6 * pricing.LAMBDA_PER_MILLION_REQUESTS
+            + wru / 1e6 * pricing.DYNAMODB_PER_MILLION_WRITE_UNITS
+            + publishes / 1e6 * pricing.SNS_PER_MILLION_PUBLISHES
+        )
+
+    ours = per_event["batchlens"]
+    naive = per_event["naive"]
+    ours_gb_s = invocations * batch_seconds * gb
+    naive_gb_s = invocations * 100 * naive_event_seconds * gb
+    ours_wru = writes(ours, GSI_COUNT_LATEST)
+    naive_wru = writes(naive, 0)
+    ours_pub = ours.get("sns.PublishBatchEntries", 0) * events
+    naive_pub = naive.get("sns.Publish", 0) * events
+    # Step Functions Express, one workflow per event: 3 SDK tasks (describe, put, publish).
+    sfn_seconds = 3 * 0.05  # three service integrations at ~50 ms each
+    sfn = {
+        "invocations": events,
+        "batchApiCalls": events,
+        "dynamodbWriteUnits": events * write_unit,
+        "snsPublishes": events,
+        "lambdaGbSeconds": 0,
+        "costUsd": round(
+            events / 1e6 * pricing.STEP_FUNCTIONS_EXPRESS_PER_MILLION_REQUESTS
+            + events * sfn_seconds * 0.0625 * pricing.STEP_FUNCTIONS_EXPRESS_PER_GB_SECOND
+            + events * write_unit / 1e6 * pricing.DYNAMODB_PER_MILLION_WRITE_UNITS
+            + events / 1e6 * pricing.SNS_PER_MILLION_PUBLISHES,
+            2,
+        ),
+    }
+    return {
+        "events": events,
+        "batchSize": 100,
+        "memoryMb": STACK_MEMORY_MB,
+        "batchlens": {
+            "invocations": invocations,
+            "batchApiCalls": round(ours.get("batch", 0) * events),
+            "dynamodbWriteUnits": round(ours_wru),
+            "snsPublishes": round(ours_pub),
+            "lambdaGbSeconds": round(ours_gb_s, 1),
+            "costUsd": round(cost(ours_gb_s, invocations, ours_wru, ours_pub), 2),
+        },
+        "naive": {
+            "invocations": invocations,
+            "batchApiCalls": round(naive.get("batch", 0) * events),
+            "dynamodbWriteUnits": round(naive_wru),
+            "snsPublishes": round(naive_pub),
+            "lambdaGbSeconds": round(naive_gb_s, 1),
+            "costUsd": round(cost(naive_gb_s, invocations, naive_wru, naive_pub), 2),
+        },
+        "stepFunctionsExpress": sfn,
+        "assumptions": (
+            f"Lambda at {STACK_MEMORY_MB} MB billed for the measured batch time; records of "
+            f"{kib:.1f} KiB cost ceil(size) write units per table and GSI write; latest items "
+            f"appear in {GSI_COUNT_LATEST} GSIs; Step Functions Express at 64 MB for "
+            f"{sfn_seconds:.2f} s per event; list prices in bench/pricing.py, no free tier."
+        ),
+    }
+
+
+def per_event_rates(calls: dict[str, int], events: int) -> dict[str, float]:
+    rates: dict[str, float] = {op: n / events for op, n in calls.items()}
+    rates["batch"] = sum(n for op, n in calls.items() if op.startswith("batch.")) / events
+    return rates
+
+
+def plot(sizes: list[int], ours: list[float], naive: list[float], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.2), dpi=120)
+    axes.plot(sizes, naive, marker="o", label="naive (per event: describe, put, publish)")
+    axes.plot(sizes, ours, marker="o", label="batchlens")
+    axes.set_xlabel("SQS batch size (records)")
+    axes.set_ylabel("batch wall time (s), 10 ms per AWS call")
+    axes.set_title("Batch wall time against batch size")
+    axes.grid(True, alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--latency-ms", type=float, default=10.0)
+    parser.add_argument("--cold-runs", type=int, default=7)
+    parser.add_argument(
+        "--naive-events",
+        type=int,
+        default=0,
+        help="events for the naive run (default: all; it makes 3 calls per event)",
+    )
+    args = parser.parse_args(argv)
+    _env()
+    latency = args.latency_ms / 1000
+    load = workload.build(args.events)
+    events = load.events
+    print(f"workload: {len(events)} events, {load.jobs} jobs ({load.failed_jobs} failed), {load.mix}")
+
+    ours = run_batchlens(events, 100, latency)
+    naive_events = events[: args.naive_events or len(events)]
+    naive = run_naive(naive_events, 100, latency)
+    ours_total = sum(ours["calls"].values())
+    naive_total = sum(naive["calls"].values())
+    paired = len(naive["times"])
+    speedup = sum(naive["times"]) / sum(ours["times"][:paired])
+
+    sizes = [10, 25, 50, 100]
+    sample = events[:400]
+    ours_by_size = [statistics.median(run_batchlens(sample, s, latency)["times"]) for s in sizes]
+    naive_by_size = [
+        statistics.median(run_naive(sample[: s * 2], s, latency)["times"]) for s in sizes
+    ]
+    plot(sizes, ours_by_size, naive_by_size, OUT / "batch-time.png")
+
+    cold = cold_start(args.cold_runs)
+    cpu = cpu_per_event(events)
+    rss = peak_rss(args.events)
+    ours_rates = per_event_rates(ours["calls"], len(events))
+    ours_rates["sns.PublishBatchEntries"] = ours["outcomes"].get("alerted", 0) / len(events)
+    ours_rates["timelineItems"] = 1.0
+    naive_rates = per_event_rates(naive["calls"], len(naive_events))
+    results = {
+        "apiCallsPerEvent": {
+            "batchlens": round(ours_total / len(events), 4),
+            "naive": round(naive_total / len(naive_events), 4),
+        },
+        "describeCallsPer1000Events": round(ours_rates["batch"] * 1000, 2),
+        "batchWallSpeedup": round(speedup, 2),
+        "coldStartRatio": round(cold["ratio"], 3),
+        "cpuPerEventRatio": round(cpu["ratio"], 2),
+        "peakRssMiB": round(rss, 1),
+        "projection": projection(
+            {"batchlens": ours_rates, "naive": naive_rates},
+            statistics.mean(ours["times"]),
+            sum(naive["times"]) / len(naive_events),
+            _record_kib(events),
+        ),
+        "details": {
+            "events": len(events),
+            "naiveEvents": len(naive_events),
+            "jobs": load.jobs,
+            "failedJobs": load.failed_jobs,
+            "mix": load.mix,
+            "latencyMs": args.latency_ms,
+            "callsPerOperation": {"batchlens": ours["calls"], "naive": naive["calls"]},
+            "batchSeconds": {
+                "batchlensMedian": round(statistics.median(ours["times"]), 4),
+                "naiveMedian": round(statistics.median(naive["times"]), 4),
+            },
+            "batchTimeBySize": {
+                "sizes": sizes,
+                "batchlens": [round(t, 4) for t in ours_by_size],
+                "naive": [round(t, 4) for t in naive_by_size],
+            },
+            "coldStart": {k: round(v, 4) for k, v in cold.items()},
+            "cpuPerEvent": {k: round(v, 2) for k, v in cpu.items()},
+            "alerts": ours["outcomes"].get("alerted", 0),
+            "recordFailures": ours["outcomes"].get("failed", 0),
+            "python": sys.version.split()[0],
+        },
+    }
+    (OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (OUT / "results.md").write_text(markdown(results))
+    print(markdown(results))
+    return 0
+
+
+TARGETS: dict[str, tuple[str, Callable[[dict[str, Any]], float], float]] = {
+    "apiCallsPerEvent.batchlens": ("≤", lambda r: r["apiCallsPerEvent"]["batchlens"], 1.15),
+    "describeCallsPer1000Events": ("≤", lambda r: r["describeCallsPer1000Events"], 15),
+    "batchWallSpeedup": ("≥", lambda r: r["batchWallSpeedup"], 10),
+    "coldStartRatio": ("≤", lambda r: r["coldStartRatio"], 1.35),
+    "peakRssMiB": ("≤", lambda r: r["peakRssMiB"], 128),
+    "cpuPerEventRatio": ("≤", lambda r: r["cpuPerEventRatio"], 8),
+}
+
+
+def markdown(results: dict[str, Any]) -> str:
+    lines = ["| Figure | Measured | Target | Met |", "|---|---|---|---|"]
+    naive = results["apiCallsPerEvent"]["naive"]
+    for name, (sign, get, target) in TARGETS.items():
+        value = get(results)
+        met = value <= target if sign == "≤" else value >= target
+        lines.append(f"| `{name}` | {value} | {sign} {target} | {'yes' if met else '**no**'} |")
+    ours = results["apiCallsPerEvent"]["batchlens"]
+    third = "yes" if ours <= naive / 3 else "**no**"
+    lines.append(f"| `apiCallsPerEvent.naive` | {naive} | batchlens ≤ a third | {third} |")
+    p = results["projection"]
+    lines += [
+        "",
+        "Projection for 1,000,000 events (batch size 100):",
+        "",
+        "| Design | Invocations | Batch API calls | DynamoDB WRU | SNS publishes | "
+        "Lambda GB-s | Cost (USD) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for key, label in (
+        ("batchlens", "batchlens"),
+        ("naive", "naive enricher"),
+        ("stepFunctionsExpress", "Step Functions Express per event"),
+    ):
+        row = p[key]
+        lines.append(
+            f"| {label} | {row['invocations']:,} | {row['batchApiCalls']:,} | "
+            f"{row['dynamodbWriteUnits']:,} | {row['snsPublishes']:,} | "
+            f"{row['lambdaGbSeconds']:,} | {row['costUsd']} |"
+        )
+    lines += ["", f"_{p['assumptions']}_", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
