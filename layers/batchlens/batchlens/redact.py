@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 MASK = "****"
 
 #: Parts of a variable name that mark its value as secret.
-_SECRET_WORDS = (  # noqa: S105 - a pattern of names, not a password
-    r"(?:PASSW(?:OR)?D|PASSPHRASE|PWD|SECRET|TOKEN|API[_-]?KEY|ACCESS[_-]?KEY|PRIVATE[_-]?KEY"
+# A pattern of names, not a password:
+_SECRET_WORDS = (
+    r"(?:PASSW(?:OR)?D|PASSPHRASE|PWD|SECRET|TOKEN|API[_-]?KEY|ACCESS[_-]?KEY|PRIVATE[_-]?KEY"  # noqa: S105
     r"|CREDENTIAL|AUTH[_-]?KEY|SESSION[_-]?KEY|SIGNING[_-]?KEY|CLIENT[_-]?KEY)"
 )
 SECRET_NAME = r"[A-Za-z0-9_.-]*" + _SECRET_WORDS + r"[A-Za-z0-9_.-]*"
