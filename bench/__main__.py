@@ -141,7 +141,7 @@ def _median_subprocess(code: str, runs: int) -> float:
     samples = []
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "functions" / "enrich")])}
     for _ in range(runs):
-        output = subprocess.run(  # noqa: S603 - our interpreter, our code
+        output = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
         ).stdout
         samples.append(float(output.strip().splitlines()[-1]))
@@ -201,53 +201,63 @@ def cpu_per_event(events: list[dict[str, Any]]) -> dict[str, float]:
 
 
 PEAK_RSS = """
-import json, resource, sys, boto3
+import json, os, resource, sys, boto3
 sys.path.insert(0, {handler_dir!r})
 from batchlens import local
-from bench import workload
-events = workload.build({events}).events
 session = boto3.Session(region_name=local.REGION)
 stack = local.create_stack(session, endpoint_url={endpoint!r}, name="rss")
-import os
 os.environ.update(stack.environment)
 import app
 from batchlens.local import FakeLambdaContext, sqs_event
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-for start in range(0, len(events), 100):
-    messages = [
-        {{"MessageId": str(i), "ReceiptHandle": "r", "Body": json.dumps(e)}}
-        for i, e in enumerate(events[start:start + 100])
-    ]
+def batches(path):
+    batch = []
+    with open(path) as lines:
+        for number, line in enumerate(lines):
+            batch.append({{"MessageId": str(number), "ReceiptHandle": "r", "Body": line}})
+            if len(batch) == 100:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
+for messages in batches({events_path!r}):
     app.handler(sqs_event(messages, "arn:aws:sqs:us-east-1:123456789012:q"), FakeLambdaContext())
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
 
 
-def peak_rss(events: int) -> float:
-    """Peak RSS of a handler process over the workload; moto runs in its own process."""
+def peak_rss(events: list[dict[str, Any]]) -> float:
+    """Peak RSS of a handler process fed the workload 100 records at a time, as Lambda would.
+
+    moto runs in its own process so that its tables are not counted.
+    """
+    import tempfile
+
     from batchlens.demo import _free_port, start_server
 
     port = _free_port()
     server = start_server(port, OUT / ".moto-server.log", detach=False)
-    try:
-        code = PEAK_RSS.format(
-            handler_dir=str(ROOT / "functions" / "enrich"),
-            events=events,
-            endpoint=f"http://127.0.0.1:{port}",
-        )
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "BATCHLENS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-        }
-        output = subprocess.run(  # noqa: S603 - our interpreter, our code
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
-        ).stdout
-        return float(output.strip().splitlines()[-1])
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        (OUT / ".moto-server.log").unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        events_path = Path(scratch) / "events.jsonl"
+        events_path.write_text("".join(json.dumps(event) + "\n" for event in events))
+        try:
+            code = PEAK_RSS.format(
+                handler_dir=str(ROOT / "functions" / "enrich"),
+                events_path=str(events_path),
+                endpoint=f"http://127.0.0.1:{port}",
+            )
+            env = {
+                **os.environ,
+                "PYTHONPATH": str(ROOT),
+                "BATCHLENS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+            }
+            output = subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+            ).stdout
+            return float(output.strip().splitlines()[-1])
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+            (OUT / ".moto-server.log").unlink(missing_ok=True)
 
 
 def _record_kib(events: list[dict[str, Any]]) -> float:
@@ -376,7 +386,8 @@ def main(argv: list[str] | None = None) -> int:
     latency = args.latency_ms / 1000
     load = workload.build(args.events)
     events = load.events
-    print(f"workload: {len(events)} events, {load.jobs} jobs ({load.failed_jobs} failed), {load.mix}")
+    print(f"workload: {len(events)} events, {load.jobs} jobs ({load.failed_jobs} failed)")
+    print(f"event mix: {load.mix}")
 
     ours = run_batchlens(events, 100, latency)
     naive_events = events[: args.naive_events or len(events)]
@@ -396,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
 
     cold = cold_start(args.cold_runs)
     cpu = cpu_per_event(events)
-    rss = peak_rss(args.events)
+    rss = peak_rss(events)
     ours_rates = per_event_rates(ours["calls"], len(events))
     ours_rates["sns.PublishBatchEntries"] = ours["outcomes"].get("alerted", 0) / len(events)
     ours_rates["timelineItems"] = 1.0

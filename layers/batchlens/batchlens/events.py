@@ -48,8 +48,13 @@ class InvalidEvent(ValueError):
 class AwsShape(BaseModel):
     """Base of every model of an AWS shape: camelCase names, unknown fields ignored."""
 
+    # defer_build: validators are built on first use, not at import (cold start).
     model_config = ConfigDict(
-        extra="ignore", frozen=True, populate_by_name=True, alias_generator=to_camel
+        extra="ignore",
+        frozen=True,
+        populate_by_name=True,
+        alias_generator=to_camel,
+        defer_build=True,
     )
 
 

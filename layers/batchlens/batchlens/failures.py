@@ -51,7 +51,10 @@ class FailureCategory(StrEnum):
 class Failure(BaseModel):
     """The `failure` object of a JobRecord (serialised by the caller with `by_alias=True`)."""
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True, alias_generator=to_camel)
+    # defer_build: validators are built on first use, not at import (cold start).
+    model_config = ConfigDict(
+        frozen=True, populate_by_name=True, alias_generator=to_camel, defer_build=True
+    )
 
     category: FailureCategory
     summary: str

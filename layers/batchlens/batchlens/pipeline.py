@@ -12,16 +12,16 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from batchlens import alerts, rollup
+from batchlens import alerts, logtail, rollup
 from batchlens.describe import Descriptions, describe_jobs, describe_service_jobs
 from batchlens.events import BatchEvent, InvalidEvent, parse_event
 from batchlens.failures import FailureCategory
 from batchlens.history import BATCH_WRITE_MAX, HistoryTable, WriteOutcome, version_of
-from batchlens.publish import AlertLedger, Claim, publish_alerts
+from batchlens.publish import Claim, publish_alerts
 from batchlens.records import Enrichment, JobRecord, normalise
 from batchlens.redact import Redactor
 from batchlens.settings import Settings
@@ -29,7 +29,10 @@ from batchlens.settings import Settings
 if TYPE_CHECKING:
     from mypy_boto3_batch import BatchClient
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_logs import CloudWatchLogsClient
     from mypy_boto3_sns import SNSClient
+
+    from batchlens.publish import AlertLedger
 
 logger = logging.getLogger("batchlens")
 DEPENDENCY_FAILED = FailureCategory.DEPENDENCY_FAILED
@@ -86,14 +89,26 @@ class Enricher:
         batch: BatchClient,
         dynamodb: DynamoDBClient,
         sns: SNSClient,
+        logs: CloudWatchLogsClient | None = None,
     ) -> None:
         self.settings = settings
         self._batch = batch
         self._sns = sns
+        self._logs = logs  # None: alerts go out without log excerpts
         self.history = HistoryTable(dynamodb, settings.table_name, settings.retention_days)
-        self.ledger = AlertLedger(dynamodb, settings.table_name)
+        self._dynamodb = dynamodb
+        self._ledger: AlertLedger | None = None
         self.redactor = Redactor(settings.redact_allowlist)
         self._pool = ThreadPoolExecutor(max_workers=WRITE_CONCURRENCY)
+
+    @property
+    def ledger(self) -> AlertLedger:
+        """Built on the first alert: most batches publish none, so cold starts skip it."""
+        if self._ledger is None:
+            from batchlens.publish import AlertLedger
+
+            self._ledger = AlertLedger(self._dynamodb, self.settings.table_name)
+        return self._ledger
 
     # --- phases ------------------------------------------------------------------------
 
@@ -317,6 +332,7 @@ class Enricher:
                     processed.error = "alert is being published by another invocation"
         if not owned or not self.settings.topic_arn:
             return 0
+        owned = self._with_log_excerpts(owned, remaining_ms)
 
         sent: list[tuple[alerts.Alert, str]] = []
         try:
@@ -339,6 +355,25 @@ class Enricher:
         for alert, reason in result.failed:
             self._release(alert, RuntimeError(reason), by_alert[id(alert)], f"publish: {reason}")
         return result.calls
+
+    def _with_log_excerpts(
+        self, owned: dict[str, tuple[alerts.Alert, list[Processed]]], remaining_ms: int | None
+    ) -> dict[str, tuple[alerts.Alert, list[Processed]]]:
+        """Quote failed jobs' last log lines in the alerts about to go out (never blocks them)."""
+        lines, logs = self.settings.log_tail_lines, self._logs
+        if logs is None or (remaining_ms is not None and remaining_ms < logtail.MIN_REMAINING_MS):
+            return owned
+        futures = {
+            key: self._pool.submit(logtail.fetch_excerpt, logs, alert.record, lines, self.redactor)
+            for key, (alert, _) in owned.items()
+            if logtail.wants_excerpt(alert.record, lines)
+        }
+        done, _ = wait(futures.values(), timeout=logtail.FETCH_TIMEOUT_SECONDS)
+        quoted = dict(owned)
+        for key, future in futures.items():
+            if future in done and future.exception() is None and future.result().log_excerpt:
+                quoted[key] = (alerts.build_alert(future.result()), owned[key][1])
+        return quoted
 
     def _complete(self, alert: alerts.Alert, message_id: str) -> None:
         try:

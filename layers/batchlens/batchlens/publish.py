@@ -14,20 +14,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyItemAlreadyExistsError,
-    IdempotencyItemNotFoundError,
-)
-from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
-from aws_lambda_powertools.utilities.idempotency.persistence.dynamodb import (
-    DynamoDBPersistenceLayer,
-)
-
 from batchlens.alerts import SNS_MAX_BYTES, Alert
 from batchlens.history import ALERT_PK, TTL_ATTRIBUTE
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sns.type_defs import PublishBatchRequestEntryTypeDef
@@ -54,6 +45,12 @@ class AlertLedger:
     """Which alerts have been published (Powertools Idempotency records in the history table)."""
 
     def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        # Imported here: only invocations that publish pay for Powertools Idempotency.
+        from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+        from aws_lambda_powertools.utilities.idempotency.persistence.dynamodb import (
+            DynamoDBPersistenceLayer,
+        )
+
         self._store = DynamoDBPersistenceLayer(
             table_name=table_name,
             key_attr="pk",
@@ -74,6 +71,11 @@ class AlertLedger:
         )
 
     def claim(self, alert: Alert, remaining_time_in_millis: int | None) -> Claim:
+        from aws_lambda_powertools.utilities.idempotency.exceptions import (
+            IdempotencyItemAlreadyExistsError,
+            IdempotencyItemNotFoundError,
+        )
+
         try:
             self._store.save_inprogress(
                 data=dict(alert.key), remaining_time_in_millis=remaining_time_in_millis or 60_000

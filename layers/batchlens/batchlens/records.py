@@ -61,8 +61,13 @@ class Enrichment(StrEnum):
 
 
 class RecordModel(BaseModel):
+    # defer_build: validators are built on first use, not at import (cold start).
     model_config = ConfigDict(
-        frozen=True, populate_by_name=True, alias_generator=to_camel, extra="ignore"
+        frozen=True,
+        populate_by_name=True,
+        alias_generator=to_camel,
+        extra="ignore",
+        defer_build=True,
     )
 
 
