@@ -12,6 +12,8 @@ from typing import Any
 
 import boto3
 import pytest
+from moto import mock_aws
+
 from batchlens.settings import ALERTABLE, Settings
 from batchlens.template import (
     default_template_path,
@@ -26,7 +28,6 @@ from batchlens.template import (
     table_create_kwargs,
     table_ttl_attribute,
 )
-from moto import mock_aws
 
 Template = dict[str, Any]
 

@@ -1,0 +1,99 @@
+"""Contract tests for the Slack notifier's part of template.yaml: created only with a webhook
+secret, subscribed to alerting publishes only, least privilege, and its own dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from batchlens.settings import Settings
+from batchlens.template import default_template_path, load_template
+
+Template = dict[str, Any]
+SLACK_RESOURCES = ("SlackDeadLetterQueue", "SlackNotifierFunction", "SlackNotifierLogGroup")
+
+
+@pytest.fixture(scope="module")
+def template() -> Template:
+    return load_template(default_template_path())
+
+
+def props(template: Template, logical_id: str) -> dict[str, Any]:
+    found: dict[str, Any] = template["Resources"][logical_id].get("Properties", {})
+    return found
+
+
+def test_slack_resources_exist_only_with_a_webhook_secret(template: Template) -> None:
+    assert template["Parameters"]["SlackWebhookSecretArn"]["Default"] == ""
+    assert template["Conditions"]["HasSlack"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "SlackWebhookSecretArn"}, ""]}]
+    }
+    for logical_id in SLACK_RESOURCES:
+        assert template["Resources"][logical_id]["Condition"] == "HasSlack", logical_id
+    for name, output in template["Outputs"].items():
+        if "Slack" in name:
+            assert output["Condition"] == "HasSlack", name
+
+
+def test_secret_parameter_takes_a_secret_arn_or_nothing(template: Template) -> None:
+    pattern = template["Parameters"]["SlackWebhookSecretArn"]["AllowedPattern"]
+    assert re.fullmatch(pattern, "")
+    assert re.fullmatch(
+        pattern, "arn:aws:secretsmanager:eu-west-1:123456789012:secret:batchlens/slack-AbCdEf"
+    )
+    assert not re.fullmatch(pattern, "batchlens/slack")
+    assert not re.fullmatch(pattern, "arn:aws:ssm:eu-west-1:123456789012:parameter/slack")
+
+
+def test_notifier_hears_alerting_publishes_only(template: Template) -> None:
+    function = props(template, "SlackNotifierFunction")
+    (event,) = function["Events"].values()
+    assert event["Type"] == "SNS"
+    assert event["Properties"]["Topic"] == {"Ref": "AlertTopic"}
+    assert event["Properties"]["FilterPolicyScope"] == "MessageAttributes"
+    assert event["Properties"]["FilterPolicy"] == {"alert": ["true"]}
+    assert function["Handler"] == "app.handler"
+    assert function["CodeUri"] == "functions/notify_slack/"
+
+
+def test_undeliverable_alerts_go_to_the_notifiers_own_encrypted_queue(template: Template) -> None:
+    function = props(template, "SlackNotifierFunction")
+    assert function["DeadLetterQueue"] == {
+        "Type": "SQS",
+        "TargetArn": {"Fn::GetAtt": ["SlackDeadLetterQueue", "Arn"]},
+    }
+    assert function["EventInvokeConfig"]["MaximumRetryAttempts"] == 2
+    queue = props(template, "SlackDeadLetterQueue")
+    assert queue["SqsManagedSseEnabled"] is True
+    assert queue["MessageRetentionPeriod"] == 1209600
+    log_group = props(template, "SlackNotifierLogGroup")
+    assert log_group["LogGroupName"] == {"Fn::Sub": "/aws/lambda/${SlackNotifierFunction}"}
+    assert log_group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_notifier_may_read_only_its_secret(template: Template) -> None:
+    (policy,) = props(template, "SlackNotifierFunction")["Policies"]
+    by_sid = {s["Sid"]: s for s in policy["Statement"]}
+    assert set(by_sid) == {"ReadSlackWebhookSecret", "DecryptSlackWebhookSecret"}
+    read = by_sid["ReadSlackWebhookSecret"]
+    assert read["Action"] == "secretsmanager:GetSecretValue"
+    assert read["Resource"] == {"Ref": "SlackWebhookSecretArn"}
+    decrypt = by_sid["DecryptSlackWebhookSecret"]
+    assert decrypt["Action"] == "kms:Decrypt"
+    conditions = decrypt["Condition"]["StringEquals"]
+    assert conditions["kms:EncryptionContext:SecretARN"] == {"Ref": "SlackWebhookSecretArn"}
+    assert conditions["kms:ViaService"] == {
+        "Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"
+    }
+
+
+def test_notifier_environment_is_read_by_the_settings_model(template: Template) -> None:
+    variables = props(template, "SlackNotifierFunction")["Environment"]["Variables"]
+    ours = {name for name in variables if not name.startswith("POWERTOOLS_")}
+    aliases = {field.alias for field in Settings.model_fields.values()}
+    assert ours == {"SLACK_WEBHOOK_SECRET_ARN"}
+    assert ours <= aliases
+    assert "https://" not in str(variables)  # the URL itself stays in Secrets Manager
