@@ -12,7 +12,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
 .PHONY: help setup demo demo-up demo-down test unit integration lint typecheck template-lint \
-        checkov validate build bench chaos clean
+        checkov validate build deploy bench chaos clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -54,6 +54,9 @@ validate: setup  ## sam validate --lint (isolated aws-sam-cli)
 
 build: setup  ## sam build (needs python3.13 on PATH; .python-version provides it under pyenv)
 	$(SAM) build --template template.yaml
+
+deploy: build  ## sam deploy of the build (CONFIG_ENV=dev|prod picks a samconfig.toml environment)
+	$(SAM) deploy $(if $(CONFIG_ENV),--config-env $(CONFIG_ENV))
 
 bench: setup  ## benchmarks against moto: writes bench/results.json, bench/results.md, bench/batch-time.png
 	$(RUN) python -m bench

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
     EventType,
@@ -13,11 +13,15 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from batchlens import aws
+from batchlens import aws, telemetry
 from batchlens.pipeline import Enricher, Message, RecordFailed
 from batchlens.settings import Settings
 
 logger = Logger(service="batchlens")
+# Namespace from POWERTOOLS_METRICS_NAMESPACE; per-queue/status/category sets: see telemetry.
+metrics = Metrics()
+# X-Ray for the handler and every boto3 call (Batch, DynamoDB, SNS); only boto3 is patched.
+tracer = Tracer(patch_modules=["boto3"])
 processor = BatchProcessor(event_type=EventType.SQS)
 _enricher: Enricher | None = None
 
@@ -32,16 +36,20 @@ def enricher() -> Enricher:
             batch=aws.client("batch", settings),
             dynamodb=aws.client("dynamodb", settings),
             sns=aws.client("sns", settings),
+            logs=aws.client("logs", settings),
         )
     return _enricher
 
 
 @logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)  # responses carry job details
+@metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     remaining_ms = context.get_remaining_time_in_millis()
     if "Records" not in event:
         # A bare EventBridge event: `sam local invoke -e events/…` or a direct rule target.
         result = enricher().process([Message(str(event.get("id", "event")), event)], remaining_ms)
+        telemetry.observe(result, metrics)
         if result.failures:
             raise RecordFailed("; ".join(result.failures.values()))
         processed = result.processed[0]
@@ -52,7 +60,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         }
 
     messages = [Message(record["messageId"], record["body"]) for record in event["Records"]]
-    failures = enricher().process(messages, remaining_ms).failures
+    result = enricher().process(messages, remaining_ms)
+    telemetry.observe(result, metrics)
+    failures = result.failures
 
     def check(record: SQSRecord) -> None:
         if record.message_id in failures:

@@ -3,23 +3,45 @@
 Pure code. One publish carries a body per protocol (`MessageStructure=json`): the JobRecord JSON for
 machines (`default`, `sqs`, `lambda`), readable text for `email`, and the Amazon Q Developer
 custom-notification JSON for `https` (chat channels). Message attributes let every subscription
-filter without code.
+filter without code. Whatever a job carries (ten attempts, megabytes of reasons), the message stays
+under SNS's 262,144 bytes: free text is shortened step by step until it fits.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
-from batchlens.failures import FailureCategory
-from batchlens.records import JobKind, JobRecord
+from batchlens.failures import FailureCategory, signal_name
+from batchlens.records import Attempt, JobKind, JobRecord
 from batchlens.settings import Settings
 
 SNS_MAX_BYTES = 262_144
-SUBJECT_MAX = 99  # SNS: under 100 characters, ASCII, no line breaks
+SUBJECT_MAX = 99  # SNS: under 100 characters, ASCII, no line breaks or control characters
+#: Room kept for the subject and the message attributes, which count towards the same limit.
+ENVELOPE_ROOM = 2_048
+MESSAGE_BUDGET = SNS_MAX_BYTES - ENVELOPE_ROOM
+#: Longest free-text value kept, tried in order until the whole message fits (None: as it is).
+_TEXT_LIMITS: tuple[int | None, ...] = (None, 8_192, 2_048, 512, 128)
+
+#: Amazon Q Developer custom notifications (docs: "Custom notifications using Amazon Q Developer in
+#: chat applications"): version and source are fixed, client-markdown is the only text type.
+CHAT_VERSION = "1.0"
+CHAT_SOURCE = "custom"
+CHAT_TEXT_TYPE = "client-markdown"
+#: batchlens's own caps for the chat card (a card renders in Slack/Teams blocks of ~3000 chars).
+CHAT_TITLE_MAX = 250
+CHAT_DESCRIPTION_MAX = 3_000
+CHAT_SUMMARY_MAX = 250
+CHAT_KEYWORDS_MAX = 6
+
+#: Longest attempt reason on one line of the email; the record keeps the whole text.
+EMAIL_REASON_MAX = 300
 
 #: Kinds whose jobs alert one by one; array children and multi-node nodes alert via their parent.
 _SILENT_KINDS = frozenset({JobKind.ARRAY_CHILD, JobKind.MULTINODE_NODE})
@@ -30,6 +52,24 @@ _STATUS_WORDS = {
     "RUNNABLE": "is waiting",
     "RUNNING": "is running",
     "STARTING": "is starting",
+}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class Severity(StrEnum):
+    """How loud an alert is: drives the chat emoji and the Slack colour."""
+
+    CRITICAL = "CRITICAL"  # the job failed for good
+    WARNING = "WARNING"  # blocked in its queue, or an attempt failed and Batch retries
+    OK = "OK"  # succeeded (only when the stack alerts on successes)
+    INFO = "INFO"  # any other configured transition
+
+
+SEVERITY_EMOJI = {
+    Severity.CRITICAL: "\N{POLICE CARS REVOLVING LIGHT}",
+    Severity.WARNING: "\N{WARNING SIGN}\N{VARIATION SELECTOR-16}",
+    Severity.OK: "\N{WHITE HEAVY CHECK MARK}",
+    Severity.INFO: "\N{INFORMATION SOURCE}\N{VARIATION SELECTOR-16}",
 }
 
 
@@ -73,6 +113,17 @@ def should_alert(record: JobRecord, settings: Settings) -> bool:
     return alert_status(record) in settings.alert_on
 
 
+def severity(record: JobRecord) -> Severity:
+    status = alert_status(record)
+    if status == "QUEUE_BLOCKED" or is_retried_attempt(record):
+        return Severity.WARNING
+    if status == "FAILED":
+        return Severity.CRITICAL
+    if status == "SUCCEEDED":
+        return Severity.OK
+    return Severity.INFO
+
+
 def alert_key(record: JobRecord) -> dict[str, Any]:
     """One alert per (job, status, attempt), however often and concurrently it is delivered."""
     return {
@@ -94,12 +145,27 @@ def message_attributes(record: JobRecord) -> dict[str, str]:
     }
 
 
-# --- text --------------------------------------------------------------------------------
+# --- text helpers --------------------------------------------------------------------------------
+
+
+def one_line(text: str | None) -> str:
+    """Text on one line: whitespace runs (line breaks included) become one space."""
+    return " ".join((text or "").split())
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters, marked with an ellipsis when cut."""
+    if len(text) <= limit:
+        return text
+    return text[: max(limit - 1, 0)].rstrip() + "…"
 
 
 def _ascii_line(text: str) -> str:
-    text = re.sub(r"\s+", " ", text).strip()
-    return text.encode("ascii", "replace").decode("ascii").replace("?", "_") if text else text
+    """One line of printable ASCII: accents dropped, other characters replaced by `_`."""
+    text = one_line(_CONTROL.sub(" ", text))
+    decomposed = unicodedata.normalize("NFKD", text)
+    kept = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return "".join(ch if ch.isascii() and ch.isprintable() else "_" for ch in kept)
 
 
 def subject(record: JobRecord) -> str:
@@ -109,13 +175,14 @@ def subject(record: JobRecord) -> str:
     head = "[batchlens] "
     tail = f"{status}: "
     room = SUBJECT_MAX - len(head) - len(tail) - len(category)
-    name = _ascii_line(record.job_name)
+    name = _ascii_line(record.job_name) or record.job_id
     if len(name) > room:
         name = name[: max(room - 3, 1)] + "..."
     return (head + tail + name + category)[:SUBJECT_MAX]
 
 
-def _duration(seconds: float | None) -> str:
+def duration(seconds: float | None) -> str:
+    """A duration for people: `4.2s`, `16m 28s`, `2h 05m 00s`, or `n/a`."""
     if seconds is None:
         return "n/a"
     total = int(seconds)
@@ -128,127 +195,265 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds:.1f}s" if seconds < 10 else f"{secs}s"
 
 
+def exit_code_text(exit_code: int | None) -> str:
+    if exit_code is None:
+        return "-"
+    signal = signal_name(exit_code)
+    return f"{exit_code} ({signal})" if signal else str(exit_code)
+
+
+def attempt_reason(attempt: Attempt) -> str:
+    return one_line(attempt.reason or attempt.status_reason)
+
+
 def headline(record: JobRecord) -> str:
     status = alert_status(record)
     if status == "QUEUE_BLOCKED":
         return f"Job {record.job_name} is blocked in queue {record.job_queue.name}"
+    if is_retried_attempt(record):
+        return (
+            f"Job {record.job_name} failed attempt {len(record.attempts)} of "
+            f"{record.attempts_allowed} in queue {record.job_queue.name}; Batch retries it"
+        )
     words = _STATUS_WORDS.get(status, f"is {status}")
     return f"Job {record.job_name} {words} in queue {record.job_queue.name}"
 
 
-def email_text(record: JobRecord) -> str:
-    """The plain-text email: what happened, why, what to do, attempts, timings, links."""
+def log_heading(record: JobRecord) -> str | None:
+    """`Last 20 log lines of attempt 3 (group, stream)`, for a record that carries an excerpt."""
+    if not record.log_excerpt:
+        return None
+    attempt = next((a for a in reversed(record.attempts) if a.log_stream_name), None)
+    count = len(record.log_excerpt)
+    lines = "line" if count == 1 else "lines"
+    if attempt is None:
+        return f"Last {count} log {lines}"
+    return (
+        f"Last {count} log {lines} of attempt {attempt.number} "
+        f"({attempt.log_group} {attempt.log_stream_name})"
+    )
+
+
+def retry_words(record: JobRecord) -> str:
+    if record.failure is None:
+        return "n/a"
+    return "yes" if record.failure.batch_will_retry else "no"
+
+
+# --- email ---------------------------------------------------------------------------------------
+
+
+def email_text(record: JobRecord, *, shortened: bool = False) -> str:
+    """The plain-text email: what happened, why, what to do, attempts, timings, logs, links."""
     lines = [headline(record), ""]
     failure = record.failure
     if failure is not None:
         lines += [
-            f"What happened: {failure.summary}",
-            f"Category:     {failure.category.value}",
-            f"Will Batch retry: {'yes' if failure.batch_will_retry else 'no'}",
-            f"Next step:    {failure.next_step}",
-            "",
-            f"Detail: {failure.detail}",
+            f"What happened:    {failure.summary}",
+            f"Why:              {failure.detail}",
+            f"Next step:        {failure.next_step}",
+            f"Category:         {failure.category.value}",
+            f"Will Batch retry: {retry_words(record)}",
             "",
         ]
     elif record.status_reason:
-        lines += [f"Status reason: {record.status_reason}", ""]
+        lines += [f"Status reason:    {one_line(record.status_reason)}", ""]
     lines += [
-        f"Job:        {record.job_name} ({record.job_id})",
-        f"Queue:      {record.job_queue.name}",
+        f"Job:              {record.job_name} ({record.job_id})",
+        f"Queue:            {record.job_queue.name}",
     ]
     if record.job_definition is not None:
         revision = f":{record.job_definition.revision}" if record.job_definition.revision else ""
-        lines.append(f"Definition: {record.job_definition.name}{revision}")
+        lines.append(f"Definition:       {record.job_definition.name}{revision}")
     if record.service_job_type:
-        lines.append(f"Service:    {record.service_job_type}")
+        lines.append(f"Service:          {record.service_job_type}")
     lines += [
-        f"Status:     {record.status}",
-        f"Attempts:   {record.attempts_used}/{record.attempts_allowed}",
-        f"Queue wait: {_duration(record.queued_seconds)}   Run time: "
-        f"{_duration(record.run_seconds)}   Total: {_duration(record.total_seconds)}",
+        f"Status:           {record.status}",
+        f"Attempts:         {record.attempts_used} of {record.attempts_allowed} allowed",
+        f"Queue wait:       {duration(record.queued_seconds)}",
+        f"Run time:         {duration(record.run_seconds)}",
+        f"Total:            {duration(record.total_seconds)}",
     ]
     if record.array_status_summary:
         counts = ", ".join(f"{k} {v}" for k, v in sorted(record.array_status_summary.items()) if v)
-        lines.append(f"Children:   {counts} (of {record.array_size})")
+        lines.append(f"Children:         {counts} (of {record.array_size})")
     if record.attempts:
-        lines += ["", "Attempts:"]
+        lines += ["", "Attempt history:", "  #   duration     exit          reason"]
         for attempt in record.attempts:
-            exit_code = "-" if attempt.exit_code is None else str(attempt.exit_code)
-            reason = " ".join((attempt.reason or attempt.status_reason or "").split())
-            lines.append(
-                f"  #{attempt.number}  {_duration(attempt.duration_seconds):>10}  "
-                f"exit {exit_code:>4}  {reason}"
+            row = (
+                f"  {attempt.number:<3} {duration(attempt.duration_seconds):>9}    "
+                f"{exit_code_text(attempt.exit_code):<13} "
+                f"{clip(attempt_reason(attempt), EMAIL_REASON_MAX)}"
             )
-    lines += ["", "Links:", f"  Job:  {record.links.console}"]
+            lines.append(row.rstrip())
+    heading = log_heading(record)
+    if heading and record.log_excerpt:
+        lines += ["", f"{heading}:"]
+        lines += [f"  | {line}".rstrip() for line in record.log_excerpt]
+    lines += ["", "Links:", f"  Job in the Batch console: {record.links.console}"]
     if record.links.logs:
-        lines.append(f"  Logs: {record.links.logs}")
+        lines.append(f"  Logs:                     {record.links.logs}")
     if record.links.training_job:
-        lines.append(f"  Training job: {record.links.training_job}")
-    lines += [
-        "",
-        f"Event {record.event_id} at {record.event_time.isoformat()} ({record.account}, "
-        f"{record.region}) - sent by batchlens",
-    ]
+        lines.append(f"  SageMaker training job:   {record.links.training_job}")
+    lines.append("")
+    if shortened:
+        lines.append("Some text was shortened to fit SNS's 256 KB message limit.")
+    lines.append(
+        f"Event {record.event_id} at {record.event_time.isoformat().replace('+00:00', 'Z')} "
+        f"(account {record.account}, {record.region}). Sent by batchlens."
+    )
     return "\n".join(lines)
 
 
+# --- Amazon Q Developer in chat applications ------------------------------------------------------
+
+
+def _chat_link(url: str, label: str) -> str:
+    return f"<{url}|{label}>"
+
+
+def chat_fence(lines: list[str]) -> str:
+    """A code block whose lines cannot close it early."""
+    body = "\n".join(line.replace("```", "`\u200b``") for line in lines)
+    return f"```\n{body}\n```"
+
+
 def chatbot_body(record: JobRecord) -> dict[str, Any]:
-    """Amazon Q Developer in chat applications: custom notification (version 1.0)."""
+    """Amazon Q Developer in chat applications: a custom notification (version 1.0).
+
+    `threadId` is the job id, so every alert of one job lands in one chat thread.
+    """
     failure = record.failure
-    description_lines = [f"*Queue:* {record.job_queue.name}  *Status:* {record.status}"]
+    facts = [
+        f"*Queue:* {record.job_queue.name}",
+        f"*Status:* {record.status}",
+        f"*Attempts:* {record.attempts_used}/{record.attempts_allowed}",
+        f"*Queue wait:* {duration(record.queued_seconds)}",
+        f"*Run time:* {duration(record.run_seconds)}",
+    ]
+    head: list[str] = []
     if failure is not None:
-        description_lines.insert(0, failure.summary)
-    description_lines.append(
-        f"*Attempts:* {record.attempts_used}/{record.attempts_allowed}  "
-        f"*Queue wait:* {_duration(record.queued_seconds)}  "
-        f"*Run time:* {_duration(record.run_seconds)}"
-    )
-    links = [f"<{record.links.console}|Job in the Batch console>"]
+        head += [failure.summary, f"*Why:* {failure.detail}"]
+    elif record.status_reason:
+        head.append(one_line(record.status_reason))
+    links = [_chat_link(record.links.console or "", "Job in the Batch console")]
     if record.links.logs:
-        links.append(f"<{record.links.logs}|Logs>")
-    description_lines.append(" | ".join(links))
+        links.append(_chat_link(record.links.logs, "Logs"))
+    if record.links.training_job:
+        links.append(_chat_link(record.links.training_job, "Training job"))
+    tail = [" | ".join(links)]
+
+    def describe(excerpt: list[str]) -> str:
+        parts = [*head, "  ".join(facts)]
+        heading = log_heading(record)
+        if excerpt and heading:
+            parts += [f"*{heading}:*", chat_fence(excerpt)]
+        return "\n".join(parts + tail)
+
+    # The log excerpt gives way first (oldest lines first), then the text is cut.
+    excerpt = list(record.log_excerpt or [])
+    description = describe(excerpt)
+    while excerpt and len(description) > CHAT_DESCRIPTION_MAX:
+        excerpt.pop(0)
+        description = describe(excerpt)
+    if len(description) > CHAT_DESCRIPTION_MAX:
+        description = clip(describe([]), CHAT_DESCRIPTION_MAX)
+
     keywords = [alert_status(record), record.job_queue.name, record.job_kind.value]
     if failure is not None:
         keywords.insert(1, failure.category.value)
     content: dict[str, Any] = {
-        "textType": "client-markdown",
-        "title": headline(record),
-        "description": "\n".join(description_lines),
-        "keywords": keywords,
+        "textType": CHAT_TEXT_TYPE,
+        "title": clip(f"{SEVERITY_EMOJI[severity(record)]} {headline(record)}", CHAT_TITLE_MAX),
+        "description": description,
+        "keywords": [clip(k, 100) for k in keywords[:CHAT_KEYWORDS_MAX]],
     }
     if failure is not None:
-        content["nextSteps"] = [failure.next_step]
+        content["nextSteps"] = [clip(failure.next_step, CHAT_DESCRIPTION_MAX)]
     resources = [arn for arn in (record.job_arn, record.job_queue.arn) if arn]
+    if record.links.training_job and record.attempts and record.attempts[-1].resource_arn:
+        resources.append(record.attempts[-1].resource_arn)
     return {
-        "version": "1.0",
-        "source": "custom",
+        "version": CHAT_VERSION,
+        "source": CHAT_SOURCE,
         "id": record.event_id,
         "content": content,
         "metadata": {
             "threadId": record.job_id,
-            "summary": subject(record),
-            "eventType": f"batchlens.{record.event_type.value}",
+            "summary": clip(subject(record), CHAT_SUMMARY_MAX),
+            "eventType": "batchlens-" + record.event_type.value.lower().replace("_", "-"),
             "relatedResources": resources,
             "additionalContext": {
                 "jobId": record.job_id,
+                "jobName": record.job_name,
+                "jobQueue": record.job_queue.name,
+                "status": alert_status(record),
                 "category": failure.category.value if failure else "NONE",
+                "attempt": str(len(record.attempts)),
             },
         },
     }
 
 
-def build_alert(record: JobRecord, record_json: str | None = None) -> Alert:
-    """The SNS message for a record: one body per protocol, and the filterable attributes."""
-    machine = record_json if record_json is not None else json.dumps(record.to_json_dict())
-    message = json.dumps(
+# --- the SNS message -----------------------------------------------------------------------------
+
+
+def shorten(record: JobRecord, limit: int) -> JobRecord:
+    """The record with every free-text value cut to `limit` characters (log lines included)."""
+
+    def cut(value: str | None) -> str | None:
+        return clip(value, limit) if value else value
+
+    update: dict[str, Any] = {
+        "status_reason": cut(record.status_reason),
+        "attempts": [
+            attempt.model_copy(
+                update={"reason": cut(attempt.reason), "status_reason": cut(attempt.status_reason)}
+            )
+            for attempt in record.attempts
+        ],
+    }
+    if record.failure is not None:
+        update["failure"] = record.failure.model_copy(
+            update={
+                "summary": clip(record.failure.summary, limit),
+                "detail": clip(record.failure.detail, limit),
+                "next_step": clip(record.failure.next_step, limit),
+            }
+        )
+    if record.log_excerpt:
+        update["log_excerpt"] = [clip(line, limit) for line in record.log_excerpt]
+    return record.model_copy(update=update)
+
+
+def _message(record: JobRecord, machine: str, *, shortened: bool) -> str:
+    return json.dumps(
         {
             "default": machine,
             "sqs": machine,
             "lambda": machine,
-            "email": email_text(record),
+            "email": email_text(record, shortened=shortened),
             "https": json.dumps(chatbot_body(record)),
         }
     )
+
+
+def build_alert(record: JobRecord, record_json: str | None = None) -> Alert:
+    """The SNS message for a record: one body per protocol, and the filterable attributes.
+
+    When the message would not fit SNS's limit, free text is shortened (8 KiB, 2 KiB, 512, 128
+    characters a value) until it does; every body then carries the shortened record.
+    """
+    message = ""
+    for limit in _TEXT_LIMITS:
+        shown = record if limit is None else shorten(record, limit)
+        if limit is None and record_json is not None:
+            machine = record_json
+        else:
+            machine = json.dumps(shown.to_json_dict())
+        message = _message(shown, machine, shortened=limit is not None)
+        if len(message.encode()) <= MESSAGE_BUDGET:
+            break
     return Alert(
         key=alert_key(record),
         subject=subject(record),

@@ -12,13 +12,17 @@ if TYPE_CHECKING:
     import boto3
     from mypy_boto3_batch import BatchClient
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_logs import CloudWatchLogsClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
 
 
 def client_config(settings: Settings, pool: int = 32) -> Config:
     return Config(
-        retries={"mode": "standard", "max_attempts": settings.aws_max_attempts},
+        # botocore's `max_attempts` counts retries only; `total_max_attempts` is the setting's
+        # meaning (attempts in all, the first included), as AWS_MAX_ATTEMPTS means it.
+        retries={"mode": "standard", "total_max_attempts": settings.aws_max_attempts},
         connect_timeout=settings.aws_connect_timeout,
         read_timeout=settings.aws_read_timeout,
         max_pool_connections=pool,
@@ -41,6 +45,14 @@ def client(
 def client(
     service: Literal["sqs"], settings: Settings, session: boto3.Session | None = ...
 ) -> SQSClient: ...
+@overload
+def client(
+    service: Literal["logs"], settings: Settings, session: boto3.Session | None = ...
+) -> CloudWatchLogsClient: ...
+@overload
+def client(
+    service: Literal["secretsmanager"], settings: Settings, session: boto3.Session | None = ...
+) -> SecretsManagerClient: ...
 def client(service: str, settings: Settings, session: boto3.Session | None = None) -> Any:
     """A client for `service` with batchlens's retry and timeout policy."""
     import boto3

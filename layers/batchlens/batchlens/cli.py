@@ -1,19 +1,28 @@
 """The `batchlens` command line.
 
-`explain` works offline (no AWS call); `demo` runs the real pipeline on a local AWS stand-in.
+`explain` works offline (no AWS call); `demo` runs the real pipeline on a local AWS stand-in;
+`jobs`, `job`, `failures` and `stats` query the history table (key and index queries only, see
+batchlens.query); `backfill` loads the jobs AWS Batch still remembers into it.
 Only the standard library is used here, so the console script adds nothing to the Lambda layer.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from batchlens import __version__
+
+if TYPE_CHECKING:
+    from batchlens.access import Connection
+    from batchlens.history import HistoryTable
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 1
@@ -90,6 +99,391 @@ def demo(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: TextIO
     return local_demo.run(keep_running=args.keep_running, port=args.port, out=stdout)
 
 
+# --- querying the history -----------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _for_a_person() -> Iterator[None]:
+    """The CLI's own errors (bad input, AWS refusing) become one line and a non-zero exit."""
+    from batchlens.access import AccessError
+    from batchlens.backfill import BackfillError
+    from batchlens.query import QueryError
+
+    try:
+        yield
+    except (AccessError, BackfillError, QueryError) as exc:
+        raise CliError(str(exc)) from exc
+
+
+class _CallCounter:
+    """`--verbose`: counts the AWS calls of a command (a botocore `after-call` hook)."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, int] = {}
+
+    def __call__(self, event_name: str, **_: Any) -> None:
+        operation = event_name.rsplit(".", 1)[-1]
+        self.calls[operation] = self.calls.get(operation, 0) + 1
+
+    def report(self, stderr: TextIO, started: float) -> None:
+        import time
+
+        calls = ", ".join(f"{n} {op}" for op, n in sorted(self.calls.items())) or "no AWS calls"
+        print(f"batchlens: {calls} in {time.perf_counter() - started:.2f} s", file=stderr)
+
+
+def _open_history(
+    args: argparse.Namespace, counter: _CallCounter | None = None, retention_days: int = 90
+) -> tuple[HistoryTable, Connection]:
+    from batchlens.access import connect, table_name, translated
+    from batchlens.history import HistoryTable
+
+    connection = connect(
+        profile=args.profile, region=args.region, endpoint_url=args.endpoint_url, environ=os.environ
+    )
+    name = table_name(connection, table=args.table, stack=args.stack, environ=os.environ)
+    with translated("history table", connection=connection, table=name):
+        client = connection.client("dynamodb")
+    if counter is not None:
+        client.meta.events.register("after-call.dynamodb", counter)
+    return HistoryTable(client, name, retention_days), connection
+
+
+def _time_range(args: argparse.Namespace) -> tuple[datetime, datetime]:
+    from batchlens.query import parse_time
+
+    now = datetime.now(tz=UTC)
+    until = parse_time(args.until, now) if args.until else now
+    return parse_time(args.since, now), until
+
+
+@contextlib.contextmanager
+def _querying(args: argparse.Namespace, stderr: TextIO) -> Iterator[tuple[HistoryTable, Any]]:
+    """The history table of a query command, AWS errors translated, calls reported if asked."""
+    import time
+
+    from batchlens.access import translated
+
+    started = time.perf_counter()
+    counter = _CallCounter() if args.verbose else None
+    history, connection = _open_history(args, counter)
+    with translated("query", connection=connection, table=history.table_name):
+        yield history, connection
+    if counter is not None:
+        counter.report(stderr, started)
+
+
+def jobs(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: TextIO) -> int:
+    """Jobs by queue, status, category, name prefix and time, newest first."""
+    from batchlens import query, render
+
+    with _for_a_person():
+        since, until = _time_range(args)
+        question = query.JobQuery(
+            since=since,
+            until=until,
+            statuses=query.parse_statuses(args.status),
+            queue=args.queue,
+            categories=query.parse_categories(args.category),
+            name_prefix=args.name,
+            limit=args.limit or None,
+        )
+        with _querying(args, stderr) as (history, _):
+            shown = render.write_jobs(query.find_jobs(history, question), args.output, stdout)
+    if args.output == "table":
+        if shown == 0:
+            print("No jobs match.", file=stderr)
+        elif question.limit is not None and shown >= question.limit:
+            print(f"(the newest {shown}; --limit N shows more, --limit 0 all)", file=stderr)
+    return EXIT_OK
+
+
+def job(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: TextIO) -> int:
+    """One job (or several): the latest record, its attempts and its timeline."""
+    from batchlens import render
+    from batchlens.query import job_id_of
+
+    status = EXIT_OK
+    with _for_a_person(), _querying(args, stderr) as (history, _):
+        for n, given in enumerate(args.job_ids):
+            job_id = job_id_of(given)
+            stored = history.get_latest(job_id)
+            if stored is None:
+                print(f"batchlens: no job {job_id!r} in {history.table_name}", file=stderr)
+                status = EXIT_BAD_INPUT
+                continue
+            timeline = history.timeline(job_id) if args.output == "table" else []
+            if n and args.output == "table":
+                print(file=stdout)
+            render.write_job(stored.record, timeline, args.output, stdout)
+    return status
+
+
+def failures(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: TextIO) -> int:
+    """Failed jobs grouped by category, queue or job definition, with an example of each."""
+    from batchlens import query, render
+
+    with _for_a_person():
+        since, until = _time_range(args)
+        question = query.JobQuery(
+            since=since,
+            until=until,
+            statuses=("FAILED",),
+            queue=args.queue,
+            categories=query.parse_categories(args.category),
+        )
+        with _querying(args, stderr) as (history, _):
+            groups = query.group_failures(query.find_jobs(history, question), args.by)
+    if not groups and args.output == "table":
+        print("No failed jobs.", file=stderr)
+        return EXIT_OK
+    render.write_failures(groups, args.by, args.output, stdout)
+    return EXIT_OK
+
+
+def stats(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: TextIO) -> int:
+    """Per queue: jobs, failure rate, p50/p95 queue wait and run time."""
+    from batchlens import query, render
+
+    with _for_a_person():
+        since, until = _time_range(args)
+        question = query.JobQuery(since=since, until=until, queue=args.queue)
+        with _querying(args, stderr) as (history, _):
+            per_queue = query.queue_stats(query.find_jobs(history, question))
+    if not per_queue and args.output == "table":
+        print("No jobs in that time range.", file=stderr)
+        return EXIT_OK
+    render.write_stats(per_queue, args.output, stdout)
+    return EXIT_OK
+
+
+def backfill(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: TextIO) -> int:
+    """Load the jobs AWS Batch still remembers into the history, idempotently and slowly."""
+    from batchlens import backfill as loader
+    from batchlens.access import translated
+    from batchlens.query import parse_time
+    from batchlens.redact import Redactor
+
+    def progress(line: str) -> None:
+        print(f"backfill: {line}", file=stderr, flush=True)
+
+    with _for_a_person():
+        if not 0 < args.rate <= loader.MAX_RATE:
+            raise CliError(f"--rate must be above 0 and at most {loader.MAX_RATE:g} calls a second")
+        since = parse_time(args.since, datetime.now(tz=UTC)) if args.since else None
+        history, connection = _open_history(args, retention_days=args.retention_days)
+        with translated("backfill", connection=connection, table=history.table_name):
+            batch = connection.client("batch")
+            loader.TokenBucket(args.rate).install(batch)
+            run = loader.Backfill(
+                batch,
+                history,
+                since=since,
+                children=args.children,
+                redactor=Redactor(args.allow or ()),
+                progress=progress,
+            )
+            result = run.run(args.queue or ())
+    summary = result.as_dict()
+    if args.output == "json":
+        print(json.dumps(summary), file=stdout)
+    else:
+        print(
+            f"{result.listed} jobs listed in {result.queues} queues: {result.written} written, "
+            f"{result.unchanged} unchanged, {result.newer_in_table} newer in the history, "
+            f"{result.vanished} stored from their ListJobs summary (gone before DescribeJobs), "
+            f"{result.outside_range} outside --since, {result.failed} failed",
+            file=stdout,
+        )
+    return EXIT_BAD_INPUT if result.failed else EXIT_OK
+
+
+def _history_options() -> argparse.ArgumentParser:
+    """Options every command that reads or writes the history table shares."""
+    options = argparse.ArgumentParser(add_help=False)
+    where = options.add_argument_group("where the history table is")
+    where.add_argument(
+        "--table", metavar="NAME", help="the history table (default: $BATCHLENS_TABLE)"
+    )
+    where.add_argument(
+        "--stack",
+        metavar="NAME",
+        help="a deployed batchlens stack: read the table from its HistoryTableName output",
+    )
+    where.add_argument("--profile", metavar="NAME", help="the AWS profile to use")
+    where.add_argument(
+        "--region",
+        metavar="REGION",
+        help="the AWS region (default: the profile's; us-east-1 for an endpoint on this machine)",
+    )
+    where.add_argument(
+        "--endpoint-url",
+        metavar="URL",
+        help="an AWS stand-in, e.g. the local stack of `make demo-up` "
+        "(default: $BATCHLENS_ENDPOINT_URL)",
+    )
+    where.add_argument(
+        "-v", "--verbose", action="store_true", help="report the AWS calls made, on stderr"
+    )
+    return options
+
+
+def _output_option(choices: Sequence[str] = ("table", "json", "csv")) -> argparse.ArgumentParser:
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument(
+        "-o",
+        "--output",
+        choices=choices,
+        default="table",
+        help="table (local times), json (JSON Lines, UTC) or csv (UTC); default: table",
+    )
+    return options
+
+
+def _range_options(since: str | None) -> argparse.ArgumentParser:
+    options = argparse.ArgumentParser(add_help=False)
+    default = f" (default: {since})" if since else " (default: everything Batch remembers)"
+    options.add_argument(
+        "--since",
+        default=since,
+        metavar="WHEN",
+        help="30m, 24h, 7d, 2w ago, today, yesterday, or an ISO date/time (local time unless "
+        f"it has an offset or Z){default}",
+    )
+    if since:
+        options.add_argument("--until", metavar="WHEN", help="same forms as --since (default: now)")
+    return options
+
+
+def _add_query_commands(commands: Any) -> None:
+    history, output = _history_options(), _output_option()
+    week = _range_options("7d")
+
+    p = commands.add_parser(
+        "jobs",
+        parents=[history, output, week],
+        help="list jobs from the history, newest first",
+        description="Jobs from the history table, newest first. --status without --queue reads "
+        "the byDay index (one query per day and status); --queue reads byQueueStatus; --name "
+        "reads byName; --category filters any of them. Never a Scan.",
+    )
+    p.add_argument("--queue", metavar="NAME", help="only this job queue (its name)")
+    p.add_argument(
+        "--status",
+        action="extend",
+        nargs="+",
+        metavar="STATUS",
+        help="only these statuses (repeatable, or comma-separated): SUBMITTED PENDING RUNNABLE "
+        "SCHEDULED STARTING RUNNING SUCCEEDED FAILED",
+    )
+    p.add_argument(
+        "--category",
+        action="extend",
+        nargs="+",
+        metavar="CATEGORY",
+        help="only failures of these categories (e.g. OUT_OF_MEMORY HOST_TERMINATED)",
+    )
+    p.add_argument("--name", metavar="PREFIX", help="only jobs whose name starts with PREFIX")
+    p.add_argument(
+        "--limit", type=_count, default=50, metavar="N", help="at most N jobs (default 50; 0: all)"
+    )
+    p.set_defaults(run=jobs)
+
+    p = commands.add_parser(
+        "job",
+        parents=[history, output],
+        help="show one job: its latest record, attempts and timeline",
+        description="The latest record of a job with its attempts and its timeline of "
+        "transitions (the table); --output json prints the JobRecord, csv its row.",
+    )
+    p.add_argument("job_ids", nargs="+", metavar="JOB_ID", help="a job id (or job ARN)")
+    p.set_defaults(run=job)
+
+    p = commands.add_parser(
+        "failures",
+        parents=[history, output, week],
+        help="count failed jobs by category, queue or job definition",
+        description="Failed jobs over a time range, grouped, largest group first, each with its "
+        "most recent failure as an example.",
+    )
+    p.add_argument(
+        "--by",
+        choices=("category", "queue", "jobDefinition"),
+        default="category",
+        help="what to group by (default: category)",
+    )
+    p.add_argument("--queue", metavar="NAME", help="only this job queue")
+    p.add_argument(
+        "--category", action="extend", nargs="+", metavar="CATEGORY", help="only these categories"
+    )
+    p.set_defaults(run=failures)
+
+    p = commands.add_parser(
+        "stats",
+        parents=[history, output, week],
+        help="per queue: jobs, failure rate, p50/p95 queue wait and run time",
+        description="Per queue, over the jobs updated in the time range: how many, how many "
+        "succeeded and failed (failure rate = failed / finished), and the p50/p95 (nearest "
+        "rank) of queue wait (created → first start) and run time (of finished jobs). Array and "
+        "multi-node parents are left out; their children and nodes count one by one.",
+    )
+    p.add_argument("--queue", metavar="NAME", help="only this job queue")
+    p.set_defaults(run=stats)
+
+    p = commands.add_parser(
+        "backfill",
+        parents=[history, _output_option(("table", "json")), _range_options(None)],
+        help="load the jobs AWS Batch still remembers (about 7 days) into the history",
+        description="ListJobs for every status of every queue (or of --queue), DescribeJobs "
+        "100 at a time, then the enricher's normaliser and conditional store. Idempotent: a job "
+        "the history holds in the same or a newer state is left alone. A job that vanishes "
+        "between ListJobs and DescribeJobs is stored from its ListJobs summary (enrichment "
+        "NOT_FOUND). Sends no alerts. Progress goes to stderr.",
+    )
+    p.add_argument(
+        "--queue",
+        action="extend",
+        nargs="+",
+        metavar="NAME",
+        help="only these job queues (names or ARNs; default: every queue of the region)",
+    )
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=10.0,
+        metavar="N",
+        help="at most N Batch API calls a second (default 10, at most 40): the account's "
+        "Batch API rate is shared with everything else",
+    )
+    p.add_argument(
+        "--children",
+        action="store_true",
+        help="also list the children of array jobs and the nodes of multi-node jobs "
+        "(one ListJobs per status per parent)",
+    )
+    p.add_argument(
+        "--retention-days",
+        type=int,
+        default=90,
+        metavar="DAYS",
+        help="keep backfilled jobs this long: the stack's RetentionDays (default 90)",
+    )
+    p.add_argument(
+        "--allow", action="append", metavar="NAME", help="a variable name never to redact"
+    )
+    p.set_defaults(run=backfill)
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="batchlens",
@@ -130,6 +524,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop", action="store_true", help="stop a stack left running")
     p.add_argument("--port", type=int, default=0, help="port for the local server (default: free)")
     p.set_defaults(run=demo)
+    _add_query_commands(commands)
+
+    from batchlens import preview  # alert rendering lives in its own module
+
+    preview.add_command(commands)
+
+    from batchlens import redrive  # moving the dead-letter queue back lives in its own module
+
+    redrive.add_command(commands)
     return parser
 
 
@@ -149,6 +552,12 @@ def main(
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `batchlens jobs … | head`: the reader has all it wanted.
+        if out is sys.stdout:
+            with contextlib.suppress(OSError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     return code
 
 

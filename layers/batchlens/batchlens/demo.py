@@ -22,9 +22,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TextIO
 
-from batchlens import alerts, local
+from batchlens import alerts, local, slack
 from batchlens import template as cfn
-from batchlens.records import JobRecord
+from batchlens.events import parse_event
+from batchlens.records import JobRecord, normalise
 
 #: The sample events the demo sends, in the order a busy account might produce them.
 DEMO_EVENTS = (
@@ -40,6 +41,35 @@ DEMO_EVENTS = (
     "job-queue-blocked-capacity.json",
 )
 STACK_NAME = "batchlens-demo"
+#: What the sample jobs wrote to their logs (the last attempt's stream), so alerts quote real lines.
+DEMO_LOGS: dict[str, tuple[str, ...]] = {
+    "job-failed-oom.json": (
+        "[M::bwa_idx_load_from_disk] read 0 ALT contigs",
+        "[M::process] read 1000000 sequences (150000000 bp)...",
+        "[M::mem_pestat] # candidate unique pairs for (FF, FR, RF, RR): (12, 412533, 9, 14)",
+        "[M::mem_process_seqs] Processed 1000000 reads in 612.331 CPU sec, 78.124 real sec",
+        "samtools sort: allocating 3.9 GiB for the sort buffer (-m 4G)",
+        "[bam_sort_core] merging from 24 files and 8 in-memory blocks...",
+        "Killed",
+    ),
+    "job-failed-spot.json": (
+        "2025-03-14T11:25:02Z INFO  reading s3://clickstream-raw/2025/03/14/11/ (4812 objects)",
+        "2025-03-14T11:31:40Z INFO  partition 2025-03-14T11: 2.1M events, 43% written",
+        "2025-03-14T11:36:58Z WARN  received SIGTERM: the instance is being reclaimed",
+        "2025-03-14T11:36:58Z INFO  flushing checkpoint to s3://clickstream-checkpoints/hourly/",
+    ),
+    "job-failed-app-error.json": (
+        "2025-03-14 06:31:20 INFO export: starting invoice export for 2025-02",
+        "2025-03-14 06:31:20 DEBUG config: DB_HOST=db.internal DB_PASSWORD=hunter2-prod-Zx9",
+        "Traceback (most recent call last):",
+        '  File "/app/export.py", line 88, in main',
+        "    rows = fetch_invoices(conn, period)",
+        '  File "/app/export.py", line 41, in fetch_invoices',
+        '    raise ValueError(f"invoice {row.id} has no customer")',
+        "ValueError: invoice INV-2025-02-0042 has no customer",
+    ),
+}
+_GENERIC_LOG = ("starting", "working", "done")
 _TIME_FIELDS = frozenset({"createdAt", "startedAt", "stoppedAt", "scheduledAt"})
 
 
@@ -125,6 +155,41 @@ def load_handler(root: Path) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def seed_job_logs(session: Any, endpoint_url: str, events: Mapping[str, Mapping[str, Any]]) -> int:
+    """Write each sample job's log stream (what its container printed), as CloudWatch Logs holds it.
+
+    The enricher then reads real lines back with GetLogEvents for the alerts' log excerpts.
+    """
+    logs = session.client("logs", endpoint_url=endpoint_url)
+    groups: set[str] = set()
+    streams = 0
+    now_ms = int(time.time() * 1000)
+    for name, event in events.items():
+        record = normalise(parse_event(dict(event)))
+        for attempt in record.attempts:
+            if not (attempt.log_group and attempt.log_stream_name):
+                continue
+            if attempt.log_group not in groups:
+                with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+                    logs.create_log_group(logGroupName=attempt.log_group)
+                groups.add(attempt.log_group)
+            with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+                logs.create_log_stream(
+                    logGroupName=attempt.log_group, logStreamName=attempt.log_stream_name
+                )
+            lines = DEMO_LOGS.get(name, _GENERIC_LOG)
+            logs.put_log_events(
+                logGroupName=attempt.log_group,
+                logStreamName=attempt.log_stream_name,
+                logEvents=[
+                    {"timestamp": now_ms - (len(lines) - i) * 1000, "message": line}
+                    for i, line in enumerate(lines)
+                ],
+            )
+            streams += 1
+    return streams
 
 
 def _environment(endpoint_url: str) -> dict[str, str]:
@@ -223,11 +288,15 @@ def run(*, keep_running: bool, port: int, out: TextIO) -> int:
         os.environ.update(stack.environment)
         # The handler's structured logs would drown the demo's output; warnings still show.
         os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
+        # Its EMF metric documents too (printed to stdout, where Lambda turns them into metrics).
+        os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
 
         now_ms = int(time.time() * 1000)
         events_dir = root / "events"
-        for name in DEMO_EVENTS:
-            event = json.loads((events_dir / name).read_text())
+        events = {name: json.loads((events_dir / name).read_text()) for name in DEMO_EVENTS}
+        streams = seed_job_logs(session, endpoint_url, events)
+        print(f"Wrote the sample jobs' logs to {streams} CloudWatch Logs streams.", file=out)
+        for event in events.values():
             local.put_batch_event(session, endpoint_url, shift_to_now(event, now_ms))
         print(
             f"Sent {len(DEMO_EVENTS)} sample AWS Batch events through EventBridge "
@@ -240,11 +309,17 @@ def run(*, keep_running: bool, port: int, out: TextIO) -> int:
         print(f"Enricher processed {delivered} records ({failed} failed).\n", file=out)
 
         records = published_alerts(session, stack)
-        print(f"=== {len(records)} alerts published to SNS, as the email reads ===\n", file=out)
+        print(
+            f"=== {len(records)} alerts published to SNS: the email, then the Slack card ===\n",
+            file=out,
+        )
         for record in records:
             print(f"Subject: {alerts.subject(record)}", file=out)
             print("-" * 78, file=out)
             print(alerts.email_text(record), file=out)
+            print("-" * 78, file=out)
+            print("Slack card (Block Kit JSON, as the Slack notifier posts it):", file=out)
+            print(json.dumps(slack.render(record), indent=2, ensure_ascii=False), file=out)
             print("=" * 78 + "\n", file=out)
 
         day = datetime.fromtimestamp(now_ms / 1000, tz=UTC).strftime("%Y-%m-%d")

@@ -98,7 +98,7 @@ class ContainerDetail(AwsShape):
             if requirement.type.upper() == "MEMORY":
                 try:
                     return int(float(requirement.value))
-                except ValueError:
+                except (ValueError, OverflowError):  # "abc", or "inf"/"1e400"
                     return None
         return self.memory
 
@@ -348,6 +348,8 @@ def parse_event(payload: str | bytes | Mapping[str, Any]) -> BatchEvent:
             decoded = json.loads(payload)
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidEvent(f"not JSON: {exc}") from exc
+        except RecursionError as exc:  # nested deeper than the decoder can follow
+            raise InvalidEvent("not JSON: nested too deeply") from exc
     else:
         decoded = payload
     if not isinstance(decoded, Mapping):
@@ -374,7 +376,31 @@ def parse_event(payload: str | bytes | Mapping[str, Any]) -> BatchEvent:
         raise InvalidEvent("detail.jobId is missing or not a string")
     # Validated now, so that a malformed record fails alone, before any AWS call of the batch.
     job = job_detail(event_type, detail)
+    _check_key_lengths(envelope.id, job)
     return BatchEvent(envelope=envelope, event_type=event_type, detail=detail, job=job)
+
+
+#: The history's keys and index keys are built from these values, and DynamoDB caps a key at
+#: 1,024 bytes (sort keys) to 2,048 (partition keys). AWS Batch's own values are far shorter: ids
+#: are UUIDs (plus `:index` or `#node`), names at most 128 characters, statuses one word.
+KEY_VALUE_MAX_BYTES = {"id": 200, "jobId": 200, "jobName": 400, "jobQueue": 1000, "status": 64}
+
+
+def _check_key_lengths(event_id: str, job: AnyJobDetail) -> None:
+    values = {
+        "id": event_id,
+        "jobId": job.job_id,
+        "jobName": job.job_name,
+        "jobQueue": job.job_queue,
+        "status": job.status,
+    }
+    for name, value in values.items():
+        size = len(value.encode("utf-8", "surrogatepass"))
+        if size > KEY_VALUE_MAX_BYTES[name]:
+            where = name if name == "id" else f"detail.{name}"
+            raise InvalidEvent(
+                f"{where} is {size} bytes long; at most {KEY_VALUE_MAX_BYTES[name]} expected"
+            )
 
 
 def job_detail(event_type: EventType, detail: Mapping[str, Any]) -> AnyJobDetail:

@@ -367,9 +367,8 @@ class HistoryTable:
                 )
                 for item in response.get("Responses", {}).get(self.table_name, []):
                     found[item["pk"]["S"].removeprefix("JOB#")] = item["version"]["S"]
-                keys = list(
-                    response.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", [])
-                )
+                unprocessed: dict[str, Any] = dict(response.get("UnprocessedKeys", {}))
+                keys = list(unprocessed.get(self.table_name, {}).get("Keys", []))
                 if not keys:
                     break
                 # UnprocessedKeys means throttling: back off before asking again.

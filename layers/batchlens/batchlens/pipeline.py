@@ -14,16 +14,17 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from batchlens import alerts, logtail, rollup
+from batchlens import alerts, limits, logtail, rollup
 from batchlens.describe import Descriptions, describe_jobs, describe_service_jobs
 from batchlens.events import BatchEvent, InvalidEvent, parse_event
 from batchlens.failures import FailureCategory
 from batchlens.history import BATCH_WRITE_MAX, HistoryTable, WriteOutcome, version_of
 from batchlens.publish import Claim, publish_alerts
 from batchlens.records import Enrichment, JobRecord, normalise
-from batchlens.redact import Redactor
+from batchlens.redact import Redactor, guard_logger
 from batchlens.settings import Settings
 
 if TYPE_CHECKING:
@@ -59,6 +60,8 @@ class Processed:
     alerted: bool = False
     error: str | None = None
     poison: bool = False
+    #: When its job's latest-state write returned (enrichment latency is measured up to here).
+    stored_at: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -99,6 +102,8 @@ class Enricher:
         self._dynamodb = dynamodb
         self._ledger: AlertLedger | None = None
         self.redactor = Redactor(settings.redact_allowlist)
+        # Whatever reaches the log (an exception quoting its input, a logged event) is masked too.
+        guard_logger(logger, self.redactor)
         self._pool = ThreadPoolExecutor(max_workers=WRITE_CONCURRENCY)
 
     @property
@@ -161,6 +166,9 @@ class Enricher:
                     reason,
                     extra={"message_id": message.message_id, "reason": reason},
                 )
+            except Exception as exc:  # a parser bug must fail this record only, never the batch
+                outcome.error, outcome.poison = f"unparseable event: {type(exc).__name__}", True
+                logger.exception("Poison record", extra={"message_id": message.message_id})
 
         descriptions = self.describe([event for _, event in parsed])
         result.describe_calls = descriptions.calls
@@ -211,7 +219,8 @@ class Enricher:
                     redactor=self.redactor,
                     dependency=dependency,
                 )
-        return record
+        # Cut to the item limit here, once: the stored item, the timeline and the alert all use it.
+        return limits.fit_for_store(record)
 
     def _failed_dependency(self, event: BatchEvent) -> tuple[str, FailureCategory | None] | None:
         """The dependency that failed (first found in the history), with its own category."""
@@ -256,10 +265,19 @@ class Enricher:
             except Exception as exc:
                 for processed in group:
                     processed.error = f"store failed: {exc!r}"
-                logger.warning("Store failed", extra={"job_id": newest.job_id, "error": repr(exc)})
+                logger.warning(
+                    "Store failed",
+                    extra={
+                        "correlation_id": newest.job_id,
+                        "job_id": newest.job_id,
+                        "error": repr(exc),
+                    },
+                )
                 return
+            stored_at = datetime.now(UTC)
             newest_version = version_of(newest)
             for processed in group:
+                processed.stored_at = stored_at
                 version = version_of(_record(processed))
                 if processed is ordered[-1]:
                     processed.write = outcome
@@ -311,7 +329,8 @@ class Enricher:
             if key in wanted:
                 wanted[key][1].append(processed)  # the same alert twice in one batch
                 continue
-            wanted[key] = (alerts.build_alert(record), [processed])
+            # Cut (and marked truncated) when the whole SNS message would pass 256 KiB.
+            wanted[key] = (limits.fit_alert(record, alerts.build_alert), [processed])
 
         def claim(alert: alerts.Alert) -> Claim | Exception:
             try:
@@ -335,19 +354,34 @@ class Enricher:
         owned = self._with_log_excerpts(owned, remaining_ms)
 
         sent: list[tuple[alerts.Alert, str]] = []
+        marking: list[Future[None]] = []
+
+        def published(alert: alerts.Alert, message_id: str) -> None:
+            # Marked sent as soon as its PublishBatch answers, while the next group goes out:
+            # the shorter the gap between publish and mark, the smaller a crash's window.
+            sent.append((alert, message_id))
+            marking.append(self._pool.submit(self._complete, alert, message_id))
+
         try:
             result = publish_alerts(
                 self._sns,
                 self.settings.topic_arn,
                 [alert for alert, _ in owned.values()],
-                on_published=lambda alert, message_id: sent.append((alert, message_id)),
+                on_published=published,
             )
         except Exception as exc:
+            # Alerts of the groups that went out before the failure are published: never release
+            # their claims (a concurrent invocation could claim and send them again).
+            went_out = {id(alert) for alert, _ in sent}
             for alert, group in owned.values():
-                self._release(alert, exc, group, f"publish failed: {exc!r}")
+                if id(alert) in went_out:
+                    for processed in group:
+                        processed.alerted = True
+                else:
+                    self._release(alert, exc, group, f"publish failed: {exc!r}")
             return 1
         finally:
-            list(self._pool.map(lambda item: self._complete(*item), sent))
+            wait(marking)
         by_alert = {id(alert): group for alert, group in owned.values()}
         for alert in result.published:
             for processed in by_alert[id(alert)]:
@@ -372,7 +406,7 @@ class Enricher:
         quoted = dict(owned)
         for key, future in futures.items():
             if future in done and future.exception() is None and future.result().log_excerpt:
-                quoted[key] = (alerts.build_alert(future.result()), owned[key][1])
+                quoted[key] = (limits.fit_alert(future.result(), alerts.build_alert), owned[key][1])
         return quoted
 
     def _complete(self, alert: alerts.Alert, message_id: str) -> None:

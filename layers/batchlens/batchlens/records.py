@@ -140,6 +140,8 @@ class JobRecord(RecordModel):
     redacted: int = 0
     #: Last lines of the latest attempt's log (secrets masked), set only on alerting failures.
     log_excerpt: list[str] | None = None
+    #: The record was cut to fit DynamoDB's item or SNS's message limit (see batchlens.limits).
+    truncated: bool = False
 
     def to_json_dict(self) -> dict[str, Any]:
         """The public JSON form: camelCase keys, ISO times, absent values as null."""
@@ -282,11 +284,11 @@ def _k8s_memory_mib(quantity: str) -> int | None:
         if quantity.endswith(suffix):
             try:
                 return int(float(quantity[: -len(suffix)]) * factor)
-            except ValueError:
+            except (ValueError, OverflowError):  # "abc", or "inf"/"1e400"
                 return None
     try:
         return int(float(quantity) / (1024 * 1024))
-    except ValueError:
+    except (ValueError, OverflowError):  # "abc", or "inf"/"1e400"
         return None
 
 

@@ -3,12 +3,18 @@
 Two rules: values of variables whose *names* look secret (`DB_PASSWORD=…`, `--api-token …`), and
 values that *look like* credentials wherever they appear (AWS access key ids, JWTs, Slack and
 GitHub tokens, private-key blocks, passwords in URLs). Names on the allowlist are left alone.
+
+Text (`Redactor.text`), records (`redact_record`), structured job detail (`deep`: environment
+`{name, value}` pairs, parameters, command lines split into arguments) and log records (the
+`RedactingFilter` that `guard_logger` puts on a logger) all go through the same two rules.
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Iterable
+import traceback
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -54,15 +60,26 @@ _NAMED_VALUE = re.compile(
     re.IGNORECASE,
 )
 _SECRET_NAME = re.compile(r"^" + SECRET_NAME + r"$", re.IGNORECASE)
+# A command-line flag on its own (`--password`), whose value is the next argument.
+_FLAG = re.compile(r"--?(?P<name>[A-Za-z0-9_.-]+)")
 
 
-#: One scan that every secret above must trip (a superset of the patterns): a secret-looking
-#: name, a credential prefix, a private-key header, or a URL with user info.
-_MAYBE_SECRET = re.compile(
-    _SECRET_WORDS + r"|PRIVATE KEY|AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA|ABIA|ACCA"
-    r"|eyJ|xox[abposr]-|hooks\.slack\.com|gh[pousr]_|github_pat_|glpat-|sk-|://[^\s/@]+:[^\s@/]+@",
-    re.IGNORECASE,
+#: The pre-scan: lower-case fragments of which every secret above contains at least one (a part of
+#: a secret-looking name, a credential prefix, a URL's `://`). Plain substring searches of the
+#: lower-cased text run about 15 times faster than one case-insensitive regex alternation, and most
+#: text (every ordinary Batch reason) contains none, so it skips the patterns entirely.
+_MAYBE_SECRET: tuple[str, ...] = (
+    *("passw", "passphrase", "pwd", "secret", "token", "key", "credential"),
+    *("akia", "asia", "agpa", "aida", "aroa", "anpa", "anva", "aipa", "abia", "acca"),
+    *("eyj", "xox", "hooks.slack.com", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+    *("glpat-", "sk-", "://"),
 )
+
+
+def maybe_secret(text: str) -> bool:
+    """Could `text` hold a secret? False means certainly not (no pattern can match)."""
+    lowered = text.lower()
+    return any(fragment in lowered for fragment in _MAYBE_SECRET)
 
 
 class Redactor:
@@ -76,7 +93,7 @@ class Redactor:
 
     def text(self, value: str) -> tuple[str, int]:
         """Return `value` with secrets masked, and how many were masked."""
-        if not _MAYBE_SECRET.search(value):
+        if not maybe_secret(value):
             return value, 0  # the common case: one cheap scan instead of every pattern
         count = 0
 
@@ -109,6 +126,60 @@ class Redactor:
             return value, 0
         return self.text(value)
 
+    def value(self, name: str, value: str) -> tuple[str, int]:
+        """A named value (an environment variable, a job parameter): masked whole when the name
+        looks secret, else wherever it looks like a credential."""
+        if value and value != MASK and self.is_secret_name(name):
+            return MASK, 1
+        return self.text(value)
+
+    def command(self, args: Sequence[str]) -> tuple[list[str], int]:
+        """A command line as a list of arguments: `["--password", "x"]` masks `x` too."""
+        result: list[str] = []
+        count = 0
+        value_is_secret = False
+        for arg in args:
+            if value_is_secret and arg != MASK and not arg.startswith("-"):
+                result.append(MASK)
+                count += 1
+                value_is_secret = False
+                continue
+            masked, found = self.text(arg)
+            result.append(masked)
+            count += found
+            flag = _FLAG.fullmatch(arg)
+            value_is_secret = flag is not None and self.is_secret_name(flag.group("name"))
+        return result, count
+
+    def deep(self, value: Any) -> tuple[Any, int]:
+        """A JSON-like value (a job detail, a logged event) with every secret masked.
+
+        `{"name": N, "value": V}` pairs (environment variables) and mapping entries (parameters,
+        `"password": …`) are masked by their name; lists of strings as command lines; any other
+        string as text.
+        """
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, Mapping):
+            name, pair_value = value.get("name"), value.get("value")
+            result: dict[Any, Any] = {}
+            count = 0
+            for key, item in value.items():
+                if key == "value" and isinstance(name, str) and isinstance(pair_value, str):
+                    result[key], found = self.value(name, pair_value)
+                elif isinstance(key, str) and isinstance(item, str):
+                    result[key], found = self.value(key, item)
+                else:
+                    result[key], found = self.deep(item)
+                count += found
+            return result, count
+        if isinstance(value, list | tuple):
+            if all(isinstance(item, str) for item in value):
+                return self.command(value)
+            items = [self.deep(item) for item in value]
+            return [item for item, _ in items], sum(found for _, found in items)
+        return value, 0
+
     def redact_record(self, record: JobRecord) -> JobRecord:
         """Mask every free-text field of a record; `redacted` counts the masked values."""
         total = 0
@@ -134,9 +205,70 @@ class Redactor:
                 update={
                     "summary": clean(record.failure.summary) or "",
                     "detail": clean(record.failure.detail) or "",
+                    # Next steps quote images, reasons and children's steps: free text too.
+                    "next_step": clean(record.failure.next_step) or "",
                 }
             )
+        if record.log_excerpt:
+            update["log_excerpt"] = [clean(line) or "" for line in record.log_excerpt]
         if total == 0:
             return record
         update["redacted"] = record.redacted + total
         return record.model_copy(update=update)
+
+
+# --- logs ----------------------------------------------------------------------------------
+
+#: Attributes every LogRecord has; anything else on a record came from `extra=`.
+_LOG_RECORD_ATTRIBUTES = frozenset(
+    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime"}
+)
+
+
+class RedactedError(Exception):
+    """Stands in for a logged exception whose text held a secret (the text, masked)."""
+
+
+class RedactingFilter(logging.Filter):
+    """Masks secrets in every record of the logger it guards: the message and its arguments
+    (a logged event too), `extra` fields, and exception text.
+
+    The last line of defence: code masks what it logs already, but a raw event logged by
+    `POWERTOOLS_LOGGER_LOG_EVENT`, or an exception quoting its input, must not leak either.
+    """
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__("batchlens.redact")
+        self.redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            self._mask(record)
+        except Exception:  # never lose a log line to the filter: keep a masked placeholder
+            record.msg, record.args = "(log message withheld: it could not be masked)", None
+        return True
+
+    def _mask(self, record: logging.LogRecord) -> None:
+        if isinstance(record.msg, str):
+            record.msg, record.args = self.redactor.text(record.getMessage())[0], None
+        else:
+            record.msg = self.redactor.deep(record.msg)[0]
+            if record.args:
+                record.args = self.redactor.deep(record.args)[0]
+        for key, value in list(vars(record).items()):
+            if key not in _LOG_RECORD_ATTRIBUTES and isinstance(value, str | Mapping | list):
+                setattr(record, key, self.redactor.deep(value)[0])
+        if record.exc_info and record.exc_info[1] is not None:
+            text = "".join(traceback.format_exception(*record.exc_info))
+            masked, count = self.redactor.text(text)
+            if count:
+                error = RedactedError(masked)
+                record.exc_info, record.exc_text = (RedactedError, error, None), None
+
+
+def guard_logger(logger: logging.Logger, redactor: Redactor | None = None) -> None:
+    """Mask secrets in everything `logger` emits from now on (replacing an earlier guard)."""
+    for existing in list(logger.filters):
+        if isinstance(existing, RedactingFilter):
+            logger.removeFilter(existing)
+    logger.addFilter(RedactingFilter(redactor or Redactor()))

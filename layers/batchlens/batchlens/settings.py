@@ -64,6 +64,9 @@ class Settings(BaseModel):
         default=8, ge=1, le=32, alias="BATCHLENS_DESCRIBE_CONCURRENCY"
     )
     endpoint_url: str | None = Field(default=None, alias="BATCHLENS_ENDPOINT_URL")
+    # The Slack notifier: the secret holding the incoming-webhook URL, and how long to cache it.
+    slack_webhook_secret_arn: str = Field(default="", alias="SLACK_WEBHOOK_SECRET_ARN")
+    slack_secret_max_age: int = Field(default=300, ge=0, le=86400, alias="SLACK_SECRET_MAX_AGE")
 
     def model_post_init(self, __context: object) -> None:
         unknown = sorted(set(self.alert_on) - ALERTABLE)

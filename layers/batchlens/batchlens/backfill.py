@@ -1,0 +1,412 @@
+"""`batchlens backfill`: the jobs AWS Batch still remembers (about 7 days), into the history.
+
+Per queue, ListJobs for every status (ListServiceJobs for SageMaker training queues), page by
+page; DescribeJobs 100 ids a call; each job then goes through the enricher's own normaliser and
+conditional store (`HistoryTable.put_latest`), with an event envelope made up from the job
+itself. Idempotent: the envelope is derived from the job's state, and a job the table already
+holds in that state or a newer one is left alone (the versions are read first, 100 a call), so a
+second run writes nothing. A job Batch forgets between ListJobs and DescribeJobs is stored from
+its ListJobs summary (`enrichment: NOT_FOUND`). Every Batch call waits for a token from one
+bucket (10 calls a second by default), far below the account's Batch API rate, so a backfill
+never starves the enricher or the account's own tooling. No alerts: past jobs are not news.
+
+CLI-only; the Lambda never imports this module.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from batchlens.describe import Descriptions, chunks, describe_jobs, describe_service_jobs
+from batchlens.events import InvalidEvent, parse_event
+from batchlens.history import HistoryTable, WriteOutcome, version_of
+from batchlens.records import Enrichment, JobRecord, normalise
+from batchlens.redact import Redactor
+
+if TYPE_CHECKING:
+    from mypy_boto3_batch import BatchClient
+
+#: What ListJobs accepts as `jobStatus` (without one it lists RUNNING jobs only).
+JOB_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
+#: What ListServiceJobs accepts as `jobStatus`.
+SERVICE_JOB_STATUSES = (
+    "SUBMITTED",
+    "PENDING",
+    "RUNNABLE",
+    "SCHEDULED",
+    "STARTING",
+    "RUNNING",
+    "SUCCEEDED",
+    "FAILED",
+)
+SERVICE_QUEUE_TYPES = frozenset({"SAGEMAKER_TRAINING"})
+DEFAULT_RATE = 10.0
+#: Batch's API rate is shared by the whole account (about 50 calls a second for the listing and
+#: describing calls); a backfill must leave most of it to everyone else.
+MAX_RATE = 40.0
+LIST_PAGE_SIZE = 1000  # ListJobs returns up to 1000 jobs a page when given a status
+_ID_NAMESPACE = uuid.UUID("5b1c7f2e-3a9d-4c5e-8f60-2d4b7a1e9c30")
+
+
+class BackfillError(Exception):
+    """A backfill that cannot start as asked; the message says what to change."""
+
+
+class TokenBucket:
+    """At most `rate` calls a second on average, `burst` at once; thread-safe.
+
+    `install(client)` makes every API call of a boto3 client take a token first (a botocore
+    `before-parameter-build` hook, which fires once per call), so no code path can forget to.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        burst: float = 1.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.rate = rate
+        self.capacity = max(1.0, burst)
+        self._tokens = self.capacity
+        self._clock = clock
+        self._sleep = sleep
+        self._last = clock()
+        self._lock = threading.Lock()
+        self.calls = 0
+        self.waited = 0.0
+
+    def acquire(self) -> None:
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
+            self._last = now
+            if self._tokens < 1.0:
+                wait = (1.0 - self._tokens) / self.rate
+                self._sleep(wait)
+                self.waited += wait
+                self._last = self._clock()
+                self._tokens = 1.0
+            self._tokens -= 1.0
+            self.calls += 1
+
+    def _before_call(self, **_: Any) -> None:
+        self.acquire()
+
+    def install(self, client: Any) -> None:
+        service = client.meta.service_model.service_id.hyphenize()
+        client.meta.events.register(f"before-parameter-build.{service}", self._before_call)
+
+
+@dataclass(frozen=True, slots=True)
+class Queue:
+    name: str
+    arn: str
+    service: bool
+
+
+@dataclass(slots=True)
+class BackfillResult:
+    """What a backfill did, in counts (also the JSON of `backfill --output json`)."""
+
+    queues: int = 0
+    listed: int = 0
+    outside_range: int = 0
+    described: int = 0
+    #: Listed, then unknown to DescribeJobs: stored from the ListJobs summary.
+    vanished: int = 0
+    written: int = 0
+    unchanged: int = 0
+    #: The table holds a newer state of the job (from the enricher): left alone.
+    newer_in_table: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "queues": self.queues,
+            "listed": self.listed,
+            "outsideRange": self.outside_range,
+            "described": self.described,
+            "vanished": self.vanished,
+            "written": self.written,
+            "unchanged": self.unchanged,
+            "newerInTable": self.newer_in_table,
+            "failed": self.failed,
+        }
+
+
+def _ms(value: Any) -> int | None:
+    return value if isinstance(value, int) and value > 0 else None
+
+
+def last_activity_ms(job: Mapping[str, Any]) -> int | None:
+    """When the job last moved: stopped, else started, else created (epoch ms)."""
+    times = [_ms(job.get(key)) for key in ("stoppedAt", "startedAt", "createdAt")]
+    known = [t for t in times if t is not None]
+    return max(known) if known else None
+
+
+def _arn_region_account(arn: str | None) -> tuple[str | None, str | None]:
+    parts = (arn or "").split(":")
+    if len(parts) >= 5 and parts[0] == "arn":
+        return parts[3] or None, parts[4] or None
+    return None, None
+
+
+def synthesize_event(
+    detail: Mapping[str, Any], *, service: bool, region: str, account: str
+) -> dict[str, Any]:
+    """The EventBridge event AWS Batch would have sent for the job's current state.
+
+    Its time is the job's last activity, and its id is derived from the job's state, so the
+    same state always makes the same event (and the same version in the history).
+    """
+    moment_ms = last_activity_ms(detail)
+    moment = datetime.fromtimestamp(moment_ms / 1000, tz=UTC) if moment_ms else datetime.now(tz=UTC)
+    arn_region, arn_account = _arn_region_account(detail.get("jobArn"))
+    attempts = detail.get("attempts") or []
+    state = (
+        f"{detail.get('jobArn') or detail.get('jobId')}|{detail.get('status')}"
+        f"|{len(attempts)}|{moment_ms}"
+    )
+    return {
+        "version": "0",
+        "id": f"backfill-{uuid.uuid5(_ID_NAMESPACE, state)}",
+        "detail-type": "Batch Service Job State Change" if service else "Batch Job State Change",
+        "source": "aws.batch",
+        "account": arn_account or account,
+        "time": moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "region": arn_region or region,
+        "resources": [detail["jobArn"]] if detail.get("jobArn") else [],
+        "detail": dict(detail),
+    }
+
+
+def detail_from_summary(summary: Mapping[str, Any], queue: Queue) -> dict[str, Any]:
+    """A job detail made of what ListJobs (or ListServiceJobs) said about the job."""
+    detail = {key: value for key, value in summary.items() if key != "nodeProperties"}
+    detail["jobQueue"] = queue.arn
+    nodes = summary.get("nodeProperties") or {}
+    if nodes.get("nodeIndex") is not None:
+        detail["nodeDetails"] = {
+            "nodeIndex": nodes["nodeIndex"],
+            "isMainNode": nodes.get("isMainNode"),
+        }
+    elif nodes.get("numNodes") is not None:
+        detail["nodeProperties"] = {"numNodes": nodes["numNodes"]}
+    return detail
+
+
+class Backfill:
+    """One backfill run, wired to its clients (the Batch client already rate-limited)."""
+
+    def __init__(
+        self,
+        batch: BatchClient,
+        history: HistoryTable,
+        *,
+        since: datetime | None = None,
+        children: bool = False,
+        redactor: Redactor | None = None,
+        progress: Callable[[str], None] = lambda _: None,
+        describe_concurrency: int = 4,
+    ) -> None:
+        self._batch = batch
+        self._history = history
+        self._since_ms = int(since.timestamp() * 1000) if since else None
+        self._children = children
+        self._redactor = redactor or Redactor()
+        self._progress = progress
+        self._concurrency = describe_concurrency
+        self._region = batch.meta.region_name or "us-east-1"
+        self.result = BackfillResult()
+
+    # --- listing ------------------------------------------------------------------------
+
+    def queues(self, names: Sequence[str] = ()) -> list[Queue]:
+        """The queues to backfill: those named (by name or ARN), else every queue."""
+        found: list[Queue] = []
+        paginator = self._batch.get_paginator("describe_job_queues")
+        pages = paginator.paginate(jobQueues=list(names)) if names else paginator.paginate()
+        for page in pages:
+            for queue in page.get("jobQueues", []):
+                found.append(
+                    Queue(
+                        name=queue["jobQueueName"],
+                        arn=queue["jobQueueArn"],
+                        service=queue.get("jobQueueType") in SERVICE_QUEUE_TYPES,
+                    )
+                )
+        missing = [name for name in names if not any(name in (q.name, q.arn) for q in found)]
+        if missing:
+            raise BackfillError(f"no job queue named {', '.join(map(repr, missing))}")
+        return found
+
+    def _summaries(self, queue: Queue, **scope: str) -> Iterator[Mapping[str, Any]]:
+        """Every job of the queue (or of one array/multi-node job), one status after another."""
+        if queue.service:
+            service_pages = self._batch.get_paginator("list_service_jobs")
+            for status in SERVICE_JOB_STATUSES:
+                for service_page in service_pages.paginate(
+                    jobQueue=queue.arn,
+                    jobStatus=status,  # type: ignore[arg-type]
+                ):
+                    yield from service_page.get("jobSummaryList", [])
+            return
+        pages = self._batch.get_paginator("list_jobs")
+        for status in JOB_STATUSES:
+            target: dict[str, Any] = dict(scope) if scope else {"jobQueue": queue.arn}
+            for page in pages.paginate(
+                **target,
+                jobStatus=status,  # type: ignore[arg-type]
+                PaginationConfig={"PageSize": LIST_PAGE_SIZE},
+            ):
+                yield from page.get("jobSummaryList", [])
+
+    # --- the run ------------------------------------------------------------------------
+
+    def run(self, names: Sequence[str] = ()) -> BackfillResult:
+        queues = self.queues(names)
+        self.result.queues = len(queues)
+        if not queues:
+            self._progress("no job queues in this account and region")
+        for queue in queues:
+            self._backfill_queue(queue)
+        return self.result
+
+    def _backfill_queue(self, queue: Queue) -> None:
+        before = self.result.as_dict()
+        seen: set[str] = set()
+        parents: list[tuple[str, str]] = []
+        self._store_all(queue, self._in_range(self._summaries(queue), seen, parents))
+        if self._children:
+            for parent_id, scope in parents:
+                children = self._summaries(queue, **{scope: parent_id})
+                self._store_all(queue, self._in_range(children, seen, []))
+        after = self.result.as_dict()
+        delta = {key: after[key] - before[key] for key in after}
+        self._progress(
+            f"{queue.name}: {delta['listed']} jobs listed, {delta['written']} written, "
+            f"{delta['unchanged']} unchanged, {delta['newerInTable']} newer in the history, "
+            f"{delta['vanished']} gone before DescribeJobs, {delta['failed']} failed"
+        )
+
+    def _in_range(
+        self,
+        summaries: Iterator[Mapping[str, Any]],
+        seen: set[str],
+        parents: list[tuple[str, str]],
+    ) -> Iterator[Mapping[str, Any]]:
+        for summary in summaries:
+            job_id = summary.get("jobId")
+            # A job that moves on while we list shows up under two statuses: take it once.
+            if not isinstance(job_id, str) or job_id in seen:
+                continue
+            seen.add(job_id)
+            self.result.listed += 1
+            moment = last_activity_ms(summary)
+            if self._since_ms is not None and (moment is None or moment < self._since_ms):
+                self.result.outside_range += 1
+                continue
+            if (summary.get("arrayProperties") or {}).get("size") is not None:
+                parents.append((job_id, "arrayJobId"))
+            elif (summary.get("nodeProperties") or {}).get("numNodes") is not None and (
+                summary.get("nodeProperties") or {}
+            ).get("nodeIndex") is None:
+                parents.append((job_id, "multiNodeJobId"))
+            yield summary
+
+    def _store_all(self, queue: Queue, summaries: Iterator[Mapping[str, Any]]) -> None:
+        pending: list[Mapping[str, Any]] = []
+        for summary in summaries:
+            pending.append(summary)
+            if len(pending) == 100:
+                self._store_chunk(queue, pending)
+                pending = []
+        if pending:
+            self._store_chunk(queue, pending)
+
+    def _describe(self, queue: Queue, ids: list[str]) -> Descriptions:
+        if queue.service:
+            return describe_service_jobs(self._batch, ids, concurrency=self._concurrency)
+        return describe_jobs(self._batch, ids)
+
+    def _store_chunk(self, queue: Queue, summaries: list[Mapping[str, Any]]) -> None:
+        ids = [str(summary["jobId"]) for summary in summaries]
+        descriptions = Descriptions()
+        for chunk in chunks(ids):
+            part = self._describe(queue, chunk)
+            descriptions.jobs.update(part.jobs)
+            descriptions.not_found |= part.not_found
+            descriptions.errors.update(part.errors)
+        records: list[JobRecord] = []
+        for summary in summaries:
+            job_id = str(summary["jobId"])
+            described = descriptions.jobs.get(job_id)
+            if described is not None:
+                detail: Mapping[str, Any] = described
+                enrichment = Enrichment.DESCRIBED
+                self.result.described += 1
+            else:
+                detail = detail_from_summary(summary, queue)
+                if job_id in descriptions.errors:
+                    enrichment = Enrichment.EVENT_ONLY
+                else:
+                    enrichment = Enrichment.NOT_FOUND
+                    self.result.vanished += 1
+            try:
+                event = parse_event(
+                    synthesize_event(
+                        detail, service=queue.service, region=self._region, account="unknown"
+                    )
+                )
+                records.append(
+                    normalise(event, None, enrichment=enrichment, redactor=self._redactor)
+                )
+            except InvalidEvent as exc:
+                self._fail(f"{job_id}: {exc}")
+        self._store(records)
+        self._progress(f"{queue.name}: {self.result.listed} jobs listed so far")
+
+    def _store(self, records: list[JobRecord]) -> None:
+        stored = self._history.stored_versions(record.job_id for record in records)
+        fresh: list[JobRecord] = []
+        for record in records:
+            version = version_of(record)
+            previous = stored.get(record.job_id)
+            if previous is not None and previous >= version:
+                if previous == version:
+                    self.result.unchanged += 1
+                else:
+                    self.result.newer_in_table += 1
+                continue
+            try:
+                outcome, _ = self._history.put_latest(record)
+            except Exception as exc:  # one job's failure must not stop the backfill
+                self._fail(f"{record.job_id}: store failed: {exc}")
+                continue
+            if outcome is WriteOutcome.FRESH:
+                self.result.written += 1
+                fresh.append(record)
+            elif outcome is WriteOutcome.DUPLICATE:
+                self.result.unchanged += 1
+            else:
+                self.result.newer_in_table += 1
+        if fresh:
+            for record in self._history.put_transitions(fresh):
+                self._fail(f"{record.job_id}: timeline write failed")
+
+    def _fail(self, message: str) -> None:
+        self.result.failed += 1
+        self.result.errors.append(message)
+        self._progress(f"error: {message}")

@@ -1,0 +1,137 @@
+"""Log excerpts: the last lines of a failed job's latest attempt, quoted in its alert.
+
+Adapter module (CloudWatch Logs I/O through the `logs` client it is given) around one pure function,
+`excerpt_lines`. The latest attempt that has a log stream is read from its end with GetLogEvents
+(`startFromHead=False`); secrets are masked with the Redactor; lines and the whole excerpt are cut
+to fit every channel. A missing stream, a denied read or any other error leaves the record without
+an excerpt: it never blocks the alert.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from batchlens.records import JobRecord
+from batchlens.redact import Redactor
+
+if TYPE_CHECKING:
+    from mypy_boto3_logs import CloudWatchLogsClient
+    from mypy_boto3_logs.type_defs import GetLogEventsRequestTypeDef
+
+logger = logging.getLogger("batchlens")
+
+#: Longest line kept (the rest is cut with an ellipsis), and the most characters in all.
+MAX_LINE_CHARS = 400
+MAX_EXCERPT_CHARS = 2_500
+#: GetLogEvents may answer an empty page while older events exist; follow it this many times.
+MAX_PAGES = 3
+#: The pipeline waits this long for excerpts, and skips them with less invocation time left.
+FETCH_TIMEOUT_SECONDS = 5.0
+MIN_REMAINING_MS = 15_000
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+@dataclass(frozen=True, slots=True)
+class LogSource:
+    """Where an attempt's log lives."""
+
+    attempt: int
+    log_group: str
+    log_stream: str
+
+
+def log_source(record: JobRecord) -> LogSource | None:
+    """The latest attempt that wrote to a known log stream, if any."""
+    for attempt in reversed(record.attempts):
+        if attempt.log_group and attempt.log_stream_name:
+            return LogSource(attempt.number, attempt.log_group, attempt.log_stream_name)
+    return None
+
+
+def wants_excerpt(record: JobRecord, lines: int) -> bool:
+    """Worth a GetLogEvents call: a failure, excerpts turned on, and a stream to read."""
+    return (
+        lines > 0
+        and record.failure is not None
+        and not record.event_type.is_queue_blocked
+        and not record.log_excerpt
+        and log_source(record) is not None
+    )
+
+
+def _clip(line: str) -> str:
+    return line if len(line) <= MAX_LINE_CHARS else line[: MAX_LINE_CHARS - 1] + "…"
+
+
+def excerpt_lines(
+    messages: Iterable[str], lines: int, redactor: Redactor | None = None
+) -> tuple[list[str], int]:
+    """The last `lines` lines of log `messages`, masked and cut to fit; and how many were masked.
+
+    Messages are joined before masking so a secret spanning lines (a private key) is masked whole.
+    Terminal colour codes and control characters go; tabs become spaces.
+    """
+    if lines <= 0:
+        return [], 0
+    text = "\n".join(message.rstrip("\r\n") for message in messages)
+    masked, count = (redactor or Redactor()).text(text)
+    cleaned = _CONTROL.sub("", _ANSI.sub("", masked.replace("\r\n", "\n").replace("\t", "    ")))
+    all_lines = [line.rstrip() for line in cleaned.split("\n")]
+    while all_lines and not all_lines[-1]:
+        all_lines.pop()
+    tail = [_clip(line) for line in all_lines[-lines:]]
+    while tail and sum(len(line) + 1 for line in tail) > MAX_EXCERPT_CHARS:
+        tail.pop(0)  # the newest lines matter most: drop from the top
+    while tail and not tail[0]:
+        tail.pop(0)
+    return tail, count
+
+
+def _read_tail(client: CloudWatchLogsClient, source: LogSource, lines: int) -> list[str]:
+    request: GetLogEventsRequestTypeDef = {
+        "logGroupName": source.log_group,
+        "logStreamName": source.log_stream,
+        "startFromHead": False,
+        "limit": min(max(lines, 1), 10_000),
+    }
+    for _ in range(MAX_PAGES):
+        page = client.get_log_events(**request)
+        events = page.get("events", [])
+        if events:
+            return [event.get("message", "") for event in events]
+        token = page.get("nextBackwardToken")
+        if not token or token == request.get("nextToken"):
+            return []
+        request["nextToken"] = token
+    return []
+
+
+def fetch_excerpt(
+    client: CloudWatchLogsClient, record: JobRecord, lines: int, redactor: Redactor
+) -> JobRecord:
+    """`record` with `logExcerpt` set from its latest attempt's log, or unchanged when none."""
+    source = log_source(record)
+    if lines <= 0 or source is None:
+        return record
+    try:
+        messages = _read_tail(client, source, lines)
+    except Exception as exc:  # no excerpt is better than no alert
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
+        level = logging.INFO if code == "ResourceNotFoundException" else logging.WARNING
+        logger.log(
+            level,
+            "No log excerpt: %s",
+            code,
+            extra={"job_id": record.job_id, "log_group": source.log_group, "error": code},
+        )
+        return record
+    excerpt, masked = excerpt_lines(messages, lines, redactor)
+    if not excerpt:
+        return record
+    return record.model_copy(update={"log_excerpt": excerpt, "redacted": record.redacted + masked})

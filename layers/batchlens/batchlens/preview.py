@@ -1,0 +1,125 @@
+"""`batchlens preview`: the alert bodies of AWS Batch events, rendered offline (no AWS call).
+
+Each event is normalised as `batchlens explain` does, then rendered exactly as the enricher would
+publish it: the email (subject and text), the Slack card (the Block Kit payload the notifier posts),
+the Amazon Q Developer chat notification, or the JobRecord JSON that SQS and Lambda subscribers get.
+`--log FILE` quotes that file's last lines as the job's log excerpt, masked like the real one, so
+alerts can be seen and tuned before anything is deployed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import TextIO
+
+from batchlens import alerts, logtail, slack
+from batchlens.cli import EXIT_BAD_INPUT, EXIT_OK, CliError, _events_in, _read
+from batchlens.events import InvalidEvent, parse_event
+from batchlens.records import JobRecord, normalise
+from batchlens.redact import Redactor
+from batchlens.settings import Settings
+
+FORMATS = ("email", "slack", "chatbot", "json")
+_RULE = "=" * 78
+
+
+def render(record: JobRecord, output: str) -> str:
+    """One channel's body for `record`, from the SNS message the enricher would publish."""
+    alert = alerts.build_alert(record)
+    bodies = json.loads(alert.message)
+    if output == "email":
+        return f"Subject: {alert.subject}\n\n{bodies['email']}"
+    if output == "chatbot":
+        return json.dumps(json.loads(bodies["https"]), indent=2, ensure_ascii=False)
+    published = JobRecord.model_validate_json(bodies["lambda"])  # what the notifier receives
+    if output == "slack":
+        return json.dumps(slack.render(published), indent=2, ensure_ascii=False)
+    return json.dumps(published.to_json_dict(), indent=2, ensure_ascii=False)
+
+
+def with_log(record: JobRecord, log_text: str, lines: int, redactor: Redactor) -> JobRecord:
+    """`record` quoting the last `lines` lines of `log_text` as its excerpt, masked."""
+    excerpt, masked = logtail.excerpt_lines(log_text.splitlines(), lines, redactor)
+    if not excerpt:
+        return record
+    return record.model_copy(update={"log_excerpt": excerpt, "redacted": record.redacted + masked})
+
+
+def preview(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: TextIO) -> int:
+    """Print each input event's body for the chosen channel; note events that would not alert."""
+    settings = Settings.from_env()
+    redactor = Redactor(args.allow or settings.redact_allowlist)
+    log_text = _read(args.log, stdin) if args.log else None
+    lines = settings.log_tail_lines if args.lines is None else args.lines
+    status, first = EXIT_OK, True
+    for source in args.files:
+        name = "<stdin>" if source == "-" else source
+        try:
+            document = json.loads(_read(source, stdin))
+        except CliError as exc:
+            print(f"batchlens: {name}: {exc}", file=stderr)
+            status = EXIT_BAD_INPUT
+            continue
+        except ValueError as exc:
+            print(f"batchlens: {name}: not JSON: {exc}", file=stderr)
+            status = EXIT_BAD_INPUT
+            continue
+        for position, event in enumerate(_events_in(document), start=1):
+            where = (
+                name if position == 1 and not isinstance(document, list) else f"{name}#{position}"
+            )
+            try:
+                record = normalise(parse_event(event), redactor=redactor)
+            except InvalidEvent as exc:
+                print(f"batchlens: {where}: {exc}", file=stderr)
+                status = EXIT_BAD_INPUT
+                continue
+            if log_text is not None and record.failure is not None:
+                record = with_log(record, log_text, lines, redactor)
+            if not alerts.should_alert(record, settings):
+                print(
+                    f"batchlens: {where}: note: does not alert with ALERT_ON="
+                    f"{','.join(settings.alert_on)} (rendered anyway)",
+                    file=stderr,
+                )
+            if args.format == "email" and not first:
+                print(f"\n{_RULE}\n", file=stdout)
+            print(render(record, args.format), file=stdout)
+            first = False
+    return status
+
+
+def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register `batchlens preview` on the CLI's subcommands."""
+    p = commands.add_parser(
+        "preview",
+        help="render the alert bodies (email, Slack, chat, JSON) of AWS Batch events offline",
+        description="Render, without calling AWS, the alert each event would publish: the email "
+        "(subject and text), the Slack Block Kit card, the Amazon Q Developer chat notification, "
+        "or the JobRecord JSON. Each FILE holds one event, a JSON list of events, or an SQS "
+        "event; '-' reads standard input. ALERT_ON and the other settings come from the "
+        "environment, as in the stack.",
+    )
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument(
+        "--format", choices=FORMATS, default="email", help="which body to render (default: email)"
+    )
+    p.add_argument(
+        "--log",
+        metavar="FILE",
+        help="a job log to quote as the failure's log excerpt (its last lines, masked)",
+    )
+    p.add_argument(
+        "--lines",
+        type=int,
+        metavar="N",
+        help="log lines to quote (default: LOG_TAIL_LINES, 20; 0 turns excerpts off)",
+    )
+    p.add_argument(
+        "--allow",
+        action="append",
+        metavar="NAME",
+        help="a variable name never to redact (repeatable), like the RedactAllowlist parameter",
+    )
+    p.set_defaults(run=preview)

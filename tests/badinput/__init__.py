@@ -1,0 +1,1 @@
+"""Malformed and hostile inputs for the enricher (see corpus.py)."""

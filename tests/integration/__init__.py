@@ -1,0 +1,1 @@
+"""Integration tests: the real boto3 clients against moto, the stack built from template.yaml."""

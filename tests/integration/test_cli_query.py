@@ -1,0 +1,911 @@
+"""`batchlens jobs|job|failures|stats` against moto's server over real HTTP.
+
+Given a history table built from template.yaml on a ThreadedMotoServer, filled through the
+enricher's own write path (`HistoryTable.put_latest`, `put_transitions`), when the CLI runs, then
+it prints the jobs the question names, newest first, in the format asked for, from key and index
+queries only; and every mistake a person can make ends in one line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from batchlens import access, cli, local
+from batchlens.events import parse_event
+from batchlens.history import (
+    LATEST_SK,
+    TTL_ATTRIBUTE,
+    HistoryTable,
+    index_keys,
+    job_pk,
+    version_of,
+)
+from batchlens.records import JobRecord, normalise
+
+pytestmark = pytest.mark.integration
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+RETENTION_DAYS = 90
+#: The golden history: sample events as the enricher stored them (all but one on 2025-03-14).
+GOLDEN_EVENTS = (
+    "job-failed-oom.json",
+    "job-failed-spot.json",
+    "job-failed-image-pull.json",
+    "job-failed-app-error.json",
+    "job-succeeded.json",
+    "job-queue-blocked-capacity.json",
+    "service-job-failed.json",
+    "service-job-succeeded.json",
+    "array-child-failed.json",
+    "array-parent-failed.json",
+)
+MARCH = ("--since", "2025-03-01T00:00:00Z", "--until", "2025-03-31T00:00:00Z")
+OOM_JOB = "91d1d12f-bc0b-41ab-bc38-add9e258cb98"
+
+
+def event(name: str, **envelope: Any) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((EVENTS / name).read_text())
+    loaded.update(envelope)
+    return loaded
+
+
+def record_of(payload: dict[str, Any]) -> JobRecord:
+    return normalise(parse_event(payload))
+
+
+def golden_records() -> list[JobRecord]:
+    records = []
+    for name in GOLDEN_EVENTS:
+        payload = event(name)
+        if name == "job-failed-app-error.json":
+            payload["time"] = "2025-03-13T22:15:00Z"  # the day before: two day partitions
+        records.append(record_of(payload))
+    return records
+
+
+def oom_running() -> JobRecord:
+    """The OOM job's RUNNING transition, before its final attempt failed."""
+    payload = event("job-failed-oom.json", id="0d5f1a3c-2b4e-4c6d-9e8f-7a6b5c4d3e2f")
+    payload["time"] = "2025-03-14T09:52:15Z"
+    detail = payload["detail"]
+    detail["status"] = "RUNNING"
+    detail["attempts"] = detail["attempts"][:2]
+    detail.pop("stoppedAt")
+    for key in ("exitCode", "reason"):
+        detail["container"].pop(key)
+    return record_of(payload)
+
+
+# --- the local stand-in --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[str]:
+    """moto's server on loopback (a free port), with fake credentials for this module."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    with pytest.MonkeyPatch.context() as env:
+        for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
+            env.delenv(name, raising=False)
+        for name in (access.TABLE_VARIABLE, access.ENDPOINT_VARIABLE):
+            env.delenv(name, raising=False)
+        env.setenv("AWS_ACCESS_KEY_ID", "testing")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        try:
+            yield f"http://{host}:{port}"
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="module")
+def session(endpoint: str) -> boto3.Session:
+    return boto3.Session(region_name="us-east-1")
+
+
+def new_table(session: boto3.Session, endpoint: str) -> HistoryTable:
+    stack = local.create_stack(session, endpoint_url=endpoint)
+    client = session.client("dynamodb", endpoint_url=endpoint)
+    return HistoryTable(client, stack.table_name, RETENTION_DAYS)
+
+
+@pytest.fixture(scope="module")
+def golden(session: boto3.Session, endpoint: str) -> str:
+    """The golden history, written by the enricher's own conditional write and timeline write."""
+    history = new_table(session, endpoint)
+    running = oom_running()
+    records = golden_records()
+    for record in [running, *records]:
+        history.put_latest(record)
+    assert history.put_transitions([running, *records]) == []
+    return history.table_name
+
+
+@pytest.fixture
+def utc() -> Iterator[None]:
+    """Local time is UTC, so table output is the same on every machine."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("TZ", "UTC")
+        time.tzset()
+        yield
+    time.tzset()
+
+
+@pytest.fixture
+def new_york() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("TZ", "America/New_York")
+        time.tzset()
+        yield
+    time.tzset()
+
+
+class Calls:
+    """Every AWS call the CLI makes, with its parameters (a botocore event hook)."""
+
+    def __init__(self) -> None:
+        self.made: list[tuple[str, dict[str, Any]]] = []
+
+    def __call__(self, event_name: str, params: dict[str, Any], **_: Any) -> None:
+        self.made.append((event_name.rsplit(".", 1)[-1], dict(params)))
+
+    def count(self, operation: str) -> int:
+        return sum(1 for name, _ in self.made if name == operation)
+
+    def indexes(self) -> Counter[str]:
+        return Counter(str(params.get("IndexName")) for name, params in self.made if name == "Query")
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
+    """Counts the calls of the sessions the CLI builds."""
+    counter = Calls()
+    real = access.boto3_session
+
+    def watched(profile: str | None, region: str | None) -> boto3.Session:
+        made = real(profile, region)
+        made.events.register("before-parameter-build", counter)
+        return made
+
+    monkeypatch.setattr(access, "boto3_session", watched)
+    return counter
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(list(argv), stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def query(endpoint: str, table: str, *argv: str) -> tuple[int, str, str]:
+    command, *rest = argv
+    return run(command, "--table", table, "--endpoint-url", endpoint, *rest)
+
+
+def names(output: str) -> list[str]:
+    return [json.loads(line)["jobName"] for line in output.splitlines()]
+
+
+# --- jobs: golden output ------------------------------------------------------------------
+
+JOBS_TABLE = """\
+UPDATED (UTC)        STATUS     QUEUE                     NAME                                  JOB ID                                  ATTEMPTS  RUN     CATEGORY           SUMMARY
+2025-03-14 15:47:35  FAILED     media-queue               thumbnail-render-20250314             7e5f376f-6a34-459d-a1e0-46a88061cd91    0/1       45m22s  UNKNOWN            Unrecognised failure: Array Child Job failed
+2025-03-14 15:03:50  FAILED     media-queue               thumbnail-render-20250314             7e5f376f-6a34-459d-a1e0-46a88061cd91:7  1/1       47s     APPLICATION_ERROR  Exited with code 2 on attempt 1/1
+2025-03-14 14:15:22  RUNNABLE   gpu-training-queue        llm-finetune-llama-8b-run42           50ad3e27-544b-4688-8f04-70c5c0e835f7    0/1       -       CAPACITY           Queue blocked — Not enough capacity: CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY - …
+2025-03-14 11:37:00  FAILED     etl-spot-queue            clickstream-hourly-20250314-11        4eac0e94-1b72-439a-894b-ee8c0094a8d0    2/2       11m55s  HOST_TERMINATED    Spot/host terminated: instance i-0a1b2c3d4e5f67890 was terminated during attemp…
+2025-03-14 11:31:46  FAILED     sagemaker-training-queue  llm-sft-7b-0314                       dd1ae850-27f7-4cbb-be07-b4d50cb5c32a    1/1       19m34s  APPLICATION_ERROR  Training algorithm error: ExecuteUserScriptError: ExitCode 1 ErrorMessage "Valu…
+2025-03-14 10:48:19  SUCCEEDED  sagemaker-training-queue  xgb-churn-0314                        1667479a-8f04-4612-9ff1-bb30222df6dc    1/2       42m36s  -
+2025-03-14 10:08:46  FAILED     genomics-queue            align-NA12878-chr1                    91d1d12f-bc0b-41ab-bc38-add9e258cb98    3/3       16m28s  OUT_OF_MEMORY      Out of memory: the container used more than its 4096 MiB on attempt 3/3
+2025-03-14 03:02:20  FAILED     etl-queue                 etl-nightly-orders-backfill-20250301  e378507a-858f-461b-9a01-5160fa6ef90a    1/3       -       IMAGE_PULL         Image pull failed: 123456789012.dkr.ecr.us-east-1.amazonaws.com/etl:2.4.0 not f…
+2025-03-14 02:19:09  SUCCEEDED  etl-queue                 etl-nightly-orders-20250313           8db8df93-edd5-4cd5-86b3-bc355166765c    1/2       15m27s  -
+2025-03-13 22:15:00  FAILED     etl-queue                 invoice-export-2025-02                da16707b-ae61-46cf-ad81-3ac06f66a39e    1/1       1m46s   APPLICATION_ERROR  Exited with code 1 on attempt 1/1
+"""
+
+
+def test_jobs_table_is_newest_first_across_days_and_statuses_in_local_time(
+    endpoint: str, golden: str, utc: None
+) -> None:
+    code, out, err = query(endpoint, golden, "jobs", *MARCH, "--limit", "0")
+
+    assert (code, err) == (0, "")
+    assert out == JOBS_TABLE
+
+
+def test_jobs_json_lines_are_the_stored_jobrecords_in_utc(
+    endpoint: str, golden: str, new_york: None
+) -> None:
+    code, out, _ = query(endpoint, golden, "jobs", *MARCH, "--status", "FAILED", "-o", "json")
+
+    by_id = {r.job_id: r for r in golden_records()}
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert code == 0
+    assert [line["eventTime"] for line in lines] == sorted(
+        (line["eventTime"] for line in lines), reverse=True
+    )
+    assert lines == [by_id[line["jobId"]].to_json_dict() for line in lines]
+    assert len(lines) == 7
+    assert out.splitlines()[0].startswith(
+        '{"schemaVersion": 1, "eventType": "JOB_STATE_CHANGE", '
+        '"eventId": "97377a32-9578-4f28-b52a-92fb7853c4f5", "eventTime": "2025-03-14T15:47:35.000Z"'
+    )
+
+
+JOBS_CSV = """\
+updatedAt,status,jobQueue,jobName,jobId,jobKind,jobDefinition,attemptsUsed,attemptsAllowed,queuedSeconds,runSeconds,category,summary,enrichment,console,logs
+2025-03-14T03:02:20.000Z,FAILED,etl-queue,etl-nightly-orders-backfill-20250301,e378507a-858f-461b-9a01-5160fa6ef90a,CONTAINER,etl-nightly:13,1,3,,,IMAGE_PULL,Image pull failed: 123456789012.dkr.ecr.us-east-1.amazonaws.com/etl:2.4.0 not found on attempt 1/3,EVENT_ONLY,https://us-east-1.console.aws.amazon.com/batch/home?region=us-east-1#jobs/detail/e378507a-858f-461b-9a01-5160fa6ef90a,
+2025-03-14T02:19:09.000Z,SUCCEEDED,etl-queue,etl-nightly-orders-20250313,8db8df93-edd5-4cd5-86b3-bc355166765c,CONTAINER,etl-nightly:12,1,2,217.696,926.725,,,EVENT_ONLY,https://us-east-1.console.aws.amazon.com/batch/home?region=us-east-1#jobs/detail/8db8df93-edd5-4cd5-86b3-bc355166765c,https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#logsV2:log-groups/log-group/$252Faws$252Fbatch$252Fjob/log-events/etl-nightly$252Fdefault$252F0ef519ec7d021ffe4b8acc079f7fce21
+"""
+
+
+def test_jobs_csv_has_one_row_per_job_in_utc(endpoint: str, golden: str, new_york: None) -> None:
+    code, out, _ = query(endpoint, golden, "jobs", *MARCH, "--name", "etl-nightly", "-o", "csv")
+
+    assert code == 0
+    assert out == JOBS_CSV
+
+
+def test_the_table_shows_local_time_and_names_the_zone(
+    endpoint: str, golden: str, new_york: None
+) -> None:
+    code, out, _ = query(endpoint, golden, "jobs", *MARCH, "--name", "align")
+
+    assert code == 0
+    assert out.splitlines()[0].startswith("UPDATED (EDT)")
+    assert out.splitlines()[1].startswith("2025-03-14 06:08:46  FAILED  genomics-queue")
+
+
+# --- jobs: every filter, and the index that serves it -----------------------------------------
+
+
+def test_status_without_queue_reads_by_day_one_query_per_day_and_status(
+    endpoint: str, golden: str, calls: Calls
+) -> None:
+    code, out, _ = query(
+        endpoint,
+        golden,
+        "jobs",
+        "--status",
+        "failed,succeeded",
+        "--since",
+        "2025-03-13T00:00:00Z",
+        "--until",
+        "2025-03-14T23:00:00Z",
+        "-o",
+        "json",
+    )
+
+    assert code == 0
+    assert len(out.splitlines()) == 9
+    assert calls.indexes() == Counter({"byDay": 4})  # 2 days x 2 statuses
+    assert calls.count("Scan") == 0
+
+
+def test_queue_reads_by_queue_status_one_query_per_status(
+    endpoint: str, golden: str, calls: Calls
+) -> None:
+    code, out, _ = query(
+        endpoint, golden, "jobs", *MARCH, "--queue", "etl-queue", "--status", "FAILED", "-o", "json"
+    )
+
+    assert code == 0
+    assert names(out) == ["etl-nightly-orders-backfill-20250301", "invoice-export-2025-02"]
+    assert calls.indexes() == Counter({"byQueueStatus": 1})
+
+
+def test_queue_without_status_covers_every_status(endpoint: str, golden: str, calls: Calls) -> None:
+    code, out, _ = query(endpoint, golden, "jobs", *MARCH, "--queue", "etl-queue", "-o", "json")
+
+    assert code == 0
+    assert names(out) == [
+        "etl-nightly-orders-backfill-20250301",
+        "etl-nightly-orders-20250313",
+        "invoice-export-2025-02",
+    ]
+    assert calls.indexes() == Counter({"byQueueStatus": 8})
+
+
+def test_name_prefix_reads_by_name_one_query_per_day(
+    endpoint: str, golden: str, calls: Calls
+) -> None:
+    code, out, _ = query(
+        endpoint,
+        golden,
+        "jobs",
+        "--name",
+        "etl-nightly",
+        "--since",
+        "2025-03-12T00:00:00Z",
+        "--until",
+        "2025-03-14T23:00:00Z",
+        "-o",
+        "json",
+    )
+
+    assert code == 0
+    assert names(out) == ["etl-nightly-orders-backfill-20250301", "etl-nightly-orders-20250313"]
+    assert calls.indexes() == Counter({"byName": 3})
+
+
+def test_name_prefix_combines_with_status_queue_and_category(endpoint: str, golden: str) -> None:
+    def jobs(*filters: str) -> list[str]:
+        code, out, _ = query(endpoint, golden, "jobs", *MARCH, "-o", "json", *filters)
+        assert code == 0
+        return names(out)
+
+    assert jobs("--name", "etl-nightly", "--status", "SUCCEEDED") == ["etl-nightly-orders-20250313"]
+    assert jobs("--name", "thumbnail", "--queue", "etl-queue") == []
+    assert jobs("--name", "thumbnail", "--queue", "media-queue") == [
+        "thumbnail-render-20250314",
+        "thumbnail-render-20250314",
+    ]
+    assert jobs("--name", "etl-nightly", "--category", "IMAGE_PULL") == [
+        "etl-nightly-orders-backfill-20250301"
+    ]
+
+
+def test_category_filters_any_index(endpoint: str, golden: str, calls: Calls) -> None:
+    code, out, _ = query(
+        endpoint,
+        golden,
+        "jobs",
+        *MARCH,
+        "--status",
+        "FAILED",
+        "--category",
+        "OUT_OF_MEMORY",
+        "host_terminated",
+        "-o",
+        "json",
+    )
+    assert code == 0
+    assert names(out) == ["clickstream-hourly-20250314-11", "align-NA12878-chr1"]
+
+    code, out, _ = query(
+        endpoint,
+        golden,
+        "jobs",
+        *MARCH,
+        "--queue",
+        "gpu-training-queue",
+        "--category",
+        "CAPACITY",
+        "-o",
+        "json",
+    )
+    assert code == 0
+    assert names(out) == ["llm-finetune-llama-8b-run42"]
+    assert all(
+        params.get("FilterExpression") == "#category IN (:c0, :c1)"
+        for name, params in calls.made[:1]
+        if name == "Query"
+    )
+
+
+def test_since_and_until_bound_the_time_range(endpoint: str, golden: str) -> None:
+    code, out, _ = query(
+        endpoint,
+        golden,
+        "jobs",
+        "--since",
+        "2025-03-14T10:08:46Z",
+        "--until",
+        "2025-03-14T11:37:00Z",
+        "-o",
+        "json",
+    )
+
+    assert code == 0
+    assert names(out) == [
+        "clickstream-hourly-20250314-11",
+        "llm-sft-7b-0314",
+        "xgb-churn-0314",
+        "align-NA12878-chr1",
+    ]
+
+
+def test_limit_keeps_the_newest_and_says_so_on_a_table(
+    endpoint: str, golden: str, utc: None
+) -> None:
+    code, out, err = query(endpoint, golden, "jobs", *MARCH, "--limit", "2")
+
+    assert code == 0
+    assert out.splitlines()[1:] == JOBS_TABLE.splitlines()[1:3]
+    assert err == "(the newest 2; --limit N shows more, --limit 0 all)\n"
+
+
+def test_no_match_is_not_an_error(endpoint: str, golden: str) -> None:
+    code, out, err = query(endpoint, golden, "jobs", *MARCH, "--queue", "no-such-queue")
+
+    assert (code, out, err) == (0, "", "No jobs match.\n")
+
+
+def test_verbose_reports_the_calls_made(endpoint: str, golden: str) -> None:
+    code, _, err = query(endpoint, golden, "jobs", *MARCH, "--queue", "etl-queue", "-v")
+
+    assert code == 0
+    assert err.startswith("batchlens: 8 Query in ")
+
+
+# --- job ----------------------------------------------------------------------------------
+
+JOB_TABLE = """\
+Job            align-NA12878-chr1 (91d1d12f-bc0b-41ab-bc38-add9e258cb98)
+Queue          genomics-queue
+Definition     genomics-align:7
+Kind           CONTAINER
+Status         FAILED — Essential container in task exited
+Failure        OUT_OF_MEMORY: Out of memory: the container used more than its 4096 MiB on attempt 3/3
+Detail         container reason: OutOfMemoryError: Container killed due to memory usage; attempt status reason: Essential container in task exited; exit code 137 (SIGKILL). Batch will not retry: attempts exhausted 3/3
+Batch retries  no
+Next step      Raise memory in the job definition (now 4096 MiB) or fix the leak
+Created        2025-03-14 09:12:00
+Started        2025-03-14 09:52:15
+Stopped        2025-03-14 10:08:44
+Durations      queued 2m31s, ran 16m28s, total 56m44s
+Attempts       3/3
+Console        https://us-east-1.console.aws.amazon.com/batch/home?region=us-east-1#jobs/detail/91d1d12f-bc0b-41ab-bc38-add9e258cb98
+Logs           https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#logsV2:log-groups/log-group/$252Fcustom$252Fbatch$252Fgenomics/log-events/genomics-align$252Fdefault$252Fd651b1d9e8ff2f7a0b344198daf25ac0
+Updated        2025-03-14 10:08:46 (UTC), EVENT_ONLY, event b74add46-8835-4923-9e16-8e912e8e30db
+
+Attempts (UTC)
+#  STARTED              STOPPED              RAN     EXIT  REASON
+1  2025-03-14 09:14:31  2025-03-14 09:31:02  16m31s  137   OutOfMemoryError: Container killed due to memory usage
+2  2025-03-14 09:33:40  2025-03-14 09:50:11  16m31s  137   OutOfMemoryError: Container killed due to memory usage
+3  2025-03-14 09:52:15  2025-03-14 10:08:44  16m28s  137   OutOfMemoryError: Container killed due to memory usage
+
+Timeline (UTC)
+TIME                 STATUS   ATTEMPTS DONE  CATEGORY       REASON
+2025-03-14 09:52:15  RUNNING  2              -              OutOfMemoryError: Container killed due to memory usage
+2025-03-14 10:08:46  FAILED   3              OUT_OF_MEMORY  Out of memory: the container used more than its 4096 MiB on attempt 3/3
+"""
+
+
+def test_job_shows_the_latest_record_its_attempts_and_its_timeline(
+    endpoint: str, golden: str, utc: None
+) -> None:
+    code, out, err = query(endpoint, golden, "job", OOM_JOB)
+
+    assert (code, err) == (0, "")
+    assert out == JOB_TABLE
+
+
+def test_job_json_is_the_jobrecord_and_accepts_a_job_arn(endpoint: str, golden: str) -> None:
+    arn = f"arn:aws:batch:us-east-1:123456789012:job/{OOM_JOB}"
+
+    code, out, _ = query(endpoint, golden, "job", arn, "-o", "json")
+
+    expected = next(r for r in golden_records() if r.job_id == OOM_JOB)
+    assert code == 0
+    assert out == json.dumps(expected.to_json_dict()) + "\n"
+
+
+def test_job_csv_is_its_row(endpoint: str, golden: str) -> None:
+    code, out, _ = query(endpoint, golden, "job", OOM_JOB, "-o", "csv")
+
+    assert code == 0
+    header, row = out.splitlines()
+    assert header.startswith("updatedAt,status,jobQueue,jobName,jobId")
+    assert row.startswith("2025-03-14T10:08:46.000Z,FAILED,genomics-queue,align-NA12878-chr1,")
+
+
+def test_an_unknown_job_is_one_line_and_exit_1(endpoint: str, golden: str) -> None:
+    code, out, err = query(endpoint, golden, "job", "no-such-job")
+
+    assert (code, out) == (1, "")
+    assert err == f"batchlens: no job 'no-such-job' in {golden}\n"
+
+
+# --- failures -------------------------------------------------------------------------------
+
+FAILURES_BY_CATEGORY = """\
+CATEGORY           JOBS  SHARE  LAST (UTC)           EXAMPLE                                                                      SUMMARY
+APPLICATION_ERROR  3     42.9%  2025-03-14 15:03:50  thumbnail-render-20250314 (7e5f376f-6a34-459d-a1e0-46a88061cd91:7)           Exited with code 2 on attempt 1/1
+HOST_TERMINATED    1     14.3%  2025-03-14 11:37:00  clickstream-hourly-20250314-11 (4eac0e94-1b72-439a-894b-ee8c0094a8d0)        Spot/host terminated: instance i-0a1b2c3d4e5f67890 was terminated during attemp…
+IMAGE_PULL         1     14.3%  2025-03-14 03:02:20  etl-nightly-orders-backfill-20250301 (e378507a-858f-461b-9a01-5160fa6ef90a)  Image pull failed: 123456789012.dkr.ecr.us-east-1.amazonaws.com/etl:2.4.0 not f…
+OUT_OF_MEMORY      1     14.3%  2025-03-14 10:08:46  align-NA12878-chr1 (91d1d12f-bc0b-41ab-bc38-add9e258cb98)                    Out of memory: the container used more than its 4096 MiB on attempt 3/3
+UNKNOWN            1     14.3%  2025-03-14 15:47:35  thumbnail-render-20250314 (7e5f376f-6a34-459d-a1e0-46a88061cd91)             Unrecognised failure: Array Child Job failed
+"""
+
+
+def test_failures_by_category_counts_and_shows_the_newest_example(
+    endpoint: str, golden: str, utc: None
+) -> None:
+    code, out, err = query(endpoint, golden, "failures", *MARCH)
+
+    assert (code, err) == (0, "")
+    assert out == FAILURES_BY_CATEGORY
+
+
+def test_failures_by_queue_and_by_job_definition(endpoint: str, golden: str) -> None:
+    def groups(by: str) -> dict[str, int]:
+        code, out, _ = query(endpoint, golden, "failures", *MARCH, "--by", by, "-o", "json")
+        assert code == 0
+        return {line["group"]: line["count"] for line in map(json.loads, out.splitlines())}
+
+    assert groups("queue") == {
+        "media-queue": 2,
+        "etl-queue": 2,
+        "etl-spot-queue": 1,
+        "genomics-queue": 1,
+        "sagemaker-training-queue": 1,
+    }
+    assert groups("jobDefinition") == {
+        "thumbnail-render": 2,
+        "clickstream-hourly": 1,
+        "etl-nightly": 1,
+        "genomics-align": 1,
+        "invoice-export": 1,
+        "SAGEMAKER_TRAINING": 1,
+    }
+
+
+def test_failures_json_and_csv_carry_the_example(endpoint: str, golden: str) -> None:
+    code, out, _ = query(endpoint, golden, "failures", *MARCH, "--queue", "genomics-queue", "-o", "json")
+    assert code == 0
+    (line,) = map(json.loads, out.splitlines())
+    assert {k: v for k, v in line.items() if k != "example"} == {
+        "by": "category",
+        "group": "OUT_OF_MEMORY",
+        "count": 1,
+        "share": 1.0,
+        "lastFailedAt": "2025-03-14T10:08:46.000Z",
+    }
+    assert line["example"]["jobId"] == OOM_JOB
+
+    code, out, _ = query(endpoint, golden, "failures", *MARCH, "--by", "queue", "-o", "csv")
+    assert code == 0
+    assert out.splitlines()[:2] == [
+        "by,group,count,share,lastFailedAt,exampleJobId,exampleJobName,exampleSummary",
+        "queue,etl-queue,2,0.2857,2025-03-14T03:02:20.000Z,e378507a-858f-461b-9a01-5160fa6ef90a,"
+        "etl-nightly-orders-backfill-20250301,Image pull failed: "
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/etl:2.4.0 not found on attempt 1/3",
+    ]
+
+
+# --- stats ----------------------------------------------------------------------------------
+
+STATS_TABLE = """\
+QUEUE                     JOBS  SUCCEEDED  FAILED  FAILURE RATE  WAIT P50  WAIT P95  RUN P50  RUN P95
+etl-queue                 3     1          2       66.7%         1m16s     3m38s     1m46s    15m27s
+etl-spot-queue            1     0          1       100.0%        2m12s     2m12s     11m55s   11m55s
+genomics-queue            1     0          1       100.0%        2m31s     2m31s     16m28s   16m28s
+gpu-training-queue        1     0          0       -             -         -         -        -
+media-queue               1     0          1       100.0%        3m00s     3m00s     47s      47s
+sagemaker-training-queue  2     1          1       50.0%         5m39s     7m39s     19m34s   42m36s
+"""
+
+
+def test_stats_per_queue_leave_array_parents_out(endpoint: str, golden: str, utc: None) -> None:
+    code, out, err = query(endpoint, golden, "stats", *MARCH)
+
+    assert (code, err) == (0, "")
+    assert out == STATS_TABLE
+
+
+def test_stats_of_one_queue_as_json(endpoint: str, golden: str, calls: Calls) -> None:
+    code, out, _ = query(endpoint, golden, "stats", *MARCH, "--queue", "etl-queue", "-o", "json")
+
+    assert code == 0
+    assert [json.loads(line) for line in out.splitlines()] == [
+        {
+            "queue": "etl-queue",
+            "jobs": 3,
+            "succeeded": 1,
+            "failed": 2,
+            "failureRate": 0.6667,
+            "queueWaitP50": 75.631,
+            "queueWaitP95": 217.696,
+            "runP50": 106.483,
+            "runP95": 926.725,
+        }
+    ]
+    assert set(calls.indexes()) == {"byQueueStatus"}
+
+
+# --- where the table is -----------------------------------------------------------------------
+
+
+def test_the_table_can_come_from_a_stack_output(
+    endpoint: str, golden: str, session: boto3.Session
+) -> None:
+    cloudformation = session.client("cloudformation", endpoint_url=endpoint)
+    cloudformation.create_stack(
+        StackName="batchlens-prod",
+        TemplateBody=json.dumps(
+            {
+                "Resources": {"Marker": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+                "Outputs": {"HistoryTableName": {"Value": golden}},
+            }
+        ),
+    )
+
+    code, out, _ = run(
+        "jobs", "--stack", "batchlens-prod", "--endpoint-url", endpoint, *MARCH, "-o", "json"
+    )
+
+    assert code == 0
+    assert len(out.splitlines()) == 10
+
+
+def test_the_table_and_endpoint_can_come_from_the_environment(
+    endpoint: str, golden: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BATCHLENS_TABLE", golden)
+    monkeypatch.setenv("BATCHLENS_ENDPOINT_URL", endpoint)
+
+    code, out, _ = run("jobs", "--name", "align", *MARCH, "-o", "json")
+
+    assert code == 0
+    assert names(out) == ["align-NA12878-chr1"]
+
+
+def test_a_local_endpoint_needs_no_credentials_or_region(
+    endpoint: str, golden: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+    code, out, _ = query(endpoint, golden, "jobs", "--name", "align", *MARCH, "-o", "json")
+
+    assert code == 0
+    assert names(out) == ["align-NA12878-chr1"]
+
+
+# --- errors a person can act on ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ("jobs", "--since", "3 fortnights"),
+            "batchlens: bad time '3 fortnights': use a duration ago (30m, 24h, 7d, 2w), now, "
+            "today, yesterday, or an ISO date or time (2025-03-14, 2025-03-14T09:30, "
+            "2025-03-14T09:30:00Z)",
+        ),
+        (
+            ("jobs", "--status", "FAILD"),
+            "batchlens: unknown status 'FAILD'; expected one of SUBMITTED, PENDING, RUNNABLE, "
+            "SCHEDULED, STARTING, RUNNING, SUCCEEDED, FAILED",
+        ),
+        (
+            ("failures", "--category", "OOM"),
+            "batchlens: unknown failure category 'OOM'; expected one of OUT_OF_MEMORY, "
+            "HOST_TERMINATED, TIMEOUT, IMAGE_PULL, CONTAINER_START, RESOURCE_INITIALIZATION, "
+            "INFRASTRUCTURE, APPLICATION_ERROR, CANCELLED, DEPENDENCY_FAILED, CAPACITY, "
+            "MISCONFIGURATION, UNKNOWN",
+        ),
+        (
+            ("stats", "--since", "2025-03-14", "--until", "2025-03-01"),
+            "batchlens: --since (2025-03-14T00:00:00.000Z) is after --until "
+            "(2025-03-01T00:00:00.000Z)",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_1(
+    endpoint: str, golden: str, utc: None, argv: tuple[str, ...], message: str
+) -> None:
+    command, *rest = argv
+    code, out, err = query(endpoint, golden, command, *rest)
+
+    assert (code, out, err) == (1, "", message + "\n")
+
+
+def test_a_missing_table_is_one_line(endpoint: str) -> None:
+    code, out, err = query(endpoint, "no-such-table", "jobs")
+
+    assert (code, out) == (1, "")
+    assert err == (
+        f"batchlens: history table 'no-such-table' not found (region us-east-1 at {endpoint})\n"
+    )
+
+
+def test_no_table_named_anywhere_is_one_line(endpoint: str) -> None:
+    code, _, err = run("jobs", "--endpoint-url", endpoint)
+
+    assert code == 1
+    assert err == (
+        "batchlens: which history table? pass --table NAME or --stack STACK_NAME, "
+        "or set BATCHLENS_TABLE\n"
+    )
+
+
+def test_a_missing_stack_is_one_line(endpoint: str) -> None:
+    code, _, err = run("jobs", "--stack", "no-such-stack", "--endpoint-url", endpoint)
+
+    assert code == 1
+    assert err == (
+        "batchlens: stack 'no-such-stack' not found: Stack with id no-such-stack does not exist\n"
+    )
+
+
+def test_no_credentials_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    for name in ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"):
+        monkeypatch.delenv(name, raising=False)
+
+    # A remote endpoint: credentials are needed (and missing) before anything is sent.
+    code, out, err = run(
+        "jobs", "--table", "t", "--region", "eu-west-1", "--endpoint-url", "https://dynamodb.invalid"
+    )
+
+    assert (code, out) == (1, "")
+    assert err == (
+        "batchlens: no AWS credentials: pass --profile, run `aws configure` or `aws sso login`, "
+        "or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY\n"
+    )
+
+
+def test_an_unknown_profile_is_one_line() -> None:
+    code, _, err = run("jobs", "--table", "t", "--profile", "no-such-profile-batchlens")
+
+    assert code == 1
+    assert err == "batchlens: AWS profile 'no-such-profile-batchlens' not found\n"
+
+
+def test_an_unreachable_local_stack_says_to_start_it() -> None:
+    code, _, err = run("jobs", "--table", "t", "--endpoint-url", "http://127.0.0.1:9")
+
+    assert code == 1
+    assert err == (
+        "batchlens: cannot reach http://127.0.0.1:9/ — is the local stack running (make demo-up)?\n"
+    )
+
+
+# --- pagination, and queries that grow with pages, not with the table ------------------------
+
+BIG = 2_500
+
+
+def latest_item(record: JobRecord) -> dict[str, Any]:
+    """The item `HistoryTable.put_latest` writes for a new job (see the equivalence test)."""
+    item: dict[str, Any] = {
+        "pk": {"S": job_pk(record.job_id)},
+        "sk": {"S": LATEST_SK},
+        "version": {"S": version_of(record)},
+        "record": {"S": json.dumps(record.to_json_dict())},
+        "status": {"S": record.status},
+        "jobQueue": {"S": record.job_queue.name},
+        TTL_ATTRIBUTE: {
+            "N": str(int((record.event_time + timedelta(days=RETENTION_DAYS)).timestamp()))
+        },
+    }
+    if record.failure is not None:
+        item["category"] = {"S": record.failure.category.value}
+    item.update({key: {"S": value} for key, value in index_keys(record).items()})
+    return item
+
+
+def bulk_put(history: HistoryTable, records: list[JobRecord]) -> None:
+    """Latest items for new jobs, 25 a BatchWriteItem, 8 at once: what put_latest would write."""
+    client: Any = history._client  # the adapter's own client, over real HTTP
+
+    def write(start: int) -> None:
+        pending: list[Any] = [
+            {"PutRequest": {"Item": latest_item(r)}} for r in records[start : start + 25]
+        ]
+        while pending:
+            response = client.batch_write_item(RequestItems={history.table_name: pending})
+            pending = response.get("UnprocessedItems", {}).get(history.table_name, [])
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(write, range(0, len(records), 25)))
+
+
+def recent_records(now: datetime) -> list[JobRecord]:
+    """BIG failed jobs, one a second back from `now`, then 500 succeeded ones in between."""
+    failed = json.loads((EVENTS / "job-failed-oom.json").read_text())
+    succeeded = json.loads((EVENTS / "job-succeeded.json").read_text())
+    records = []
+    for n in range(BIG + 500):
+        template = failed if n < BIG else succeeded
+        payload = copy.deepcopy(template)
+        job_id = f"{n:08d}-0000-4000-8000-000000000000"
+        payload["id"] = f"{n:08d}-1111-4000-8000-000000000000"
+        moment = now - timedelta(seconds=n if n < BIG else n - BIG + 0.5)
+        payload["time"] = moment.isoformat().replace("+00:00", "Z")
+        payload["detail"]["jobId"] = job_id
+        payload["detail"]["jobName"] = f"sample-{n:05d}"
+        records.append(record_of(payload))
+    return records
+
+
+@pytest.fixture(scope="module")
+def sized_tables(session: boto3.Session, endpoint: str) -> tuple[str, str, list[JobRecord]]:
+    """The same 300 newest failures in a small table and in one with BIG + 500 jobs."""
+    now = datetime.now(tz=UTC).replace(microsecond=0) - timedelta(seconds=5)
+    records = recent_records(now)
+    small, large = new_table(session, endpoint), new_table(session, endpoint)
+    bulk_put(small, records[:300])
+    bulk_put(large, records)
+    return small.table_name, large.table_name, records
+
+
+def test_bulk_items_are_what_put_latest_writes(session: boto3.Session, endpoint: str) -> None:
+    """Guards the bulk loader above: it must write exactly the enricher's latest item."""
+    history = new_table(session, endpoint)
+    record = golden_records()[0]
+    history.put_latest(record)
+    client: Any = history._client
+    key = {"pk": {"S": job_pk(record.job_id)}, "sk": {"S": LATEST_SK}}
+
+    stored = client.get_item(TableName=history.table_name, Key=key)["Item"]
+
+    assert stored == latest_item(record)
+
+
+def test_pagination_returns_every_job_once_newest_first(
+    endpoint: str, sized_tables: tuple[str, str, list[JobRecord]], calls: Calls
+) -> None:
+    _, large, records = sized_tables
+
+    code, out, _ = query(
+        endpoint, large, "jobs", "--status", "FAILED", "--since", "7d", "--limit", "0", "-o", "json"
+    )
+
+    ids = [json.loads(line)["jobId"] for line in out.splitlines()]
+    assert code == 0
+    assert ids == [r.job_id for r in records[:BIG]]  # newest first, each once
+    assert calls.count("Query") > 2  # DynamoDB's 1 MB pages: many pages, each one Query
+
+
+def test_a_limit_beyond_one_page_reads_the_next_pages(
+    endpoint: str, sized_tables: tuple[str, str, list[JobRecord]]
+) -> None:
+    _, large, records = sized_tables
+
+    code, out, _ = query(
+        endpoint, large, "jobs", "--status", "FAILED", "--since", "24h", "--limit", "1200", "-o",
+        "json",
+    )  # fmt: skip
+
+    assert code == 0
+    assert [json.loads(line)["jobId"] for line in out.splitlines()] == [
+        r.job_id for r in records[:1200]
+    ]
+
+
+def test_query_count_depends_on_the_page_not_on_the_table_size(
+    endpoint: str, sized_tables: tuple[str, str, list[JobRecord]], calls: Calls
+) -> None:
+    small, large, records = sized_tables
+    question = ("jobs", "--status", "FAILED", "--since", "7d", "--limit", "50", "-o", "json")
+
+    code_small, out_small, _ = query(endpoint, small, *question)
+    small_queries = calls.count("Query")
+    code_large, out_large, _ = query(endpoint, large, *question)
+    large_queries = calls.count("Query") - small_queries
+
+    assert (code_small, code_large) == (0, 0)
+    assert out_small == out_large
+    assert len(out_large.splitlines()) == 50
+    # 300 vs 3,000 jobs, the same one page (two if the newest 50 straddle UTC midnight).
+    assert small_queries == large_queries
+    assert large_queries <= 2
+    assert all(params.get("Limit") == 50 for name, params in calls.made if name == "Query")
+    assert calls.count("Scan") == 0

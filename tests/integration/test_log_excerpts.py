@@ -1,0 +1,172 @@
+"""Log excerpts in the pipeline, on moto: a failed job's alert quotes the last lines of its latest
+attempt's log, masked; a missing stream or a denied read leaves the alert without an excerpt; and
+nothing that does not alert (or LOG_TAIL_LINES=0) ever calls GetLogEvents.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse, HTTPHeaders
+
+from batchlens import aws
+from batchlens.history import HistoryTable
+from batchlens.local import LocalStack
+from batchlens.pipeline import Enricher, Message
+from tests.conftest import Json, read_event
+
+pytestmark = pytest.mark.integration
+
+APP_LOG = [
+    "2025-03-14 06:31:20 INFO export: starting invoice export for 2025-02",
+    "2025-03-14 06:31:20 DEBUG config: DB_HOST=db.internal DB_PASSWORD=hunter2-prod-Zx9",
+    "Traceback (most recent call last):",
+    "ValueError: invoice INV-2025-02-0042 has no customer",
+]
+
+
+class LogsCalls:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, **_: Any) -> None:
+        self.count += 1
+
+
+def write_log(session: boto3.Session, event: Json, lines: list[str]) -> None:
+    """What the job's (latest) container printed, in the stream its event names."""
+    logs = session.client("logs")
+    stream = event["detail"]["container"]["logStreamName"]
+    group = "/aws/batch/job"
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName=stream)
+    now = int(time.time() * 1000)
+    logs.put_log_events(
+        logGroupName=group,
+        logStreamName=stream,
+        logEvents=[{"timestamp": now + i, "message": line} for i, line in enumerate(lines)],
+    )
+
+
+@pytest.fixture
+def calls() -> LogsCalls:
+    return LogsCalls()
+
+
+@pytest.fixture
+def enricher_with_logs(
+    aws_session: boto3.Session, stack: LocalStack, calls: LogsCalls
+) -> Callable[..., Enricher]:
+    def make(deny: bool = False, **environment: str) -> Enricher:
+        settings = stack.settings(**environment)
+        logs = aws.client("logs", settings, aws_session)
+        logs.meta.events.register("before-call.logs.GetLogEvents", calls)
+        if deny:
+            logs.meta.events.register("before-send.logs.GetLogEvents", access_denied)
+        return Enricher(
+            settings,
+            batch=aws.client("batch", settings, aws_session),
+            dynamodb=aws.client("dynamodb", settings, aws_session),
+            sns=aws.client("sns", settings, aws_session),
+            logs=logs,
+        )
+
+    return make
+
+
+def _access_denied(request: AWSPreparedRequest, **_: Any) -> AWSResponse:
+    """A before-send handler: IAM refuses the read (as for a log group outside the policy)."""
+    body = json.dumps({"__type": "AccessDeniedException", "message": "not authorized"}).encode()
+    headers = HTTPHeaders()
+    headers["Content-Type"] = "application/x-amz-json-1.1"
+    return AWSResponse(request.url, 400, headers, _RawBody(body))
+
+
+access_denied: Callable[..., Any] = _access_denied
+
+
+class _RawBody(io.BytesIO):
+    """The raw HTTP body botocore reads an AWSResponse from."""
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self.getvalue()
+
+
+def process(enricher: Enricher, *events: Json) -> None:
+    result = enricher.process([Message(str(uuid.uuid4()), json.dumps(e)) for e in events], 60_000)
+    assert result.failures == {}
+
+
+def test_a_failed_jobs_alert_quotes_its_last_log_lines_masked(
+    aws_session: boto3.Session,
+    enricher_with_logs: Callable[..., Enricher],
+    drain_alerts: Callable[[], list[Json]],
+    history: HistoryTable,
+) -> None:
+    # Given a failed job whose log printed a password
+    event = read_event("job-failed-app-error")
+    write_log(aws_session, event, APP_LOG)
+
+    # When its event is processed with LOG_TAIL_LINES=3
+    process(enricher_with_logs(LOG_TAIL_LINES="3"), event)
+
+    # Then its alert quotes the last three lines, with the password masked
+    (notification,) = drain_alerts()
+    record = json.loads(notification["Message"])
+    assert record["logExcerpt"] == [
+        "2025-03-14 06:31:20 DEBUG config: DB_HOST=db.internal DB_PASSWORD=****",
+        "Traceback (most recent call last):",
+        "ValueError: invoice INV-2025-02-0042 has no customer",
+    ]
+    assert "hunter2-prod-Zx9" not in json.dumps(notification)
+    # And the history keeps the record as stored before the excerpt was read (null)
+    stored = history.get_latest(event["detail"]["jobId"])
+    assert stored is not None
+    assert stored.record["logExcerpt"] is None
+
+
+@pytest.mark.parametrize("deny", [False, True], ids=["missing stream", "access denied"])
+def test_an_unreadable_log_leaves_the_alert_without_an_excerpt(
+    deny: bool,
+    enricher_with_logs: Callable[..., Enricher],
+    drain_alerts: Callable[[], list[Json]],
+    calls: LogsCalls,
+) -> None:
+    # Given a failed job whose log stream does not exist (or may not be read)
+    event = read_event("job-failed-spot")
+
+    # When it is processed
+    process(enricher_with_logs(deny=deny), event)
+
+    # Then the read was tried once, and the alert went out without an excerpt
+    assert calls.count == 1
+    (notification,) = drain_alerts()
+    assert json.loads(notification["Message"])["logExcerpt"] is None
+
+
+def test_nothing_reads_logs_off_the_alert_path(
+    aws_session: boto3.Session,
+    enricher_with_logs: Callable[..., Enricher],
+    drain_alerts: Callable[[], list[Json]],
+    calls: LogsCalls,
+) -> None:
+    # Given events that store but do not alert, and a failure with excerpts turned off
+    failed = read_event("job-failed-app-error")
+    write_log(aws_session, failed, APP_LOG)
+    quiet = [read_event(n) for n in ("job-succeeded", "job-running", "array-child-failed")]
+
+    # When they are processed
+    process(enricher_with_logs(), *quiet)
+    process(enricher_with_logs(LOG_TAIL_LINES="0"), failed)
+
+    # Then GetLogEvents was never called, and the one alert carries no excerpt
+    assert calls.count == 0
+    (notification,) = drain_alerts()
+    assert json.loads(notification["Message"])["logExcerpt"] is None

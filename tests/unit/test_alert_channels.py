@@ -1,0 +1,343 @@
+"""Every alert channel reads well and fits its limits: the email (golden files), the Amazon Q chat
+notification (validated against the documented schema), the Slack card (Block Kit limits), and
+the whole SNS message (262,144 bytes) even for a job with ten attempts and huge reasons.
+
+Regenerate the golden emails after an intended wording change with `UPDATE_GOLDEN=1 pytest …`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from batchlens import alerts, slack
+from batchlens.alerts import build_alert, chatbot_body, email_text, subject
+from batchlens.events import parse_event
+from batchlens.publish import PUBLISH_BATCH_MAX, _entry_size, publish_alerts
+from batchlens.records import JobRecord, normalise
+from batchlens.redact import MASK
+from tests.conftest import Json, read_event, sample_event_names, variant
+from tests.limits import (
+    SNS_MAX_BYTES,
+    block_kit_problems,
+    chat_problems,
+    subject_problems,
+)
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+
+#: A log the OOM and application-error jobs "wrote", quoted in their golden emails.
+OOM_LOG = [
+    "[M::process] read 1000000 sequences (150000000 bp)...",
+    "samtools sort: allocating 3.9 GiB for the sort buffer (-m 4G)",
+    "Killed",
+]
+APP_LOG = [
+    "2025-03-14 06:31:20 DEBUG config: DB_HOST=db.internal DB_PASSWORD=hunter2-prod-Zx9",
+    "Traceback (most recent call last):",
+    '  File "/app/export.py", line 41, in fetch_invoices',
+    "ValueError: invoice INV-2025-02-0042 has no customer",
+]
+
+
+def record_of(event: str | Json, log: Sequence[str] | None = None) -> JobRecord:
+    from batchlens.preview import with_log
+    from batchlens.redact import Redactor
+
+    record = normalise(parse_event(read_event(event) if isinstance(event, str) else event))
+    return with_log(record, "\n".join(log), 20, Redactor()) if log else record
+
+
+def bodies(record: JobRecord) -> dict[str, str]:
+    decoded: dict[str, str] = json.loads(build_alert(record).message)
+    return decoded
+
+
+def huge_record() -> JobRecord:
+    """Ten attempts, each with reasons of ~100 KB (some multi-byte), and a long log excerpt."""
+    event = read_event("job-failed-oom")
+    attempt = event["detail"]["attempts"][0]
+    attempts = []
+    for number in range(10):
+        copy = json.loads(json.dumps(attempt))
+        copy["statusReason"] = f"Essential container in task exited {number} " + "é" * 50_000
+        copy["container"]["reason"] = "OutOfMemoryError: Container killed " + "z\n" * 50_000
+        attempts.append(copy)
+    detail: dict[str, Any] = {
+        "attempts": attempts,
+        "retryStrategy": {"attempts": 10},
+        "statusReason": "Essential container in task exited " + "ü<&>" * 30_000,
+    }
+    log = [f"line {i}: " + "x" * 2_000 for i in range(200)]
+    return record_of(variant(event, **detail), log)
+
+
+# --- email ---------------------------------------------------------------------------------------
+
+GOLDEN_CASES = {
+    "oom": ("job-failed-oom", OOM_LOG),
+    "spot": ("job-failed-spot", None),
+    "image-pull": ("job-failed-image-pull", None),
+    "app-error": ("job-failed-app-error", APP_LOG),
+    "queue-blocked": ("job-queue-blocked-capacity", None),
+    "service-job": ("service-job-failed", None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(GOLDEN_CASES))
+def test_email_text_matches_its_golden_file(case: str) -> None:
+    # Given a sample of one of the main failure categories (with a log excerpt where it ran)
+    event, log = GOLDEN_CASES[case]
+    record = record_of(event, log)
+
+    # When the alert is built, the email is what SNS sends to email subscribers
+    alert = build_alert(record)
+    text = f"Subject: {alert.subject}\n\n{json.loads(alert.message)['email']}\n"
+
+    # Then it reads exactly as reviewed
+    golden = GOLDEN / f"email-{case}.txt"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.parent.mkdir(exist_ok=True)
+        golden.write_text(text, encoding="utf-8")
+    assert text == golden.read_text(encoding="utf-8")
+
+
+def test_email_says_what_why_next_step_attempts_timings_log_and_links() -> None:
+    record = record_of("job-failed-app-error", APP_LOG)
+    assert record.failure is not None
+    assert record.log_excerpt is not None
+    email = email_text(record)
+    for label in ("What happened:", "Why:", "Next step:", "Attempts:", "Queue wait:", "Run time:"):
+        assert label in email
+    assert record.failure.detail in email
+    assert "ValueError: invoice INV-2025-02-0042 has no customer" in email
+    assert record.links.console is not None
+    assert record.links.console in email
+    assert record.links.logs is not None
+    assert record.links.logs in email
+
+
+def test_the_log_excerpt_is_masked_in_every_body() -> None:
+    # Given a job log that prints a password
+    record = record_of("job-failed-app-error", APP_LOG)
+
+    # When its alert is built, then no body carries the password, and the mask is counted
+    message = build_alert(record).message
+    assert "hunter2-prod-Zx9" not in message
+    assert f"DB_PASSWORD={MASK}" in message
+    assert record.redacted >= 1
+    assert json.loads(bodies(record)["default"])["logExcerpt"][0].endswith(f"DB_PASSWORD={MASK}")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Jörg's nightly résumé",
+        "line\nbreak\tand\x07bell",
+        "作业-失败",
+        "?" * 300,
+        "",
+    ],
+)
+def test_subject_follows_the_sns_rules_for_any_job_name(name: str) -> None:
+    event = variant(read_event("job-failed-oom"), jobName=name)
+    line = subject(record_of(event))
+    assert subject_problems(line) == []
+    assert line.startswith("[batchlens] FAILED: ")
+
+
+def test_subject_keeps_accents_readable_and_real_question_marks() -> None:
+    line = subject(record_of(variant(read_event("job-failed-oom"), jobName="Jörg-résumé?")))
+    assert "Jorg-resume?" in line
+
+
+# --- Amazon Q Developer in chat applications ----------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sample_event_names())
+def test_chat_notification_validates_against_the_documented_schema(name: str) -> None:
+    # Given any sample event, whether or not it alerts by default
+    record = record_of(name)
+
+    # When its https body is built
+    chat = json.loads(bodies(record)["https"])
+
+    # Then it is a custom notification Amazon Q accepts, threaded by job
+    assert chat_problems(chat) == []
+    assert chat["metadata"]["threadId"] == record.job_id
+    assert chat["content"]["textType"] == "client-markdown"
+    assert chat == chatbot_body(record)
+
+
+def test_chat_notification_carries_next_step_links_and_the_log_excerpt() -> None:
+    record = record_of("job-failed-oom", OOM_LOG)
+    assert record.failure is not None
+    chat = chatbot_body(record)
+    content, metadata = chat["content"], chat["metadata"]
+    assert content["nextSteps"] == [record.failure.next_step]
+    assert "OUT_OF_MEMORY" in content["keywords"]
+    assert record.failure.summary in content["description"]
+    assert "```\n" + "\n".join(OOM_LOG) + "\n```" in content["description"]
+    assert f"<{record.links.logs}|Logs>" in content["description"]
+    assert metadata["summary"] == subject(record)
+    assert metadata["eventType"] == "batchlens-job-state-change"
+    assert record.job_arn in metadata["relatedResources"]
+    assert metadata["additionalContext"]["category"] == "OUT_OF_MEMORY"
+
+
+def test_chat_notification_of_a_huge_record_still_validates() -> None:
+    chat = chatbot_body(huge_record())
+    assert chat_problems(chat) == []
+    assert chat["content"]["description"].count("```") in (0, 2)  # never a half-open code block
+
+
+# --- Slack ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sample_event_names())
+def test_slack_card_honours_block_kit_limits(name: str) -> None:
+    assert block_kit_problems(slack.render(record_of(name))) == []
+
+
+def test_slack_card_of_a_huge_record_honours_block_kit_limits() -> None:
+    payload = slack.render(huge_record())
+    assert block_kit_problems(payload) == []
+    # The newest log line survives the cut; the oldest give way
+    text = json.dumps(payload)
+    assert "line 199:" in text
+    assert "line 0:" not in text
+
+
+def test_slack_card_has_header_fields_summary_next_step_log_and_buttons() -> None:
+    record = record_of("job-failed-oom", OOM_LOG)
+    assert record.failure is not None
+    payload = slack.render(record)
+    (header,) = payload["blocks"]
+    (card,) = payload["attachments"]
+    kinds = [block["type"] for block in card["blocks"]]
+
+    assert header["type"] == "header"
+    assert header["text"]["text"].startswith(":rotating_light: FAILED: align-NA12878-chr1")
+    assert card["color"] == slack.COLOURS[alerts.Severity.CRITICAL]
+    assert kinds == ["section", "section", "section", "section", "actions", "context"]
+    cause, facts, history, log = card["blocks"][:4]
+    assert record.failure.summary in cause["text"]["text"]
+    assert record.failure.next_step in cause["text"]["text"]
+    labels = [field["text"].split("\n")[0] for field in facts["fields"]]
+    assert labels[:8] == [
+        "*Job*",
+        "*Queue*",
+        "*Status*",
+        "*Category*",
+        "*Attempts*",
+        "*Exit code*",
+        "*Queue wait*",
+        "*Run time*",
+    ]
+    assert history["text"]["text"].count("`#") == 3
+    assert log["text"]["text"].endswith("```\n" + "\n".join(OOM_LOG) + "\n```")
+    buttons = {b["action_id"]: b["url"] for b in card["blocks"][4]["elements"]}
+    assert buttons == {
+        "batchlens-logs": record.links.logs,
+        "batchlens-console": record.links.console,
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "level"),
+    [
+        ("job-failed-oom", alerts.Severity.CRITICAL),
+        ("job-queue-blocked-capacity", alerts.Severity.WARNING),
+        ("job-retried-runnable", alerts.Severity.WARNING),
+        ("job-succeeded", alerts.Severity.OK),
+        ("job-running", alerts.Severity.INFO),
+    ],
+)
+def test_slack_colour_and_emoji_follow_severity(name: str, level: alerts.Severity) -> None:
+    payload = slack.render(record_of(name))
+    assert payload["attachments"][0]["color"] == slack.COLOURS[level]
+    assert payload["blocks"][0]["text"]["text"].startswith(slack.EMOJI[level])
+
+
+def test_slack_text_is_escaped_for_mrkdwn() -> None:
+    event = variant(read_event("job-failed-app-error"), statusReason="a <b> & c")
+    record = record_of(event, ["if a < b && c > d: fail()", "``` not a fence"])
+    text = json.dumps(slack.render(record))
+    assert "if a &lt; b &amp;&amp; c &gt; d: fail()" in text
+    assert "``` not a fence" not in text
+    assert block_kit_problems(slack.render(record)) == []
+
+
+# --- the whole SNS message -------------------------------------------------------------------
+
+
+def test_message_fits_sns_for_ten_attempts_with_huge_reasons() -> None:
+    # Given a record with ten attempts of ~100 KB reasons each and 200 long log lines
+    record = huge_record()
+    assert len(record.attempts) == 10
+
+    # When its alert is built
+    alert = build_alert(record)
+    entry_bytes = len(alert.message.encode()) + len(alert.subject.encode())
+    entry_bytes += sum(
+        len(k) + len("String") + len(v.encode()) for k, v in alert.attributes.items()
+    )
+
+    # Then the whole publish fits SNS, every body still parses, and the email says it was cut
+    assert entry_bytes <= SNS_MAX_BYTES
+    decoded = json.loads(alert.message)
+    machine = JobRecord.model_validate_json(decoded["lambda"])
+    assert len(machine.attempts) == 10
+    assert machine.job_id == record.job_id
+    assert "shortened to fit" in decoded["email"]
+    assert chat_problems(json.loads(decoded["https"])) == []
+    assert subject_problems(alert.subject) == []
+
+
+@pytest.mark.parametrize("name", sample_event_names())
+def test_a_normal_record_is_published_whole(name: str) -> None:
+    record = record_of(name)
+    decoded = bodies(record)
+    assert json.loads(decoded["default"]) == record.to_json_dict()
+    assert "shortened to fit" not in decoded["email"]
+
+
+class CapturingSns:
+    """An SNS client that accepts every entry and remembers each PublishBatch call."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[Mapping[str, Any]]] = []
+
+    def publish_batch(
+        self, TopicArn: str, PublishBatchRequestEntries: list[Mapping[str, Any]]
+    ) -> dict[str, Any]:
+        self.calls.append(PublishBatchRequestEntries)
+        return {
+            "Successful": [
+                {"Id": e["Id"], "MessageId": f"m-{e['Id']}"} for e in PublishBatchRequestEntries
+            ],
+            "Failed": [],
+        }
+
+
+def test_publish_batch_groups_stay_under_the_aggregate_limit() -> None:
+    # Given 25 alerts: huge ones (near the limit each) mixed with ordinary ones
+    ordinary = [build_alert(record_of(n)) for n in ("job-failed-spot", "job-failed-app-error")]
+    huge = build_alert(huge_record())
+    batch = [huge, *ordinary * 4, huge, huge, *ordinary * 7]
+
+    # When they are published
+    sns = CapturingSns()
+    result = publish_alerts(sns, "arn:aws:sns:us-east-1:123456789012:alerts", batch)  # type: ignore[arg-type]
+
+    # Then every alert went out, in calls of at most 10 entries and 262,144 bytes together
+    assert len(result.published) == len(batch)
+    assert result.calls == len(sns.calls)
+    for call in sns.calls:
+        assert len(call) <= PUBLISH_BATCH_MAX
+        assert sum(_entry_size(entry) for entry in call) <= SNS_MAX_BYTES  # type: ignore[arg-type,misc]

@@ -1,0 +1,216 @@
+"""Parsing EventBridge envelopes from AWS Batch: every sample parses, unknown fields are ignored,
+and anything that is not a Batch event is refused with a message that says why.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+
+from batchlens.events import (
+    EventType,
+    InvalidEvent,
+    JobDetail,
+    ServiceJobDetail,
+    parse_event,
+)
+from tests.conftest import EventLoader, read_event, sample_event_names, variant
+
+DETAIL_TYPE_TO_EVENT_TYPE = {
+    "Batch Job State Change": EventType.JOB_STATE_CHANGE,
+    "Batch Service Job State Change": EventType.SERVICE_JOB_STATE_CHANGE,
+    "Batch Job Queue Blocked": EventType.JOB_QUEUE_BLOCKED,
+    "Batch Service Job Queue Blocked": EventType.SERVICE_JOB_QUEUE_BLOCKED,
+}
+
+
+def test_unit_tests_cannot_open_a_socket() -> None:
+    # Given the unit layer's network guard
+    # When a test tries to connect anywhere
+    # Then the attempt fails before any packet is sent
+    with pytest.raises(RuntimeError, match="must not use the network"):
+        socket.create_connection(("198.51.100.1", 443), timeout=0.1)
+    with socket.socket() as sock, pytest.raises(RuntimeError, match="must not use the network"):
+        sock.connect(("198.51.100.1", 443))
+
+
+@pytest.mark.parametrize("name", sample_event_names())
+def test_every_sample_event_parses_with_its_own_kind_and_job(name: str) -> None:
+    # Given a sample event exactly as EventBridge delivers it
+    event = read_event(name)
+
+    # When it is parsed
+    parsed = parse_event(event)
+
+    # Then kind, ids and status are the envelope's and the detail's own
+    assert parsed.event_type is DETAIL_TYPE_TO_EVENT_TYPE[event["detail-type"]]
+    assert parsed.event_id == event["id"]
+    assert parsed.job_id == event["detail"]["jobId"]
+    assert parsed.job.status == event["detail"]["status"]
+    assert parsed.job.job_queue == event["detail"]["jobQueue"]
+    expected_model = ServiceJobDetail if "Service" in event["detail-type"] else JobDetail
+    assert type(parsed.job) is expected_model
+
+
+def test_json_text_and_bytes_parse_like_the_decoded_mapping(load_event: EventLoader) -> None:
+    # Given one event as a mapping, as JSON text and as UTF-8 bytes
+    event = load_event("job-failed-oom")
+    text = json.dumps(event)
+
+    # When each form is parsed
+    parsed = [parse_event(event), parse_event(text), parse_event(text.encode())]
+
+    # Then all three describe the same job the same way
+    assert parsed[1].job == parsed[0].job
+    assert parsed[2].job == parsed[0].job
+    assert {p.event_id for p in parsed} == {event["id"]}
+
+
+def test_unknown_fields_in_envelope_and_detail_are_ignored(load_event: EventLoader) -> None:
+    # Given the sample that carries fields AWS may add later
+    event = load_event("job-submitted-unknown-fields")
+    assert "someNewField" in event["detail"]
+
+    # When it is parsed
+    parsed = parse_event(event)
+
+    # Then the known fields are there and the unknown ones do not surface in the model
+    assert parsed.job.job_id == event["detail"]["jobId"]
+    assert parsed.job.status == "RUNNABLE"
+    assert "someNewField" not in parsed.job.model_dump(by_alias=True)
+
+
+def test_unknown_nested_keys_at_every_level_are_tolerated(load_event: EventLoader) -> None:
+    # Given a job detail with unknown keys nested inside known objects and lists
+    event = load_event("job-failed-oom")
+    detail = event["detail"]
+    detail["futureTopLevel"] = {"deep": [{"deeper": True}]}
+    detail["container"]["futureContainerField"] = {"gpuPartition": "1g.5gb"}
+    detail["attempts"][0]["container"]["futureAttemptField"] = [1, 2, 3]
+    detail["retryStrategy"]["backoff"] = {"base": 2, "jitter": "FULL"}
+
+    # When it is parsed
+    parsed = parse_event(event)
+
+    # Then it validates, and the known values next to the unknown ones are intact
+    assert isinstance(parsed.job, JobDetail)
+    assert parsed.job.container is not None
+    assert parsed.job.container.image == detail["container"]["image"]
+    assert parsed.job.attempts[0].container is not None
+    assert (
+        parsed.job.attempts[0].container.exit_code == detail["attempts"][0]["container"]["exitCode"]
+    )
+    assert parsed.job.retry_strategy is not None
+    assert parsed.job.retry_strategy.attempts == detail["retryStrategy"]["attempts"]
+
+
+def test_service_event_maps_to_the_describe_service_job_shape(load_event: EventLoader) -> None:
+    # Given a SageMaker service-job event
+    event = load_event("service-job-failed")
+
+    # When it is parsed
+    parsed = parse_event(event)
+
+    # Then it is a service job carrying its service type and the training job's ARN
+    assert parsed.event_type.is_service
+    assert isinstance(parsed.job, ServiceJobDetail)
+    assert parsed.job.service_job_type == event["detail"]["serviceJobType"]
+    assert parsed.job.latest_attempt is not None
+    resource = parsed.job.latest_attempt.service_resource_id
+    assert resource is not None
+    assert resource.value == event["detail"]["latestAttempt"]["serviceResourceId"]["value"]
+
+
+@pytest.mark.parametrize(
+    ("name", "blocked", "service"),
+    [
+        ("job-queue-blocked-capacity", True, False),
+        ("service-queue-blocked", True, True),
+        ("job-failed-oom", False, False),
+        ("service-job-succeeded", False, True),
+    ],
+)
+def test_event_type_flags(name: str, blocked: bool, service: bool) -> None:
+    # Given an event of each family; when parsed; then its kind answers both questions
+    parsed = parse_event(read_event(name))
+    assert parsed.event_type.is_queue_blocked is blocked
+    assert parsed.event_type.is_service is service
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        ("{not json", "not JSON"),
+        (b"\xff\xfe\x00", "not JSON"),
+        ("[1, 2, 3]", "expected a JSON object"),
+        ('"a string"', "expected a JSON object"),
+        ("{}", "not an EventBridge event"),
+    ],
+)
+def test_non_events_are_refused_with_a_reason(payload: str | bytes, reason: str) -> None:
+    # Given a payload that is not an EventBridge event; when parsed; then it says why not
+    with pytest.raises(InvalidEvent, match=reason):
+        parse_event(payload)
+
+
+def test_other_sources_are_refused(load_event: EventLoader) -> None:
+    # Given a well-formed event from another service
+    event = variant(load_event("job-succeeded"), envelope={"source": "aws.ecs"})
+
+    # When parsed, then the source is named in the refusal
+    with pytest.raises(InvalidEvent, match=r"aws\.ecs"):
+        parse_event(event)
+
+
+def test_unknown_detail_types_are_refused(load_event: EventLoader) -> None:
+    # Given a Batch event of a detail-type batchlens does not know
+    event = variant(load_event("job-succeeded"), envelope={"detail-type": "Batch Job Rescheduled"})
+
+    # When parsed, then the refusal names the detail-type
+    with pytest.raises(InvalidEvent, match="unknown detail-type 'Batch Job Rescheduled'"):
+        parse_event(event)
+
+
+@pytest.mark.parametrize("job_id", [None, "", 42])
+def test_a_missing_or_non_string_job_id_is_refused(load_event: EventLoader, job_id: object) -> None:
+    # Given a job event whose jobId is absent, empty or not a string
+    event = load_event("job-failed-oom")
+    if job_id is None:
+        del event["detail"]["jobId"]
+    else:
+        event["detail"]["jobId"] = job_id
+
+    # When parsed, then the refusal points at detail.jobId
+    with pytest.raises(InvalidEvent, match=r"detail\.jobId"):
+        parse_event(event)
+
+
+def test_a_malformed_known_field_names_itself(load_event: EventLoader) -> None:
+    # Given a detail whose `attempts` is not a list
+    event = load_event("job-failed-oom")
+    event["detail"]["attempts"] = "three"
+
+    # When parsed, then the error names the field, not just "invalid"
+    with pytest.raises(InvalidEvent, match="attempts"):
+        parse_event(event)
+
+
+def test_a_detail_that_is_not_an_object_is_refused(load_event: EventLoader) -> None:
+    # Given an envelope whose detail is a list
+    event = load_event("job-succeeded")
+    event["detail"] = ["jobId", "x"]
+
+    # When parsed, then it is refused as an invalid event (never a crash)
+    with pytest.raises(InvalidEvent):
+        parse_event(event)
+
+
+def test_a_required_job_field_missing_is_refused(load_event: EventLoader) -> None:
+    # Given a job event without its jobQueue
+    event = variant(load_event("job-failed-oom"), drop=["jobQueue"])
+
+    # When parsed, then the refusal names the missing field
+    with pytest.raises(InvalidEvent, match="jobQueue"):
+        parse_event(event)

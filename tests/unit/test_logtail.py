@@ -1,0 +1,157 @@
+"""Log excerpts: the last lines of the latest attempt, masked and cut to fit; any read error leaves
+the alert without an excerpt instead of blocking it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from batchlens import logtail
+from batchlens.events import parse_event
+from batchlens.logtail import MAX_EXCERPT_CHARS, MAX_LINE_CHARS, excerpt_lines, fetch_excerpt
+from batchlens.records import JobRecord, normalise
+from batchlens.redact import MASK, Redactor
+from tests.conftest import read_event
+
+
+def record_of(name: str) -> JobRecord:
+    return normalise(parse_event(read_event(name)))
+
+
+class FakeLogs:
+    """GetLogEvents answering pages from a list, or raising."""
+
+    def __init__(self, pages: list[list[str]] | None = None, error: Exception | None = None):
+        self.pages = pages or []
+        self.error = error
+        self.requests: list[dict[str, Any]] = []
+
+    def get_log_events(self, **request: Any) -> dict[str, Any]:
+        self.requests.append(request)
+        if self.error is not None:
+            raise self.error
+        page = self.pages.pop(0) if self.pages else []
+        token = f"b/{len(self.requests)}"
+        return {
+            "events": [{"timestamp": 1, "message": m} for m in page],
+            "nextBackwardToken": token,
+            "nextForwardToken": "f/0",
+        }
+
+
+def fetch(logs: FakeLogs, record: JobRecord, lines: int = 20) -> JobRecord:
+    return fetch_excerpt(logs, record, lines, Redactor())  # type: ignore[arg-type]
+
+
+def client_error(code: str) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": "no"}}, "GetLogEvents")
+
+
+# --- the pure part -------------------------------------------------------------------------------
+
+
+def test_keeps_the_last_lines_of_multi_line_messages() -> None:
+    messages = ["one", "two\nthree", "four\n", "five\r\n"]
+    assert excerpt_lines(messages, 3)[0] == ["three", "four", "five"]
+
+
+def test_zero_lines_turns_excerpts_off() -> None:
+    assert excerpt_lines(["a", "b"], 0) == ([], 0)
+
+
+def test_masks_secrets_even_across_lines_and_counts_them() -> None:
+    messages = [
+        "export DB_PASSWORD=hunter2-prod-Zx9",
+        "-----BEGIN RSA PRIVATE KEY-----",
+        "MIIEowIBAAKCAQEA7",
+        "-----END RSA PRIVATE KEY-----",
+        "done",
+    ]
+    lines, masked = excerpt_lines(messages, 20, Redactor())
+    text = "\n".join(lines)
+    assert "hunter2-prod-Zx9" not in text
+    assert "MIIEowIBAAKCAQEA7" not in text
+    assert f"DB_PASSWORD={MASK}" in text
+    assert masked == 2
+
+
+def test_strips_colour_codes_and_control_characters() -> None:
+    lines, _ = excerpt_lines(["\x1b[31mERROR\x1b[0m\tboom\x07"], 5)
+    assert lines == ["ERROR    boom"]
+
+
+def test_cuts_long_lines_and_drops_the_oldest_to_fit() -> None:
+    lines, _ = excerpt_lines([f"{i} " + "x" * 5_000 for i in range(50)], 50)
+    assert all(len(line) <= MAX_LINE_CHARS for line in lines)
+    assert sum(len(line) + 1 for line in lines) <= MAX_EXCERPT_CHARS
+    assert lines[-1].startswith("49 ")
+    assert lines[-1].endswith("…")
+
+
+# --- reading CloudWatch Logs ---------------------------------------------------------------------
+
+
+def test_reads_the_latest_attempts_stream_from_the_end() -> None:
+    # Given the OOM job (three attempts, each with its own stream)
+    record = record_of("job-failed-oom")
+    logs = FakeLogs([["heap at 98%", "Killed"]])
+
+    # When its excerpt is fetched
+    quoted = fetch(logs, record, 20)
+
+    # Then the third attempt's stream was read backwards, once
+    (request,) = logs.requests
+    latest = record.attempts[-1]
+    assert request == {
+        "logGroupName": latest.log_group,
+        "logStreamName": latest.log_stream_name,
+        "startFromHead": False,
+        "limit": 20,
+    }
+    assert quoted.log_excerpt == ["heap at 98%", "Killed"]
+    assert record.log_excerpt is None  # records are immutable
+
+
+def test_follows_empty_pages_backwards_a_bounded_number_of_times() -> None:
+    logs = FakeLogs([[], [], ["late line"]])
+    quoted = fetch(logs, record_of("job-failed-app-error"), 5)
+    assert quoted.log_excerpt == ["late line"]
+    assert [r.get("nextToken") for r in logs.requests] == [None, "b/1", "b/2"]
+
+    endless = FakeLogs([[]] * 10)
+    assert fetch(endless, record_of("job-failed-app-error"), 5).log_excerpt is None
+    assert len(endless.requests) == logtail.MAX_PAGES
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        client_error("ResourceNotFoundException"),
+        client_error("AccessDeniedException"),
+        client_error("ThrottlingException"),
+        TimeoutError("read timed out"),
+    ],
+)
+def test_a_failed_read_leaves_the_record_without_an_excerpt(error: Exception) -> None:
+    record = record_of("job-failed-app-error")
+    assert fetch_excerpt(FakeLogs(error=error), record, 20, Redactor()) is record  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "name", ["job-failed-image-pull", "service-job-failed", "job-queue-blocked-capacity"]
+)
+def test_no_stream_means_no_call(name: str) -> None:
+    logs = FakeLogs([["never"]])
+    record = record_of(name)
+    assert not logtail.wants_excerpt(record, 20)
+    assert fetch_excerpt(logs, record, 20, Redactor()) is record  # type: ignore[arg-type]
+    assert logs.requests == []
+
+
+def test_only_failures_with_a_stream_want_an_excerpt() -> None:
+    assert logtail.wants_excerpt(record_of("job-failed-oom"), 20)
+    assert not logtail.wants_excerpt(record_of("job-failed-oom"), 0)
+    assert not logtail.wants_excerpt(record_of("job-succeeded"), 20)

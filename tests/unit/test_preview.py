@@ -1,0 +1,110 @@
+"""`batchlens preview` renders every alert body offline, and the webhook helpers that need no
+network (the secret's value, the URL check, Retry-After) behave.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from batchlens import webhook
+from batchlens.cli import main
+from tests.conftest import EVENTS_DIR
+from tests.limits import block_kit_problems, chat_problems
+
+OOM = str(EVENTS_DIR / "job-failed-oom.json")
+
+
+def run(*argv: str, stdin: str = "") -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), stdout=out, stderr=err, stdin=io.StringIO(stdin))
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_preview_email_prints_subject_and_text() -> None:
+    code, out, err = run("preview", OOM)
+    assert code == 0
+    assert err == ""
+    assert out.startswith("Subject: [batchlens] FAILED: align-NA12878-chr1 (OUT_OF_MEMORY)\n\n")
+    assert "Next step:" in out
+
+
+def test_preview_slack_and_chatbot_print_valid_json() -> None:
+    _, slack_out, _ = run("preview", OOM, "--format", "slack")
+    _, chat_out, _ = run("preview", OOM, "--format", "chatbot")
+    assert block_kit_problems(json.loads(slack_out)) == []
+    assert chat_problems(json.loads(chat_out)) == []
+
+
+def test_preview_json_quotes_a_log_file_masked(tmp_path: Path) -> None:
+    # Given a job log that prints a password
+    log = tmp_path / "job.log"
+    log.write_text("starting\nexport API_TOKEN=abc123secret\nKilled\n", encoding="utf-8")
+
+    # When the JobRecord is previewed with it
+    code, out, _ = run("preview", OOM, "--format", "json", "--log", str(log), "--lines", "2")
+
+    # Then the last two lines are the excerpt, masked
+    record = json.loads(out)
+    assert code == 0
+    assert record["logExcerpt"] == ["export API_TOKEN=****", "Killed"]
+    assert record["redacted"] >= 1
+
+
+def test_preview_notes_events_that_would_not_alert_and_reads_stdin() -> None:
+    event = (EVENTS_DIR / "job-succeeded.json").read_text()
+    code, out, err = run("preview", "-", "--format", "email", stdin=event)
+    assert code == 0
+    assert "does not alert with ALERT_ON=FAILED,QUEUE_BLOCKED" in err
+    assert "Subject: [batchlens] SUCCEEDED" in out
+
+
+def test_preview_of_a_bad_file_names_it_and_fails(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json", encoding="utf-8")
+    code, out, err = run("preview", str(bad), OOM, "--format", "json")
+    assert code == 1
+    assert f"{bad}: not JSON" in err
+    assert json.loads(out)["jobName"] == "align-NA12878-chr1"
+
+
+# --- webhook helpers (no network) ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "url"),
+    [
+        ("https://example.invalid/services/T/B/x\n", "https://example.invalid/services/T/B/x"),
+        ('{"webhookUrl": "https://example.invalid/a"}', "https://example.invalid/a"),
+        ({"url": "https://example.invalid/b"}, "https://example.invalid/b"),
+        (b"https://example.invalid/c", "https://example.invalid/c"),
+        ("http://127.0.0.1:8080/hook", "http://127.0.0.1:8080/hook"),
+    ],
+)
+def test_webhook_url_from_a_secret(value: str | bytes | dict[str, str], url: str) -> None:
+    assert webhook.url_from_secret(value) == url
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["http://example.invalid/plain-http", "ftp://example.invalid/x", "not a url", '{"x": 1}', "{"],
+)
+def test_a_secret_that_is_not_an_https_url_is_refused_without_echoing_it(value: str) -> None:
+    with pytest.raises(webhook.WebhookError) as caught:
+        webhook.url_from_secret(value)
+    assert "example.invalid" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [("3", 3.0), ("0", 0.0), (" 1.5 ", 1.5), (None, 1.0), ("soon", 1.0)],
+)
+def test_retry_after_in_seconds(header: str | None, seconds: float) -> None:
+    assert webhook.retry_after_seconds(header) == seconds
+
+
+def test_retry_after_as_an_http_date() -> None:
+    assert webhook.retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past

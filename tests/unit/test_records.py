@@ -1,0 +1,540 @@
+"""JobRecord schema v1: the public contract every consumer sees, built from the sample events.
+
+Expected values come from the event files and from ARCHITECTURE.md's schema table, never from the
+normaliser itself.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+from urllib.parse import unquote
+
+import pytest
+
+from batchlens.events import parse_event
+from batchlens.records import Enrichment, JobRecord, normalise
+from tests.conftest import EventLoader, Json, read_event, sample_event_names, variant
+
+# ARCHITECTURE.md, "JobRecord, schema v1": the keys of the public JSON, exactly.
+RECORD_KEYS = {
+    "schemaVersion",
+    "eventType",
+    "eventId",
+    "eventTime",
+    "account",
+    "region",
+    "jobId",
+    "jobArn",
+    "jobName",
+    "jobQueue",
+    "jobDefinition",
+    "jobKind",
+    "arrayIndex",
+    "parentJobId",
+    "arraySize",
+    "arrayStatusSummary",
+    "serviceJobType",
+    "status",
+    "statusReason",
+    "isTerminal",
+    "createdAt",
+    "startedAt",
+    "stoppedAt",
+    "queuedSeconds",
+    "runSeconds",
+    "totalSeconds",
+    "attempts",
+    "attemptsUsed",
+    "attemptsAllowed",
+    "failure",
+    "links",
+    "enrichment",
+    "redacted",
+    "logExcerpt",  # additive: set only on alerting failures (logtail.py)
+    "truncated",  # additive: the record was cut to fit a size limit (limits.py)
+}
+QUEUE_KEYS = {"name", "arn"}
+DEFINITION_KEYS = {"name", "revision", "arn"}
+ATTEMPT_KEYS = {
+    "number",
+    "startedAt",
+    "stoppedAt",
+    "durationSeconds",
+    "exitCode",
+    "reason",
+    "statusReason",
+    "logGroup",
+    "logStreamName",
+    "logUrl",
+    "resourceArn",
+}
+FAILURE_KEYS = {"category", "summary", "detail", "retryable", "batchWillRetry", "nextStep"}
+LINK_KEYS = {"console", "logs", "trainingJob"}
+TIME_FIELDS = ("eventTime", "createdAt", "startedAt", "stoppedAt")
+ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
+
+# The jobKind of each sample, from events/README.md.
+JOB_KINDS = {
+    "array-child-failed.json": "ARRAY_CHILD",
+    "array-parent-failed.json": "ARRAY_PARENT",
+    "multinode-failed.json": "MULTINODE_PARENT",
+    "multinode-node-failed.json": "MULTINODE_NODE",
+    "eks-failed-oom.json": "EKS",
+    "service-job-failed.json": "SERVICE",
+    "service-job-succeeded.json": "SERVICE",
+    "service-queue-blocked.json": "SERVICE",
+    "ecs-properties-succeeded.json": "CONTAINER",
+}
+NO_FAILURE = [
+    "job-runnable",
+    "job-running",
+    "job-succeeded",
+    "ecs-properties-succeeded",
+    "service-job-succeeded",
+    "job-submitted-unknown-fields",
+]
+WITH_FAILURE = [
+    name.removesuffix(".json")
+    for name in sample_event_names()
+    if read_event(name)["detail"]["status"] == "FAILED"
+    or "Blocked" in read_event(name)["detail-type"]
+]
+
+
+def record_of(event: Json, described: Json | None = None) -> JobRecord:
+    return normalise(parse_event(event), described)
+
+
+def json_of(name: str) -> Json:
+    return record_of(read_event(name)).to_json_dict()
+
+
+def epoch_ms(iso: str) -> int:
+    return round(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def cloudwatch_target(url: str) -> tuple[str, str | None]:
+    """The (log group, log stream) a CloudWatch console deep link opens."""
+    fragment = url.split("#logsV2:log-groups/log-group/", 1)[1]
+    group, _, stream = fragment.partition("/log-events/")
+
+    def decode(part: str) -> str:
+        return unquote(unquote(part.replace("$", "%")))
+
+    return decode(group), decode(stream) if stream else None
+
+
+# --- shape -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sample_event_names())
+def test_record_keys_are_exactly_schema_v1(name: str) -> None:
+    # Given any sample event; when it is normalised
+    record = json_of(name)
+
+    # Then the JSON carries exactly the documented keys, nested objects included
+    assert set(record) == RECORD_KEYS
+    assert record["schemaVersion"] == 1
+    assert set(record["jobQueue"]) == QUEUE_KEYS
+    assert set(record["links"]) == LINK_KEYS
+    if record["jobDefinition"] is not None:
+        assert set(record["jobDefinition"]) == DEFINITION_KEYS
+    for attempt in record["attempts"]:
+        assert set(attempt) == ATTEMPT_KEYS
+    if record["failure"] is not None:
+        assert set(record["failure"]) == FAILURE_KEYS
+
+
+@pytest.mark.parametrize("name", sample_event_names())
+def test_times_are_iso_utc_with_z_and_equal_the_event_epochs(name: str) -> None:
+    # Given a sample event with epoch-millisecond times
+    event = read_event(name)
+    detail = event["detail"]
+
+    # When it is normalised
+    record = json_of(name)
+
+    # Then every time is ISO-8601 UTC ending in Z, at the instant the event reported
+    for field in TIME_FIELDS:
+        if record[field] is not None:
+            assert ISO_UTC.match(record[field]), (field, record[field])
+    assert epoch_ms(record["eventTime"]) == epoch_ms(event["time"])
+    for field in ("createdAt", "startedAt", "stoppedAt"):
+        if detail.get(field):
+            assert epoch_ms(record[field]) == detail[field]
+        else:
+            assert record[field] is None
+    for attempt, source in zip(record["attempts"], detail.get("attempts", []), strict=False):
+        for field in ("startedAt", "stoppedAt"):
+            if source.get(field):
+                assert ISO_UTC.match(attempt[field])
+                assert epoch_ms(attempt[field]) == source[field]
+
+
+def test_envelope_fields_come_from_the_envelope(load_event: EventLoader) -> None:
+    # Given a sample event
+    event = load_event("job-failed-spot")
+
+    # When normalised
+    record = record_of(event).to_json_dict()
+
+    # Then the envelope's id, account and region are the record's
+    assert (record["eventId"], record["account"], record["region"]) == (
+        event["id"],
+        event["account"],
+        event["region"],
+    )
+    assert record["eventType"] == "JOB_STATE_CHANGE"
+
+
+def test_queue_and_definition_are_split_from_their_arns(load_event: EventLoader) -> None:
+    # Given a job whose queue and definition are ARNs
+    event = load_event("job-failed-app-error")
+    queue_arn = event["detail"]["jobQueue"]
+    definition_arn = event["detail"]["jobDefinition"]
+
+    # When normalised
+    record = record_of(event).to_json_dict()
+
+    # Then name, revision and ARN are separate values
+    assert record["jobQueue"] == {"name": queue_arn.split("/")[-1], "arn": queue_arn}
+    name, revision = definition_arn.split("/")[-1].split(":")
+    assert record["jobDefinition"] == {
+        "name": name,
+        "revision": int(revision),
+        "arn": definition_arn,
+    }
+
+
+# --- durations and attempts ------------------------------------------------------------------
+
+
+def test_durations_follow_the_job_times(load_event: EventLoader) -> None:
+    # Given a finished job with three attempts
+    event = load_event("job-failed-oom")
+    detail = event["detail"]
+
+    # When normalised
+    record = record_of(event).to_json_dict()
+
+    # Then run, total and queue-wait durations are the differences of the event's times
+    assert record["runSeconds"] == pytest.approx((detail["stoppedAt"] - detail["startedAt"]) / 1000)
+    assert record["totalSeconds"] == pytest.approx(
+        (detail["stoppedAt"] - detail["createdAt"]) / 1000
+    )
+    first_start = detail["attempts"][0]["startedAt"]
+    assert record["queuedSeconds"] == pytest.approx((first_start - detail["createdAt"]) / 1000)
+    for attempt, source in zip(record["attempts"], detail["attempts"], strict=True):
+        expected = (source["stoppedAt"] - source["startedAt"]) / 1000
+        assert attempt["durationSeconds"] == pytest.approx(expected)
+
+
+def test_a_job_that_never_started_has_no_run_or_queue_duration(load_event: EventLoader) -> None:
+    # Given a job cancelled while still queued
+    event = load_event("job-cancelled-state-time-limit")
+    assert not event["detail"].get("startedAt")
+
+    # When normalised
+    record = record_of(event).to_json_dict()
+
+    # Then only the total is known
+    assert record["runSeconds"] is None
+    assert record["queuedSeconds"] is None
+    assert record["totalSeconds"] == pytest.approx(
+        (event["detail"]["stoppedAt"] - event["detail"]["createdAt"]) / 1000
+    )
+
+
+def test_a_running_job_has_no_stop_time_and_counts_its_current_attempt(
+    load_event: EventLoader,
+) -> None:
+    # Given a job that is running its first attempt
+    event = load_event("job-running")
+    assert event["detail"]["attempts"] == []
+
+    # When normalised
+    record = record_of(event).to_json_dict()
+
+    # Then it has no stop time or run duration, and one attempt is in use
+    assert record["stoppedAt"] is None
+    assert record["runSeconds"] is None
+    assert record["attemptsUsed"] == 1
+    assert record["attemptsAllowed"] == event["detail"]["retryStrategy"]["attempts"]
+    assert record["isTerminal"] is False
+
+
+def test_attempts_used_and_allowed_follow_attempts_and_retry_strategy(
+    load_event: EventLoader,
+) -> None:
+    # Given a job that used all of its retry attempts
+    event = load_event("job-failed-oom")
+
+    # When normalised
+    record = record_of(event).to_json_dict()
+
+    # Then it reports each attempt in order, with its exit code and reason
+    assert record["attemptsUsed"] == len(event["detail"]["attempts"])
+    assert record["attemptsAllowed"] == event["detail"]["retryStrategy"]["attempts"]
+    assert [a["number"] for a in record["attempts"]] == [1, 2, 3]
+    for attempt, source in zip(record["attempts"], event["detail"]["attempts"], strict=True):
+        assert attempt["exitCode"] == source["container"]["exitCode"]
+        assert attempt["reason"] == source["container"]["reason"]
+        assert attempt["logStreamName"] == source["container"]["logStreamName"]
+        assert attempt["resourceArn"] == source["container"]["taskArn"]
+
+
+def test_without_a_retry_strategy_one_attempt_is_allowed(load_event: EventLoader) -> None:
+    # Given a job submitted without retryStrategy
+    event = variant(load_event("job-failed-app-error"), drop=["retryStrategy"])
+
+    # When normalised, then Batch's default of one attempt applies
+    assert record_of(event).attempts_allowed == 1
+
+
+# --- log links ------------------------------------------------------------------------------
+
+
+def test_log_links_honour_the_awslogs_group_of_the_job(load_event: EventLoader) -> None:
+    # Given the OOM job, which logs to a custom awslogs-group
+    event = load_event("job-failed-oom")
+    group = event["detail"]["container"]["logConfiguration"]["options"]["awslogs-group"]
+    assert group == "/custom/batch/genomics"
+
+    # When normalised
+    record = record_of(event).to_json_dict()
+
+    # Then every attempt's deep link opens its own stream in that group
+    for attempt, source in zip(record["attempts"], event["detail"]["attempts"], strict=True):
+        assert attempt["logGroup"] == group
+        assert cloudwatch_target(attempt["logUrl"]) == (group, source["container"]["logStreamName"])
+        assert attempt["logUrl"].startswith("https://us-east-1.console.aws.amazon.com/cloudwatch/")
+    # And the record's log link is the latest attempt's stream
+    latest_stream = event["detail"]["attempts"][-1]["container"]["logStreamName"]
+    assert cloudwatch_target(record["links"]["logs"]) == (group, latest_stream)
+
+
+def test_log_links_default_to_the_batch_log_group(load_event: EventLoader) -> None:
+    # Given a job with no logConfiguration
+    event = load_event("job-failed-app-error")
+    assert "logConfiguration" not in event["detail"]["container"]
+
+    # When normalised
+    record = record_of(event).to_json_dict()
+
+    # Then its streams are linked in /aws/batch/job, Batch's default group
+    stream = event["detail"]["attempts"][0]["container"]["logStreamName"]
+    assert record["attempts"][0]["logGroup"] == "/aws/batch/job"
+    assert cloudwatch_target(record["links"]["logs"]) == ("/aws/batch/job", stream)
+
+
+def test_a_running_job_links_the_stream_of_its_container(load_event: EventLoader) -> None:
+    # Given a running job: no finished attempt yet, but the container has a stream
+    event = load_event("job-running")
+
+    # When normalised
+    record = record_of(event).to_json_dict()
+
+    # Then the logs link opens that stream
+    stream = event["detail"]["container"]["logStreamName"]
+    assert cloudwatch_target(record["links"]["logs"]) == ("/aws/batch/job", stream)
+
+
+def test_a_job_that_never_started_a_container_has_no_log_link(load_event: EventLoader) -> None:
+    # Given an image-pull failure: the container never started, so it has no stream
+    record = record_of(load_event("job-failed-image-pull")).to_json_dict()
+
+    # Then no link points at a stream that does not exist
+    assert record["links"]["logs"] is None
+    assert all(a["logUrl"] is None for a in record["attempts"])
+
+
+def test_ecs_properties_attempts_link_the_failed_or_first_task_container(
+    load_event: EventLoader,
+) -> None:
+    # Given a multi-container ECS-properties job
+    event = load_event("ecs-properties-succeeded")
+    task = event["detail"]["attempts"][0]["taskProperties"][0]
+
+    # When normalised
+    record = record_of(event).to_json_dict()
+
+    # Then the attempt speaks for the app container of its task
+    attempt = record["attempts"][0]
+    assert attempt["logStreamName"] == task["containers"][0]["logStreamName"]
+    assert attempt["resourceArn"] == task["taskArn"]
+    assert attempt["exitCode"] == 0
+
+
+def test_service_jobs_link_the_sagemaker_training_job_and_its_logs(load_event: EventLoader) -> None:
+    # Given a SageMaker training service job
+    event = load_event("service-job-succeeded")
+    training_arn = event["detail"]["latestAttempt"]["serviceResourceId"]["value"]
+    training_name = training_arn.split("/")[-1]
+
+    # When normalised
+    record = record_of(event).to_json_dict()
+
+    # Then the record links the training job and SageMaker's log group, filtered to it
+    assert record["serviceJobType"] == event["detail"]["serviceJobType"]
+    assert record["jobDefinition"] is None
+    assert record["links"]["trainingJob"].endswith(f"/jobs/{training_name}")
+    assert "/sagemaker/" in record["links"]["trainingJob"]
+    group, stream = cloudwatch_target(record["links"]["logs"])
+    assert group.startswith("/aws/sagemaker/TrainingJobs")
+    assert training_name in group + (stream or "")
+    assert record["attempts"][0]["resourceArn"] == training_arn
+
+
+@pytest.mark.parametrize(
+    ("arn_partition", "region", "host"),
+    [
+        ("aws-us-gov", "us-gov-west-1", "https://us-gov-west-1.console.amazonaws-us-gov.com"),
+        ("aws-cn", "cn-north-1", "https://cn-north-1.console.amazonaws.cn"),
+    ],
+)
+def test_links_follow_the_partition_and_region_of_the_job_arn(
+    load_event: EventLoader, arn_partition: str, region: str, host: str
+) -> None:
+    # Given a job in another partition
+    event = load_event("job-failed-app-error")
+    job_id = event["detail"]["jobId"]
+    arn = f"arn:{arn_partition}:batch:{region}:123456789012:job/{job_id}"
+    event = variant(event, jobArn=arn)
+
+    # When normalised
+    record = record_of(event).to_json_dict()
+
+    # Then console and logs links use that partition's console host and region
+    assert record["links"]["console"].startswith(host)
+    assert f"region={region}" in record["links"]["console"]
+    assert job_id in record["links"]["console"]
+    assert record["links"]["logs"].startswith(host)
+
+
+# --- kinds ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sample_event_names())
+def test_job_kind_of_every_sample(name: str) -> None:
+    # Given a sample; when normalised; then its kind is the one events/README.md documents
+    assert json_of(name)["jobKind"] == JOB_KINDS.get(name, "CONTAINER")
+
+
+def test_array_child_points_at_its_parent_with_its_index(load_event: EventLoader) -> None:
+    # Given child 7 of the array parent sample
+    child = load_event("array-child-failed")
+    parent = load_event("array-parent-failed")
+
+    # When the child is normalised
+    record = record_of(child).to_json_dict()
+
+    # Then it names its parent's job id and its own index
+    assert record["parentJobId"] == parent["detail"]["jobId"]
+    assert record["arrayIndex"] == child["detail"]["arrayProperties"]["index"] == 7
+
+
+def test_array_parent_carries_size_and_children_summary(load_event: EventLoader) -> None:
+    # Given the array parent of 1000 children
+    event = load_event("array-parent-failed")
+
+    # When normalised
+    record = record_of(event).to_json_dict()
+
+    # Then its size and status summary are the event's, and it has no parent
+    assert record["arraySize"] == event["detail"]["arrayProperties"]["size"]
+    assert record["arrayStatusSummary"] == event["detail"]["arrayProperties"]["statusSummary"]
+    assert record["parentJobId"] is None
+    assert record["arrayIndex"] is None
+
+
+def test_multinode_node_points_at_its_parent(load_event: EventLoader) -> None:
+    # Given node 2 of the multi-node sample
+    node = load_event("multinode-node-failed")
+    parent = load_event("multinode-failed")
+
+    # When normalised, then its parent is the multi-node job
+    record = record_of(node).to_json_dict()
+    assert record["parentJobId"] == parent["detail"]["jobId"]
+    assert record_of(parent).parent_job_id is None
+
+
+# --- failure, terminal and enrichment ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NO_FAILURE)
+def test_success_and_normal_transitions_have_no_failure(name: str) -> None:
+    # Given a job that is fine; when normalised; then nothing is reported as wrong
+    assert json_of(name)["failure"] is None
+
+
+@pytest.mark.parametrize("name", WITH_FAILURE)
+def test_failed_and_blocked_jobs_carry_a_failure(name: str) -> None:
+    # Given a failed job or a blocked queue; when normalised; then a failure explains it
+    failure = json_of(name)["failure"]
+    assert failure is not None
+    assert failure["summary"]
+    assert failure["nextStep"]
+
+
+@pytest.mark.parametrize(
+    ("name", "terminal"),
+    [
+        ("job-succeeded", True),
+        ("job-failed-oom", True),
+        ("job-running", False),
+        ("job-runnable", False),
+        ("job-queue-blocked-capacity", False),
+    ],
+)
+def test_terminal_means_succeeded_or_failed(name: str, terminal: bool) -> None:
+    assert json_of(name)["isTerminal"] is terminal
+
+
+def test_a_blocked_queue_is_a_failure_of_a_runnable_job(load_event: EventLoader) -> None:
+    # Given a queue-blocked event
+    record = record_of(load_event("job-queue-blocked-capacity")).to_json_dict()
+
+    # Then the job is still RUNNABLE, and the reason it cannot start is its failure
+    assert record["eventType"] == "JOB_QUEUE_BLOCKED"
+    assert record["status"] == "RUNNABLE"
+    assert record["failure"]["category"] == "CAPACITY"
+
+
+def test_a_retried_attempt_says_batch_will_retry(load_event: EventLoader) -> None:
+    # Given a job back in RUNNABLE after a lost Spot host, with attempts left
+    record = record_of(load_event("job-retried-runnable")).to_json_dict()
+
+    # Then it is not terminal and the failure says Batch retries it
+    assert record["isTerminal"] is False
+    assert record["failure"]["batchWillRetry"] is True
+
+
+def test_without_a_description_the_record_is_event_only(load_event: EventLoader) -> None:
+    # Given an event and no API description; when normalised; then it says so
+    assert record_of(load_event("job-failed-oom")).enrichment is Enrichment.EVENT_ONLY
+
+
+def test_a_description_fills_gaps_but_never_moves_the_job_past_the_event(
+    load_event: EventLoader,
+) -> None:
+    # Given a RUNNING event without its job definition, and a later description (SUCCEEDED)
+    running = variant(load_event("job-running"), drop=["jobDefinition"])
+    described: dict[str, Any] = load_event("job-succeeded")["detail"]
+
+    # When normalised with that description
+    record = record_of(running, described).to_json_dict()
+
+    # Then the missing definition is the description's
+    assert record["jobDefinition"]["arn"] == described["jobDefinition"]
+    assert record["enrichment"] == "DESCRIBED"
+    # And the job is where the event left it: running, not stopped, no finished attempt
+    assert record["status"] == "RUNNING"
+    assert "stoppedAt" in described
+    assert described["attempts"]
+    assert record["stoppedAt"] is None
+    assert record["runSeconds"] is None
+    assert record["statusReason"] is None
+    assert record["attempts"] == []
+    assert record["isTerminal"] is False

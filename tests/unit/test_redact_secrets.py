@@ -1,0 +1,234 @@
+"""Redaction of every kind of planted secret, in every place a job carries one: free text, the
+environment (`{name, value}` pairs), parameters, command lines split into arguments, logged events
+and exception text. The fast pre-scan must trip on every pattern, or that pattern would never run.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+
+from batchlens import redact
+from batchlens.redact import MASK, RedactingFilter, Redactor, guard_logger, maybe_secret
+
+# Shaped like credentials, never issued.
+AWS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJiYXRjaGxlbnMifQ.c2lnbmF0dXJlLW5vdC1yZWFs"
+SLACK_TOKEN = "xoxb-123456789012-1234567890123-FAKEfakeFAKEfake"
+SLACK_WEBHOOK = "https://hooks.slack.com/services/T00000000/B00000000/FAKEfakeFAKEfakeFAKEfake"
+GITHUB_TOKEN = "ghp_FAKEt0kenF0rRedacti0nTest5NotReal000"
+PRIVATE_KEY = "\n".join(
+    [
+        "-----BEGIN OPENSSH PRIVATE KEY-----",
+        "b3BlbnNzaC1rZXktdjEAAAAA",
+        "-----END OPENSSH PRIVATE KEY-----",
+    ]
+)
+URL_PASSWORD = "s3cretInUrl"
+FLAG_PASSWORD = "s3cretInFlag"
+
+#: Where each secret is planted, and the part of it that must never survive.
+PLANTED: dict[str, tuple[str, str]] = {
+    "aws access key id": (f"credentials {AWS_KEY_ID} were refused", AWS_KEY_ID),
+    "aws secret key": (f"aws_secret_access_key={AWS_SECRET}", AWS_SECRET),
+    "jwt": (f"Authorization: Bearer {JWT}", JWT),
+    "slack token": (f"slack said invalid_auth for {SLACK_TOKEN}", SLACK_TOKEN),
+    "slack webhook": (f"POST {SLACK_WEBHOOK} returned 404", "FAKEfakeFAKEfakeFAKEfake"),
+    "github token": (f"git clone https://{GITHUB_TOKEN}@github.com/acme/etl", GITHUB_TOKEN),
+    "private key": (f"key file:\n{PRIVATE_KEY}\n", "b3BlbnNzaC1rZXktdjEAAAAA"),
+    "password in a url": (
+        f"GET https://api.internal/export?user=etl&password={URL_PASSWORD}&x=1 failed",
+        URL_PASSWORD,
+    ),
+    "password in user info": (f"postgres://etl:{URL_PASSWORD}@db:5432/orders", URL_PASSWORD),
+    "password flag": (f"python load.py --password {FLAG_PASSWORD} --rows 10", FLAG_PASSWORD),
+    "password flag with =": (f"python load.py --password={FLAG_PASSWORD}", FLAG_PASSWORD),
+}
+
+#: One sample for each credential pattern of redact.py (a new pattern needs a sample here).
+PATTERN_SAMPLES: dict[str, str] = {
+    "PRIVATE KEY": PRIVATE_KEY,
+    "AKIA": AWS_KEY_ID,
+    "eyJ": JWT,
+    "xox": SLACK_TOKEN,
+    "hooks": SLACK_WEBHOOK,
+    "gh[pousr]_": GITHUB_TOKEN,
+    "github_pat_": "github_pat_11ABCDEFG0123456789_abcdefghijklmnop",
+    "glpat-": "glpat-FAKEfakeFAKEfake12345",
+    "sk-": "sk-FAKEfakeFAKEfakeFAKEfake1234",
+}
+
+
+@pytest.mark.parametrize("where", sorted(PLANTED))
+def test_every_planted_secret_is_masked_in_text(where: str) -> None:
+    text, secret = PLANTED[where]
+    masked, count = Redactor().text(text)
+    assert secret not in masked
+    assert MASK in masked
+    assert count >= 1
+
+
+def test_every_credential_pattern_has_a_sample_that_it_matches_and_the_pre_scan_trips() -> None:
+    # Given one sample per credential pattern (matched by a fragment of the pattern's source)
+    for pattern in redact._CREDENTIAL_PATTERNS:
+        samples = [s for key, s in PATTERN_SAMPLES.items() if key in pattern.pattern]
+        assert samples, f"no sample for pattern {pattern.pattern!r}"
+        for sample in samples:
+            # Then the pattern matches its sample, and the pre-scan lets it run
+            assert pattern.search(sample), (pattern.pattern, sample)
+            assert maybe_secret(sample), sample
+            assert maybe_secret(sample.lower())
+            assert maybe_secret(f"prefix {sample} suffix")
+
+
+@pytest.mark.parametrize(
+    "sample",
+    [
+        "DB_PASSWORD=x",
+        "db_passwd=x",
+        "PASSPHRASE=x",
+        "PWD=x",
+        "CLIENT_SECRET=x",
+        "API_TOKEN=x",
+        "API_KEY=x",
+        "aws_access_key_id=x",
+        "PRIVATE_KEY=x",
+        "GOOGLE_CREDENTIALS=x",
+        "AUTH_KEY=x",
+        "SESSION_KEY=x",
+        "SIGNING_KEY=x",
+        "CLIENT_KEY=x",
+        "postgres://u:p@h",
+    ],
+)
+def test_every_secret_name_and_user_info_url_trips_the_pre_scan(sample: str) -> None:
+    assert maybe_secret(sample)
+    assert Redactor().text(sample)[1] == 1
+
+
+def test_ordinary_text_does_not_trip_the_pre_scan() -> None:
+    for text in (
+        "Essential container in task exited",
+        "OutOfMemoryError: Container killed due to memory usage",
+        "Host EC2 (instance i-0123456789abcdef0) terminated.",
+        "CannotPullContainerError: pull image manifest has been retried 5 time(s)",
+    ):
+        assert not maybe_secret(text)
+
+
+# --- structured detail ----------------------------------------------------------------------------
+
+
+def test_environment_values_are_masked_by_name_and_by_shape() -> None:
+    environment = [
+        {"name": "DB_PASSWORD", "value": "hunter2"},
+        {"name": "STRIPE_API_KEY", "value": "live-123"},
+        {"name": "UPLOAD_URL", "value": f"https://etl:{URL_PASSWORD}@files.internal/x"},
+        {"name": "NOTE", "value": f"rotated {AWS_KEY_ID}"},
+        {"name": "THREADS", "value": "8"},
+        {"name": "TOKEN_BUCKET", "value": "acme-tokens"},
+    ]
+    masked, count = Redactor(allowlist=["TOKEN_BUCKET"]).deep(environment)
+    values = {pair["name"]: pair["value"] for pair in masked}
+    assert values["DB_PASSWORD"] == MASK
+    assert values["STRIPE_API_KEY"] == MASK
+    assert URL_PASSWORD not in values["UPLOAD_URL"]
+    assert AWS_KEY_ID not in values["NOTE"]
+    assert values["THREADS"] == "8"
+    assert values["TOKEN_BUCKET"] == "acme-tokens"  # allowlisted name
+    assert count == 4
+
+
+def test_a_command_split_into_arguments_masks_the_value_after_a_secret_flag() -> None:
+    command = ["python", "load.py", "--password", FLAG_PASSWORD, "--rows", "10", f"--token={JWT}"]
+    masked, count = Redactor().command(command)
+    assert masked == ["python", "load.py", "--password", MASK, "--rows", "10", f"--token={MASK}"]
+    assert count == 2
+    # A secret flag followed by another flag masks nothing that is not there
+    assert Redactor().command(["--password", "--verbose"]) == (["--password", "--verbose"], 0)
+
+
+def test_a_job_detail_is_masked_everywhere_it_carries_secrets() -> None:
+    detail = {
+        "jobName": "nightly-load",
+        "parameters": {"dbPassword": "hunter2", "table": "orders"},
+        "container": {
+            "command": ["load", "--api-key", "k-123", PLANTED["jwt"][0]],
+            "environment": [{"name": "SLACK_WEBHOOK", "value": SLACK_WEBHOOK}],
+            "reason": PLANTED["aws secret key"][0],
+        },
+    }
+    masked, count = Redactor().deep(detail)
+    text = json.dumps(masked)
+    for secret in ("hunter2", "k-123", JWT, "FAKEfakeFAKEfakeFAKEfake", AWS_SECRET):
+        assert secret not in text
+    assert masked["parameters"]["table"] == "orders"
+    assert masked["jobName"] == "nightly-load"
+    assert count == 5
+
+
+def test_the_record_masks_next_steps_and_log_excerpts_too() -> None:
+    from batchlens.events import parse_event
+    from batchlens.records import normalise
+    from tests.conftest import read_event
+
+    record = normalise(parse_event(read_event("job-failed-oom")))
+    assert record.failure is not None
+    dirty = record.model_copy(
+        update={
+            "failure": record.failure.model_copy(update={"next_step": f"rotate {AWS_KEY_ID}"}),
+            "log_excerpt": [f"export DB_PASSWORD=hunter2 {GITHUB_TOKEN}"],
+        }
+    )
+    clean = Redactor().redact_record(dirty)
+    assert AWS_KEY_ID not in json.dumps(clean.to_json_dict())
+    assert "hunter2" not in json.dumps(clean.to_json_dict())
+    assert GITHUB_TOKEN not in json.dumps(clean.to_json_dict())
+    assert clean.redacted == 3
+
+
+# --- logs -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def guarded() -> tuple[logging.Logger, io.StringIO]:
+    logger = logging.getLogger("batchlens.test-redact")
+    logger.propagate = False
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s %(detail)s"))
+    logger.handlers = [handler]
+    logger.setLevel(logging.DEBUG)
+    guard_logger(logger)
+    return logger, stream
+
+
+def test_log_messages_arguments_extras_and_exceptions_are_masked(
+    guarded: tuple[logging.Logger, io.StringIO],
+) -> None:
+    logger, stream = guarded
+    logger.info("refused %s", AWS_KEY_ID, extra={"detail": {"token": SLACK_TOKEN}})
+    try:
+        raise ValueError(f"bad input {JWT}")
+    except ValueError:
+        logger.exception("failed", extra={"detail": [GITHUB_TOKEN]})
+    logger.info(
+        {"environment": [{"name": "DB_PASSWORD", "value": "hunter2"}]}, extra={"detail": ""}
+    )
+    out = stream.getvalue()
+    for secret in (AWS_KEY_ID, SLACK_TOKEN, JWT, GITHUB_TOKEN, "hunter2"):
+        assert secret not in out
+    assert "refused ****" in out
+    assert "RedactedError" in out
+
+
+def test_guarding_a_logger_twice_keeps_one_filter(
+    guarded: tuple[logging.Logger, io.StringIO],
+) -> None:
+    logger, _ = guarded
+    guard_logger(logger, Redactor(allowlist=["X"]))
+    assert sum(isinstance(f, RedactingFilter) for f in logger.filters) == 1
