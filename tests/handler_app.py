@@ -28,7 +28,7 @@ def load_handler() -> ModuleType:
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module._enricher = None
+    module.__dict__["_enricher"] = None
     return module
 
 

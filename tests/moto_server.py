@@ -36,7 +36,7 @@ class _OneRequestAtATime:
             return list(self._app(environ, start_response))
 
 
-class LockedMotoServer(ThreadedMotoServer):  # type: ignore[misc]
+class LockedMotoServer(ThreadedMotoServer):
     """ThreadedMotoServer on 127.0.0.1 and a free port, serving one request at a time."""
 
     def __init__(self) -> None:

@@ -20,7 +20,9 @@ from batchlens.settings import Settings
 logger = Logger(service="batchlens")
 # Namespace from POWERTOOLS_METRICS_NAMESPACE; per-queue/status/category sets: see telemetry.
 metrics = Metrics()
-# X-Ray for the handler and every boto3 call (Batch, DynamoDB, SNS); only boto3 is patched.
+# X-Ray for the handler and every boto3 call (Batch, DynamoDB, SNS, Logs); only boto3 is
+# patched, to keep the cold start small. Calls made on the pipeline's worker threads attach to
+# the function's segment rather than the handler's subsegment.
 tracer = Tracer(patch_modules=["boto3"])
 processor = BatchProcessor(event_type=EventType.SQS)
 _enricher: Enricher | None = None

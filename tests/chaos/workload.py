@@ -35,10 +35,11 @@ PLANTED_SECRETS = (
 )
 AWS_KEY_ID, DB_PASSWORD, GITHUB_TOKEN, SLACK_TOKEN = PLANTED_SECRETS
 
+ESSENTIAL = "Essential container in task exited"
 # (container reason, exit code, attempt status reason); the first three are retried by Batch.
 ATTEMPT_FAILURES = (
-    ("OutOfMemoryError: Container killed due to memory usage", 137, "Essential container in task exited"),
-    (None, 1, "Essential container in task exited"),
+    ("OutOfMemoryError: Container killed due to memory usage", 137, ESSENTIAL),
+    (None, 1, ESSENTIAL),
     (None, None, "Host EC2 (instance i-0a1b2c3d4e5f67890) terminated."),
     (None, 137, "Job attempt duration exceeded timeout"),
 )
@@ -49,7 +50,8 @@ BLOCKED_REASONS = (
     "higher than that can be met by the CE(s) attached to the job queue.",
 )
 SAGEMAKER_FAILURES = (
-    'Received status from SageMaker:AlgorithmError: ExecuteUserScriptError:\nExitCode 1\nErrorMessage "ValueError"',
+    "Received status from SageMaker:AlgorithmError: ExecuteUserScriptError:\nExitCode 1\n"
+    'ErrorMessage "ValueError: Input contains NaN"',
     "Received status from SageMaker:InternalServerError: We encountered an internal error.",
 )
 
@@ -169,7 +171,11 @@ class WorkloadBuilder:
         started = clock.tick()
         stopped = clock.tick(30, 3000)
         task = self.rng.getrandbits(64)
-        reason, exit_code, status_reason = failure or (None, 0, "Essential container in task exited")
+        reason, exit_code, status_reason = failure or (
+            None,
+            0,
+            "Essential container in task exited",
+        )
         container: Json = {
             "taskArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/AWSBatch-ce/{task:016x}",
             "exitCode": exit_code,
@@ -281,7 +287,10 @@ class WorkloadBuilder:
         name = f"render-{parent_id[:8]}"
         children = [
             self.container_job(
-                queue=queue, job_id=f"{parent_id}:{index}", name=name, array_index=index,
+                queue=queue,
+                job_id=f"{parent_id}:{index}",
+                name=name,
+                array_index=index,
                 fail=rng.random() < 0.25,
             )
             for index in range(size)
@@ -293,7 +302,9 @@ class WorkloadBuilder:
         detail.pop("eksAttempts")
         clock = _Clock(rng, START_MS + rng.randint(0, 3_600_000))
         detail["createdAt"] = clock.ms
-        summary = dict.fromkeys(("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED"), 0)
+        summary = dict.fromkeys(
+            ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED"), 0
+        )
         detail["arrayProperties"] = {"statusSummary": summary, "size": size}
         for status in ("SUBMITTED", "PENDING", "RUNNING"):
             detail["status"] = status
@@ -353,7 +364,9 @@ class WorkloadBuilder:
             for status in ("SCHEDULED", "STARTING"):
                 detail["status"] = status
                 self._emit(job, "Batch Service Job State Change", detail, clock.tick())
-            training = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/AWSBatch{job_id[:8]}{number}"
+            training = (
+                f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/AWSBatch{job_id[:8]}{number}"
+            )
             resource = {"name": "TrainingJobArn", "value": training}
             started = clock.tick()
             detail["status"] = "RUNNING"
@@ -365,13 +378,19 @@ class WorkloadBuilder:
             retried = not last and (fail or rng.random() < 0.3)
             failed_attempt = retried or fail
             reason = (
-                SAGEMAKER_FAILURES[1] if retried else rng.choice(SAGEMAKER_FAILURES)
-            ) if failed_attempt else "Received status from SageMaker:Training job completed"
+                (SAGEMAKER_FAILURES[1] if retried else rng.choice(SAGEMAKER_FAILURES))
+                if failed_attempt
+                else "Received status from SageMaker:Training job completed"
+            )
             stopped = clock.tick(60, 6000)
             detail["attempts"] = [
                 *detail["attempts"],
-                {"serviceResourceId": resource, "startedAt": started, "stoppedAt": stopped,
-                 "statusReason": reason},
+                {
+                    "serviceResourceId": resource,
+                    "startedAt": started,
+                    "stoppedAt": stopped,
+                    "statusReason": reason,
+                },
             ]
             if retried:
                 continue
@@ -393,7 +412,9 @@ class WorkloadBuilder:
             if roll < 0.08:
                 self.jobs += self.array_job(rng.randint(2, 6))
             elif roll < 0.20:
-                self.jobs.append(self.service_job(block=rng.choice(["none"] * 6 + ["clears", "stays"])))
+                self.jobs.append(
+                    self.service_job(block=rng.choice(["none"] * 6 + ["clears", "stays"]))
+                )
             elif roll < 0.25 and self.failed_container_ids:
                 self.jobs.append(self.dependent_job(rng.choice(self.failed_container_ids)))
             else:
@@ -407,10 +428,15 @@ class WorkloadBuilder:
 
 #: Inputs no Batch event looks like: each must fail alone, and end in the dead-letter queue.
 def poison_bodies(rng: random.Random) -> list[str]:
-    valid = {
-        "version": "0", "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-        "detail-type": "Batch Job State Change", "source": "aws.batch", "account": ACCOUNT,
-        "time": _iso(START_MS), "region": REGION, "resources": [],
+    valid: Json = {
+        "version": "0",
+        "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        "detail-type": "Batch Job State Change",
+        "source": "aws.batch",
+        "account": ACCOUNT,
+        "time": _iso(START_MS),
+        "region": REGION,
+        "resources": [],
         "detail": {"jobId": "poison", "jobName": "p", "jobQueue": "q", "status": "FAILED"},
     }
     return [
@@ -423,7 +449,7 @@ def poison_bodies(rng: random.Random) -> list[str]:
 
 
 def deliveries(jobs: list[Job], duplicate_share: float, rng: random.Random) -> Iterator[str]:
-    """Every event once, `duplicate_share` of them again (EventBridge is at-least-once), shuffled."""
+    """Every event once, plus redeliveries making up `duplicate_share` of all, shuffled."""
     bodies = [json.dumps(event) for job in jobs for event in job.events]
     again = rng.sample(bodies, round(len(bodies) * duplicate_share / (1 - duplicate_share)))
     everything = bodies + again

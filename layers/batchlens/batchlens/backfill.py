@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from batchlens.describe import Descriptions, chunks, describe_jobs, describe_service_jobs
 from batchlens.events import InvalidEvent, parse_event
 from batchlens.history import HistoryTable, WriteOutcome, version_of
-from batchlens.records import Enrichment, JobRecord, normalise
+from batchlens.records import Enrichment, JobKind, JobRecord, normalise
 from batchlens.redact import Redactor
 
 if TYPE_CHECKING:
@@ -52,6 +52,8 @@ DEFAULT_RATE = 10.0
 MAX_RATE = 40.0
 LIST_PAGE_SIZE = 1000  # ListJobs returns up to 1000 jobs a page when given a status
 _ID_NAMESPACE = uuid.UUID("5b1c7f2e-3a9d-4c5e-8f60-2d4b7a1e9c30")
+#: How ListJobs lists the children of a parent job.
+_CHILDREN_SCOPE = {JobKind.ARRAY_PARENT: "arrayJobId", JobKind.MULTINODE_PARENT: "multiNodeJobId"}
 
 
 class BackfillError(Exception):
@@ -229,6 +231,7 @@ class Backfill:
         self._progress = progress
         self._concurrency = describe_concurrency
         self._region = batch.meta.region_name or "us-east-1"
+        self._parents: list[tuple[str, str]] = []
         self.result = BackfillResult()
 
     # --- listing ------------------------------------------------------------------------
@@ -287,12 +290,13 @@ class Backfill:
     def _backfill_queue(self, queue: Queue) -> None:
         before = self.result.as_dict()
         seen: set[str] = set()
-        parents: list[tuple[str, str]] = []
-        self._store_all(queue, self._in_range(self._summaries(queue), seen, parents))
+        self._parents = []
+        self._store_all(queue, self._in_range(self._summaries(queue), seen))
         if self._children:
+            parents, self._parents = self._parents, []
             for parent_id, scope in parents:
                 children = self._summaries(queue, **{scope: parent_id})
-                self._store_all(queue, self._in_range(children, seen, []))
+                self._store_all(queue, self._in_range(children, seen))
         after = self.result.as_dict()
         delta = {key: after[key] - before[key] for key in after}
         self._progress(
@@ -302,10 +306,7 @@ class Backfill:
         )
 
     def _in_range(
-        self,
-        summaries: Iterator[Mapping[str, Any]],
-        seen: set[str],
-        parents: list[tuple[str, str]],
+        self, summaries: Iterator[Mapping[str, Any]], seen: set[str]
     ) -> Iterator[Mapping[str, Any]]:
         for summary in summaries:
             job_id = summary.get("jobId")
@@ -318,12 +319,6 @@ class Backfill:
             if self._since_ms is not None and (moment is None or moment < self._since_ms):
                 self.result.outside_range += 1
                 continue
-            if (summary.get("arrayProperties") or {}).get("size") is not None:
-                parents.append((job_id, "arrayJobId"))
-            elif (summary.get("nodeProperties") or {}).get("numNodes") is not None and (
-                summary.get("nodeProperties") or {}
-            ).get("nodeIndex") is None:
-                parents.append((job_id, "multiNodeJobId"))
             yield summary
 
     def _store_all(self, queue: Queue, summaries: Iterator[Mapping[str, Any]]) -> None:
@@ -370,11 +365,14 @@ class Backfill:
                         detail, service=queue.service, region=self._region, account="unknown"
                     )
                 )
-                records.append(
-                    normalise(event, None, enrichment=enrichment, redactor=self._redactor)
-                )
+                record = normalise(event, None, enrichment=enrichment, redactor=self._redactor)
             except InvalidEvent as exc:
                 self._fail(f"{job_id}: {exc}")
+                continue
+            records.append(record)
+            # The description, not the summary, says for sure whether a job has children.
+            if record.job_kind in _CHILDREN_SCOPE:
+                self._parents.append((record.job_id, _CHILDREN_SCOPE[record.job_kind]))
         self._store(records)
         self._progress(f"{queue.name}: {self.result.listed} jobs listed so far")
 

@@ -1,0 +1,391 @@
+"""`batchlens backfill` against moto's server over real HTTP (Batch without Docker).
+
+Given jobs that moto's Batch ran (some succeeded, some failed), when `backfill` runs, then every
+job lands in the history through the enricher's normaliser and conditional store, a second run
+changes nothing, a newer state already in the history is never overwritten, a job that vanishes
+between ListJobs and DescribeJobs is stored from its summary, and every Batch call is paced.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from batchlens import access, backfill, cli, local
+from batchlens.history import HistoryTable
+from batchlens.records import JobRecord
+
+pytestmark = pytest.mark.integration
+
+ETL_OK, ETL_FAILED, ML_OK = 12, 4, 3
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[str]:
+    """moto's server on loopback, its Batch running jobs without Docker."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    with pytest.MonkeyPatch.context() as env:
+        for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
+            env.delenv(name, raising=False)
+        for name in (access.TABLE_VARIABLE, access.ENDPOINT_VARIABLE):
+            env.delenv(name, raising=False)
+        env.setenv("AWS_ACCESS_KEY_ID", "testing")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        url = f"http://{host}:{port}"
+        configure_batch(url, use_docker=False)
+        try:
+            yield url
+        finally:
+            configure_batch(url, use_docker=True)  # moto's default, for the tests that follow
+            server.stop()
+
+
+def configure_batch(url: str, *, use_docker: bool) -> None:
+    request = urllib.request.Request(
+        f"{url}/moto-api/config",
+        data=json.dumps({"batch": {"use_docker": use_docker}}).encode(),
+        method="POST",
+    )
+    with urllib.request.urlopen(request) as response:  # noqa: S310 - loopback only
+        assert response.status in (200, 201)
+
+
+@pytest.fixture(scope="module")
+def session(endpoint: str) -> boto3.Session:
+    return boto3.Session(region_name="us-east-1")
+
+
+@pytest.fixture(scope="module")
+def jobs(session: boto3.Session, endpoint: str) -> dict[str, list[str]]:
+    """Job ids by queue: `etl` (some succeeded, some failed), `ml` (succeeded), `arrays`."""
+    role = session.client("iam", endpoint_url=endpoint).create_role(
+        RoleName="batch-service", AssumeRolePolicyDocument="{}"
+    )["Role"]["Arn"]
+    batch = session.client("batch", endpoint_url=endpoint)
+    environment = batch.create_compute_environment(
+        computeEnvironmentName="local-ce", type="UNMANAGED", state="ENABLED", serviceRole=role
+    )["computeEnvironmentArn"]
+    for queue in ("etl", "ml", "arrays"):
+        batch.create_job_queue(
+            jobQueueName=queue,
+            state="ENABLED",
+            priority=1,
+            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": environment}],
+        )
+    batch.register_job_definition(
+        jobDefinitionName="etl-nightly",
+        type="container",
+        containerProperties={"image": "busybox", "vcpus": 1, "memory": 128, "command": ["true"]},
+    )
+
+    def submit(queue: str, name: str, **extra: Any) -> str:
+        return batch.submit_job(
+            jobName=name, jobQueue=queue, jobDefinition="etl-nightly", **extra
+        )["jobId"]
+
+    ids: dict[str, list[str]] = {"etl": [], "ml": [], "arrays": []}
+    ids["etl"] += [submit("etl", f"orders-{n:02d}") for n in range(ETL_OK)]
+    ids["ml"] += [submit("ml", f"train-{n}") for n in range(ML_OK)]
+    ids["arrays"].append(submit("arrays", "render", arrayProperties={"size": 3}))
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("MOTO_SIMPLE_BATCH_FAIL_AFTER", "0")  # moto fails these jobs at once
+        ids["etl"] += [submit("etl", f"orders-bad-{n}") for n in range(ETL_FAILED)]
+    return ids
+
+
+def new_table(session: boto3.Session, endpoint: str) -> HistoryTable:
+    stack = local.create_stack(session, endpoint_url=endpoint)
+    return HistoryTable(session.client("dynamodb", endpoint_url=endpoint), stack.table_name, 90)
+
+
+class Calls:
+    def __init__(self) -> None:
+        self.made: Counter[str] = Counter()
+
+    def __call__(self, event_name: str, **_: Any) -> None:
+        _, service, operation = event_name.split(".", 2)
+        self.made[f"{service}.{operation}"] += 1
+
+    def of(self, service: str) -> int:
+        return sum(n for op, n in self.made.items() if op.startswith(f"{service}."))
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
+    """Every AWS call of the sessions the CLI builds (a botocore event hook)."""
+    counter = Calls()
+    real = access.boto3_session
+
+    def watched(profile: str | None, region: str | None) -> boto3.Session:
+        made = real(profile, region)
+        made.events.register("before-parameter-build", counter)
+        return made
+
+    monkeypatch.setattr(access, "boto3_session", watched)
+    return counter
+
+
+def run_backfill(endpoint: str, table: str, *argv: str) -> tuple[int, dict[str, Any], str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(
+        ["backfill", "--table", table, "--endpoint-url", endpoint, "--rate", "40", "-o", "json"]
+        + list(argv),
+        stdout=out,
+        stderr=err,
+    )
+    summary = json.loads(out.getvalue()) if out.getvalue() else {}
+    return code, summary, err.getvalue()
+
+
+def snapshot(history: HistoryTable, job_ids: list[str]) -> dict[str, Any]:
+    """Each job's latest item and timeline, read by key (no Scan)."""
+    state: dict[str, Any] = {}
+    for job_id in job_ids:
+        stored = history.get_latest(job_id)
+        state[job_id] = (
+            None if stored is None else (stored.version, stored.record, history.timeline(job_id))
+        )
+    return state
+
+
+def test_backfill_stores_every_job_and_a_second_run_changes_nothing(
+    session: boto3.Session, endpoint: str, jobs: dict[str, list[str]], calls: Calls
+) -> None:
+    history = new_table(session, endpoint)
+    every = jobs["etl"] + jobs["ml"]
+
+    code, first, progress = run_backfill(endpoint, history.table_name, "--queue", "etl", "ml")
+    stored = snapshot(history, every)
+    writes_before = calls.made["dynamodb.UpdateItem"] + calls.made["dynamodb.BatchWriteItem"]
+    code_again, second, _ = run_backfill(endpoint, history.table_name, "--queue", "etl", "ml")
+    writes_after = calls.made["dynamodb.UpdateItem"] + calls.made["dynamodb.BatchWriteItem"]
+
+    total = ETL_OK + ETL_FAILED + ML_OK
+    assert (code, code_again) == (0, 0)
+    assert first == {
+        "queues": 2,
+        "listed": total,
+        "outsideRange": 0,
+        "described": total,
+        "vanished": 0,
+        "written": total,
+        "unchanged": 0,
+        "newerInTable": 0,
+        "failed": 0,
+    }
+    assert second == {**first, "written": 0, "unchanged": total}
+    assert writes_after == writes_before  # the second run wrote nothing at all
+    assert snapshot(history, every) == stored
+    assert f"backfill: etl: {ETL_OK + ETL_FAILED} jobs listed, {ETL_OK + ETL_FAILED} written" in (
+        progress
+    )
+
+    records = {job_id: value[1] for job_id, value in stored.items()}
+    statuses = Counter(record["status"] for record in records.values())
+    assert statuses == Counter({"SUCCEEDED": ETL_OK + ML_OK, "FAILED": ETL_FAILED})
+    assert {record["enrichment"] for record in records.values()} == {"DESCRIBED"}
+    failed = [r for r in records.values() if r["status"] == "FAILED"]
+    assert all(r["failure"] and r["jobQueue"]["name"] == "etl" for r in failed)
+    assert all(r["eventId"].startswith("backfill-") for r in records.values())
+    assert all(len(value[2]) == 1 for value in stored.values())  # one transition each
+
+
+def test_backfilled_jobs_answer_queries(
+    session: boto3.Session, endpoint: str, jobs: dict[str, list[str]]
+) -> None:
+    history = new_table(session, endpoint)
+    run_backfill(endpoint, history.table_name, "--queue", "etl")
+    out, err = io.StringIO(), io.StringIO()
+
+    code = cli.main(
+        ["jobs", "--table", history.table_name, "--endpoint-url", endpoint]
+        + ["--queue", "etl", "--status", "FAILED", "--since", "1h", "-o", "json"],
+        stdout=out,
+        stderr=err,
+    )
+
+    assert code == 0
+    assert sorted(json.loads(line)["jobName"] for line in out.getvalue().splitlines()) == [
+        f"orders-bad-{n}" for n in range(ETL_FAILED)
+    ]
+
+
+def test_a_newer_state_in_the_history_is_left_alone(
+    session: boto3.Session, endpoint: str, jobs: dict[str, list[str]]
+) -> None:
+    history = new_table(session, endpoint)
+    run_backfill(endpoint, history.table_name, "--queue", "ml")
+    job_id = jobs["ml"][0]
+    stored = history.get_latest(job_id)
+    assert stored is not None
+    # The enricher stores a later event of the same job (a redelivered SUCCEEDED, a minute on).
+    later = JobRecord.model_validate(stored.record)
+    later = later.model_copy(update={"event_time": later.event_time + timedelta(minutes=1)})
+    history.put_latest(later)
+
+    code, summary, _ = run_backfill(endpoint, history.table_name, "--queue", "ml")
+
+    assert code == 0
+    assert (summary["written"], summary["unchanged"], summary["newerInTable"]) == (0, ML_OK - 1, 1)
+    kept = history.get_latest(job_id)
+    assert kept is not None
+    assert kept.record["eventTime"] == later.to_json_dict()["eventTime"]
+
+
+def test_jobs_that_vanish_before_describe_are_stored_from_their_summary(
+    session: boto3.Session,
+    endpoint: str,
+    jobs: dict[str, list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    history = new_table(session, endpoint)
+    vanished = set(jobs["etl"][:2]) | {jobs["etl"][-1]}  # two succeeded jobs and a failed one
+
+    def forget(parsed: dict[str, Any], **_: Any) -> None:
+        # Batch forgot them between ListJobs and DescribeJobs (it keeps jobs about 7 days).
+        parsed["jobs"] = [job for job in parsed.get("jobs", []) if job["jobId"] not in vanished]
+
+    real = access.boto3_session
+
+    def forgetful(profile: str | None, region: str | None) -> boto3.Session:
+        made = real(profile, region)
+        made.events.register("after-call.batch.DescribeJobs", forget)
+        return made
+
+    monkeypatch.setattr(access, "boto3_session", forgetful)
+
+    code, summary, _ = run_backfill(endpoint, history.table_name, "--queue", "etl")
+
+    assert code == 0
+    assert summary["vanished"] == 3
+    assert summary["written"] == ETL_OK + ETL_FAILED
+    for job_id in vanished:
+        stored = history.get_latest(job_id)
+        assert stored is not None
+        assert stored.record["enrichment"] == "NOT_FOUND"
+        assert stored.record["jobQueue"]["name"] == "etl"
+        assert stored.record["status"] in ("SUCCEEDED", "FAILED")
+    bad = history.get_latest(jobs["etl"][-1])
+    assert bad is not None
+    assert bad.record["status"] == "FAILED"
+    assert bad.record["failure"] is not None
+
+
+def test_children_of_array_jobs_on_request(
+    session: boto3.Session,
+    endpoint: str,
+    jobs: dict[str, list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    history = new_table(session, endpoint)
+    (parent,) = jobs["arrays"]
+    scopes: list[str] = []
+
+    def scope(params: dict[str, Any], **_: Any) -> None:
+        scopes.append("arrayJobId" if "arrayJobId" in params else "jobQueue")
+
+    real = access.boto3_session
+
+    def watched(profile: str | None, region: str | None) -> boto3.Session:
+        made = real(profile, region)
+        made.events.register("before-parameter-build.batch.ListJobs", scope)
+        return made
+
+    monkeypatch.setattr(access, "boto3_session", watched)
+
+    code, summary, _ = run_backfill(
+        endpoint, history.table_name, "--queue", "arrays", "--children"
+    )
+
+    assert code == 0
+    # moto lists an array's children with its queue too; each job is stored once either way.
+    assert (summary["listed"], summary["written"]) == (4, 4)
+    assert Counter(scopes) == Counter(
+        {"jobQueue": len(backfill.JOB_STATUSES), "arrayJobId": len(backfill.JOB_STATUSES)}
+    )
+    children = [history.get_latest(f"{parent}:{index}") for index in range(3)]
+    assert [c.record["jobKind"] if c else None for c in children] == ["ARRAY_CHILD"] * 3
+    assert {c.record["parentJobId"] if c else None for c in children} == {parent}
+    stored_parent = history.get_latest(parent)
+    assert stored_parent is not None
+    assert stored_parent.record["jobKind"] == "ARRAY_PARENT"
+
+
+def test_every_batch_call_takes_a_token(
+    session: boto3.Session,
+    endpoint: str,
+    jobs: dict[str, list[str]],
+    calls: Calls,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    history = new_table(session, endpoint)
+    tokens: list[float] = []
+    real_acquire = backfill.TokenBucket.acquire
+
+    def counted(self: backfill.TokenBucket) -> None:
+        tokens.append(self.rate)
+        real_acquire(self)
+
+    monkeypatch.setattr(backfill.TokenBucket, "acquire", counted)
+
+    code, _, _ = run_backfill(endpoint, history.table_name, "--queue", "etl", "ml")
+
+    assert code == 0
+    # DescribeJobQueues, ListJobs per status per queue, DescribeJobs per 100 jobs: all paced.
+    assert calls.made["batch.ListJobs"] == 2 * len(backfill.JOB_STATUSES)
+    assert calls.made["batch.DescribeJobs"] == 2
+    assert len(tokens) == calls.of("batch") == 1 + 14 + 2
+    assert set(tokens) == {40.0}
+
+
+def test_since_leaves_older_jobs_out(
+    session: boto3.Session, endpoint: str, jobs: dict[str, list[str]]
+) -> None:
+    history = new_table(session, endpoint)
+
+    code, summary, _ = run_backfill(
+        endpoint, history.table_name, "--queue", "ml", "--since", "2999-01-01T00:00:00Z"
+    )
+
+    assert code == 0
+    assert (summary["listed"], summary["outsideRange"], summary["written"]) == (ML_OK, ML_OK, 0)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("--queue", "no-such-queue"), "batchlens: no job queue named 'no-such-queue'\n"),
+        (("--rate", "100"), "batchlens: --rate must be above 0 and at most 40 calls a second\n"),
+        (("--since", "last tuesday"), "batchlens: bad time 'last tuesday': "),
+    ],
+)
+def test_mistakes_are_one_line_and_exit_1(
+    session: boto3.Session,
+    endpoint: str,
+    jobs: dict[str, list[str]],
+    argv: tuple[str, ...],
+    message: str,
+) -> None:
+    out, err = io.StringIO(), io.StringIO()
+
+    code = cli.main(
+        ["backfill", "--table", "t", "--endpoint-url", endpoint, *argv], stdout=out, stderr=err
+    )
+
+    assert (code, out.getvalue()) == (1, "")
+    assert err.getvalue().startswith(message)
+    assert err.getvalue().count("\n") == 1
