@@ -45,9 +45,9 @@ class CallMeter:
     latency_s: float
     calls: Counter[str] = field(default_factory=Counter)
 
-    def __call__(self, event_name: str, **_: Any) -> None:
+    def __call__(self, event_name: str, **kwargs: Any) -> None:
         # event_name: before-call.<service>.<Operation>
-        _, service, operation = event_name.split(".", 2)
+        service, operation = event_name.split(".", 2)[1:]
         self.calls[f"{service}.{operation}"] += 1
         if self.latency_s:
             time.sleep(self.latency_s)
@@ -269,7 +269,10 @@ def _record_kib(events: list[dict[str, Any]]) -> float:
 
 
 def projection(
-    per_event: dict[str, float], batch_seconds: float, naive_event_seconds: float, kib: float
+    per_event: dict[str, dict[str, float]],
+    batch_seconds: float,
+    naive_event_seconds: float,
+    kib: float,
 ) -> dict[str, Any]:
     """1,000,000 events at batch size 100: calls, capacity and a list-price estimate."""
     events = 1_000_000
