@@ -76,12 +76,13 @@ class SoakConfig:
     function_timeout_s: int = 16  # >= 15 s, so alerts fetch log excerpts (logtail)
     visibility_s: int = 18
     budget_s: float = 540.0
+    own_server: bool = True  # moto in its own process (another core); in-process for pytest
     rates: FaultRates = field(default_factory=FaultRates)
 
     @classmethod
     def small(cls) -> SoakConfig:
-        """The `make test` variant: 600 events, 60 jobs, a 4 s function timeout."""
-        return cls(events=600, jobs=60, function_timeout_s=4, visibility_s=5, budget_s=120.0)
+        """The `make test` variant: 600 events, 60 jobs, an 8 s function timeout."""
+        return cls(events=600, jobs=60, function_timeout_s=8, visibility_s=9, budget_s=150.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -471,7 +472,7 @@ def run(config: SoakConfig, log_path: Path) -> Json:
         "POWERTOOLS_TRACE_DISABLED": "true",
     }
     delays: list[float] = []
-    with _environ(credentials), locked_moto_server() as endpoint_url:
+    with _environ(credentials), locked_moto_server(own_process=config.own_server) as endpoint_url:
         session = boto3.Session(region_name="us-east-1")
         stack = create_stack(session, endpoint_url=endpoint_url)
         sqs = session.client("sqs", endpoint_url=endpoint_url)

@@ -12,7 +12,6 @@ import copy
 import io
 import json
 import logging
-import os
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -170,7 +169,9 @@ class Calls:
         return sum(1 for name, _ in self.made if name == operation)
 
     def indexes(self) -> Counter[str]:
-        return Counter(str(params.get("IndexName")) for name, params in self.made if name == "Query")
+        return Counter(
+            str(params.get("IndexName")) for name, params in self.made if name == "Query"
+        )
 
 
 @pytest.fixture
@@ -560,7 +561,9 @@ def test_failures_by_queue_and_by_job_definition(endpoint: str, golden: str) -> 
 
 
 def test_failures_json_and_csv_carry_the_example(endpoint: str, golden: str) -> None:
-    code, out, _ = query(endpoint, golden, "failures", *MARCH, "--queue", "genomics-queue", "-o", "json")
+    code, out, _ = query(
+        endpoint, golden, "failures", *MARCH, "--queue", "genomics-queue", "-o", "json"
+    )
     assert code == 0
     (line,) = map(json.loads, out.splitlines())
     assert {k: v for k, v in line.items() if k != "example"} == {
@@ -753,7 +756,13 @@ def test_no_credentials_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: P
 
     # A remote endpoint: credentials are needed (and missing) before anything is sent.
     code, out, err = run(
-        "jobs", "--table", "t", "--region", "eu-west-1", "--endpoint-url", "https://dynamodb.invalid"
+        "jobs",
+        "--table",
+        "t",
+        "--region",
+        "eu-west-1",
+        "--endpoint-url",
+        "https://dynamodb.invalid",
     )
 
     assert (code, out) == (1, "")

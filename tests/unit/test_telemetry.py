@@ -257,3 +257,21 @@ def test_each_event_is_logged_with_its_job_id_as_correlation_id(
     # And a record that will be retried is a warning with its error
     retried = [r for r in lines if r.levelno == logging.WARNING]
     assert [r.__dict__["error"] for r in retried] == ["store failed: throttled"]
+
+
+def test_metrics_without_a_namespace_never_fail_the_batch(
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a Metrics object without a namespace (POWERTOOLS_METRICS_NAMESPACE unset)
+    monkeypatch.delenv("POWERTOOLS_METRICS_NAMESPACE", raising=False)
+    metrics = Metrics(service=SERVICE)
+    assert not metrics.provider.namespace
+    # When a batch is observed
+    with caplog.at_level(logging.INFO, logger="batchlens"):
+        telemetry.observe(a_processed_batch(), metrics)
+    # Then nothing is emitted or raised, the per-event logs still go out, and a warning says why
+    assert emf_documents(capsys.readouterr().out) == []
+    assert any("POWERTOOLS_METRICS_NAMESPACE" in r.getMessage() for r in caplog.records)
+    assert any(r.getMessage() == "Job event processed" for r in caplog.records)

@@ -298,7 +298,9 @@ class Enricher:
 
     def _write_timeline(self, stored: list[Processed]) -> None:
         """Timeline items, 25 a call, the calls concurrently."""
-        records = [_record(p) for p in stored if p.write is not WriteOutcome.STALE]
+        # Stale events too: a transition that arrives after a newer state still happened, and its
+        # item's key comes from the event, so writing it again is harmless (found by the soak).
+        records = [_record(p) for p in stored]
 
         def write(chunk: list[JobRecord]) -> set[int]:
             try:

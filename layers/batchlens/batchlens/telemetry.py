@@ -218,6 +218,16 @@ def _log_fields(processed: Processed, record: JobRecord) -> dict[str, object]:
 
 
 def observe(result: BatchResult, metrics: Metrics) -> None:
-    """Metrics and per-event logs of one processed batch (the handler's one telemetry call)."""
-    publish(measure(result), metrics)
+    """Metrics and per-event logs of one processed batch (the handler's one telemetry call).
+
+    Best effort: the batch is already stored and alerted, and failing it over a metric would
+    only redeliver it.
+    """
     log_outcomes(result)
+    if not metrics.provider.namespace:
+        logger.warning("No metrics: POWERTOOLS_METRICS_NAMESPACE is not set")
+        return
+    try:
+        publish(measure(result), metrics)
+    except Exception:
+        logger.exception("Could not emit metrics")

@@ -1,0 +1,125 @@
+"""What a person types into `batchlens jobs|failures|stats`: times, statuses, categories, ids;
+and which index (and which day partitions) a question is served from."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from batchlens.query import (
+    JobQuery,
+    QueryError,
+    job_id_of,
+    parse_categories,
+    parse_statuses,
+    parse_time,
+)
+
+NOW = datetime(2025, 3, 14, 10, 30, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def berlin() -> Iterator[None]:
+    """Local time is Europe/Berlin (UTC+1 in March), to tell local from UTC."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("TZ", "Europe/Berlin")
+        time.tzset()
+        yield
+    time.tzset()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("30m", NOW - timedelta(minutes=30)),
+        ("90s", NOW - timedelta(seconds=90)),
+        ("24h", NOW - timedelta(hours=24)),
+        ("7d", NOW - timedelta(days=7)),
+        ("2w", NOW - timedelta(weeks=2)),
+        (" 7 D ", NOW - timedelta(days=7)),
+        ("now", NOW),
+        ("today", datetime(2025, 3, 13, 23, 0, tzinfo=UTC)),  # local midnight
+        ("yesterday", datetime(2025, 3, 12, 23, 0, tzinfo=UTC)),
+        ("2025-03-01", datetime(2025, 2, 28, 23, 0, tzinfo=UTC)),  # a date is local
+        ("2025-03-01T09:30", datetime(2025, 3, 1, 8, 30, tzinfo=UTC)),
+        ("2025-03-01T09:30:00Z", datetime(2025, 3, 1, 9, 30, tzinfo=UTC)),
+        ("2025-03-01T09:30:00+05:30", datetime(2025, 3, 1, 4, 0, tzinfo=UTC)),
+    ],
+)
+def test_time_expressions(text: str, expected: datetime) -> None:
+    assert parse_time(text, NOW) == expected
+
+
+@pytest.mark.parametrize("text", ["", "7", "d7", "7 days ago", "2025-13-01", "last tuesday"])
+def test_a_bad_time_expression_says_which_forms_work(text: str) -> None:
+    with pytest.raises(QueryError, match=r"bad time .*use a duration ago \(30m, 24h, 7d, 2w\)"):
+        parse_time(text, NOW)
+
+
+def test_statuses_repeat_or_comma_separate_in_any_case_once_each() -> None:
+    assert parse_statuses(["failed,Succeeded", "FAILED", " running "]) == (
+        "FAILED",
+        "SUCCEEDED",
+        "RUNNING",
+    )
+    assert parse_statuses(None) == ()
+
+
+def test_an_unknown_status_names_the_known_ones() -> None:
+    with pytest.raises(QueryError, match=r"unknown status 'FAILD'; expected one of SUBMITTED, "):
+        parse_statuses(["FAILD"])
+
+
+def test_categories_accept_dashes_and_any_case() -> None:
+    assert parse_categories(["out-of-memory", "HOST_TERMINATED"]) == (
+        "OUT_OF_MEMORY",
+        "HOST_TERMINATED",
+    )
+    with pytest.raises(QueryError, match="unknown failure category 'OOM'"):
+        parse_categories(["OOM"])
+
+
+def test_days_are_the_utc_partitions_newest_first() -> None:
+    question = JobQuery(
+        since=datetime(2025, 3, 12, 23, 30, tzinfo=UTC),
+        until=datetime(2025, 3, 14, 0, 5, tzinfo=UTC),
+    )
+    assert question.days() == ["2025-03-14", "2025-03-13", "2025-03-12"]
+
+
+def test_seven_days_touch_eight_partitions() -> None:
+    question = JobQuery(since=NOW - timedelta(days=7), until=NOW)
+    assert len(question.days()) == 8
+
+
+@pytest.mark.parametrize(
+    ("filters", "index"),
+    [
+        ({}, "byDay"),
+        ({"statuses": ("FAILED",)}, "byDay"),
+        ({"categories": ("TIMEOUT",)}, "byDay"),
+        ({"queue": "etl"}, "byQueueStatus"),
+        ({"queue": "etl", "statuses": ("FAILED",)}, "byQueueStatus"),
+        ({"name_prefix": "etl-"}, "byName"),
+        ({"name_prefix": "etl-", "queue": "etl"}, "byName"),
+    ],
+)
+def test_each_question_has_one_index(filters: dict[str, object], index: str) -> None:
+    question = JobQuery(since=NOW - timedelta(days=1), until=NOW, **filters)  # type: ignore[arg-type]
+    assert question.index_name == index
+
+
+def test_a_range_that_ends_before_it_starts_is_refused() -> None:
+    with pytest.raises(QueryError, match=r"--since \(2025-03-14T10:30:00.000Z\) is after --until"):
+        JobQuery(since=NOW, until=NOW - timedelta(seconds=1))
+
+
+def test_job_ids_may_be_given_as_job_arns() -> None:
+    arn = "arn:aws:batch:us-east-1:123456789012:job/91d1d12f-bc0b-41ab-bc38-add9e258cb98"
+    assert job_id_of(arn) == "91d1d12f-bc0b-41ab-bc38-add9e258cb98"
+    assert job_id_of(" 7e5f376f-6a34-459d-a1e0-46a88061cd91:7 ") == (
+        "7e5f376f-6a34-459d-a1e0-46a88061cd91:7"
+    )

@@ -1,0 +1,182 @@
+"""The aggregates and the output formats of the query commands, over JobRecord JSON (no AWS)."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from batchlens import render
+from batchlens.query import QueryError, group_failures, percentile, queue_stats
+
+
+@pytest.fixture
+def new_york() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("TZ", "America/New_York")
+        time.tzset()
+        yield
+    time.tzset()
+
+
+def record(
+    job_id: str,
+    *,
+    queue: str = "etl",
+    status: str = "FAILED",
+    category: str | None = "OUT_OF_MEMORY",
+    at: str = "2025-03-14T10:00:00.000Z",
+    queued: float | None = 10.0,
+    ran: float | None = 60.0,
+    kind: str = "CONTAINER",
+    definition: str | None = "etl-nightly",
+) -> dict[str, Any]:
+    return {
+        "jobId": job_id,
+        "jobName": f"name-{job_id}",
+        "jobQueue": {"name": queue, "arn": None},
+        "jobDefinition": {"name": definition, "revision": 3, "arn": None} if definition else None,
+        "serviceJobType": None if definition else "SAGEMAKER_TRAINING",
+        "jobKind": kind,
+        "status": status,
+        "isTerminal": status in ("SUCCEEDED", "FAILED"),
+        "eventTime": at,
+        "queuedSeconds": queued,
+        "runSeconds": ran,
+        "attemptsUsed": 1,
+        "attemptsAllowed": 2,
+        "failure": {"category": category, "summary": f"{category} happened"} if category else None,
+        "links": {"console": "https://console/x", "logs": None},
+        "enrichment": "DESCRIBED",
+    }
+
+
+@pytest.mark.parametrize(
+    ("values", "p", "expected"),
+    [
+        ([], 50, None),
+        ([7.0], 95, 7.0),
+        ([1.0, 2.0], 50, 1.0),
+        ([1.0, 2.0], 95, 2.0),
+        ([float(n) for n in range(1, 101)], 50, 50.0),
+        ([float(n) for n in range(1, 101)], 95, 95.0),
+        ([float(n) for n in range(100, 0, -1)], 95, 95.0),  # order does not matter
+    ],
+)
+def test_percentiles_are_nearest_rank(
+    values: list[float], p: float, expected: float | None
+) -> None:
+    assert percentile(values, p) == expected
+
+
+def test_failures_group_largest_first_with_the_newest_as_example() -> None:
+    records = [
+        record("a", category="OUT_OF_MEMORY", at="2025-03-14T09:00:00.000Z"),
+        record("b", category="OUT_OF_MEMORY", at="2025-03-14T11:00:00.000Z"),
+        record("c", category="TIMEOUT", queue="ml"),
+        record("d", category=None, queue="ml", definition=None),
+    ]
+
+    groups = group_failures(records, "category")
+
+    assert [(g.key, g.count, g.share) for g in groups] == [
+        ("OUT_OF_MEMORY", 2, 0.5),
+        ("TIMEOUT", 1, 0.25),
+        ("UNKNOWN", 1, 0.25),
+    ]
+    assert groups[0].example["jobId"] == "b"
+    assert groups[0].last_failed_at == "2025-03-14T11:00:00.000Z"
+    assert [g.key for g in group_failures(records, "queue")] == ["etl", "ml"]
+    assert [g.key for g in group_failures(records, "jobDefinition")] == [
+        "etl-nightly",
+        "SAGEMAKER_TRAINING",
+    ]
+    with pytest.raises(QueryError):
+        group_failures(records, "colour")
+
+
+def test_stats_per_queue_count_children_not_parents() -> None:
+    records = [
+        record("a", status="SUCCEEDED", category=None, queued=10, ran=100),
+        record("b", status="FAILED", queued=30, ran=300),
+        record("c", status="RUNNING", category=None, queued=20, ran=None),
+        record("p", status="FAILED", kind="ARRAY_PARENT", queued=1, ran=10_000),
+        record("x", queue="ml", status="RUNNABLE", category=None, queued=None, ran=None),
+    ]
+
+    etl, ml = queue_stats(records)
+
+    assert (etl.queue, etl.jobs, etl.succeeded, etl.failed) == ("etl", 3, 1, 1)
+    assert etl.failure_rate == 0.5
+    assert (etl.queue_wait_p50, etl.queue_wait_p95) == (20, 30)
+    assert (etl.run_p50, etl.run_p95) == (100, 300)  # finished jobs only; no parent
+    assert (ml.jobs, ml.failure_rate, ml.queue_wait_p50, ml.run_p95) == (1, None, None, None)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (None, "-"),
+        (0, "0s"),
+        (44.6, "45s"),
+        (988.4, "16m28s"),
+        (3600, "1h00m"),
+        (7380, "2h03m"),
+        (273600, "3d04h"),
+    ],
+)
+def test_durations_read_at_a_glance(seconds: float | None, text: str) -> None:
+    assert render.duration(seconds) == text
+
+
+def test_long_text_is_clipped_on_one_line() -> None:
+    assert render.clip("a\nb   c", 10) == "a b c"
+    assert render.clip("x" * 12, 10) == "x" * 9 + "…"
+
+
+def test_the_table_pads_every_column_but_the_last() -> None:
+    assert render.table(("A", "BB", "C"), [("aaa", "b", "c c"), ("a", "", "")]) == (
+        "A    BB  C\naaa  b   c c\na"
+    )
+
+
+def test_the_zone_header_names_both_zones_across_a_clock_change(new_york: None) -> None:
+    times = ["2025-03-08T12:00:00.000Z", "2025-03-10T12:00:00.000Z", None]
+    assert render.zone_of(times) == "EST/EDT"
+    assert render.local_time("2025-03-10T12:00:00.000Z") == "2025-03-10 08:00:00"
+    assert render.local_time(None) == "-"
+
+
+def test_csv_keeps_utc_times_and_numbers(new_york: None) -> None:
+    out = io.StringIO()
+
+    render.write_jobs([record("a")], "csv", out)
+
+    assert out.getvalue().splitlines() == [
+        ",".join(render.JOB_COLUMNS),
+        "2025-03-14T10:00:00.000Z,FAILED,etl,name-a,a,CONTAINER,etl-nightly:3,1,2,10.0,60.0,"
+        "OUT_OF_MEMORY,OUT_OF_MEMORY happened,DESCRIBED,https://console/x,",
+    ]
+
+
+def test_nothing_to_show_prints_nothing() -> None:
+    for output in ("table", "json"):
+        out = io.StringIO()
+        assert render.write_jobs([], output, out) == 0
+        assert out.getvalue() == ""
+
+
+def test_stats_and_failures_as_json_lines() -> None:
+    out = io.StringIO()
+    render.write_stats(queue_stats([record("a", status="SUCCEEDED", category=None)]), "json", out)
+    render.write_failures(group_failures([record("b")], "queue"), "queue", "csv", out)
+
+    assert out.getvalue().splitlines() == [
+        '{"queue": "etl", "jobs": 1, "succeeded": 1, "failed": 0, "failureRate": 0.0, '
+        '"queueWaitP50": 10.0, "queueWaitP95": 10.0, "runP50": 60.0, "runP95": 60.0}',
+        "by,group,count,share,lastFailedAt,exampleJobId,exampleJobName,exampleSummary",
+        "queue,etl,1,1.0,2025-03-14T10:00:00.000Z,b,name-b,OUT_OF_MEMORY happened",
+    ]
