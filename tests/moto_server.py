@@ -81,7 +81,7 @@ def locked_moto_server(*, own_process: bool = False) -> Iterator[str]:
         finally:
             server.stop()
         return
-    child = subprocess.Popen(  # noqa: S603 - this interpreter, this module
+    child = subprocess.Popen(
         [sys.executable, "-m", "tests.moto_server"],
         cwd=Path(__file__).resolve().parents[1],
         stdout=subprocess.PIPE,

@@ -81,8 +81,10 @@ class SoakConfig:
 
     @classmethod
     def small(cls) -> SoakConfig:
-        """The `make test` variant: 600 events, 60 jobs, an 8 s function timeout."""
-        return cls(events=600, jobs=60, function_timeout_s=8, visibility_s=9, budget_s=150.0)
+        """The `make test` variant: 600 events, 60 jobs, batches of up to 40, a 3 s function timeout."""
+        return cls(
+            events=600, jobs=60, max_batch=40, function_timeout_s=3, visibility_s=4, budget_s=150.0
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +229,7 @@ class Poller:
         self.app: ModuleType = load_handler()
         self._environment = injector.environment()
         self.invocations = 0
+        self.timings: list[tuple[float, float, int, int]] = []  # start, seconds, messages, acked
         self.cold_starts = 0
         self.error: BaseException | None = None
 
@@ -252,7 +255,7 @@ class Poller:
                 messages = self._receive()
                 if not messages:
                     self._idle(True)
-                    time.sleep(0.25)
+                    time.sleep(0.1)
                     continue
                 self._idle(False)
                 self._invoke(messages)
@@ -291,6 +294,14 @@ class Poller:
             pass  # the environment died: nothing was acknowledged
         finally:
             self._environment.end()
+        self.timings.append(
+            (
+                deadline - self._config.function_timeout_s,
+                time.monotonic() + self._config.function_timeout_s - deadline,
+                len(messages),
+                len(acknowledged),
+            )
+        )
         self._settle(messages, acknowledged)
 
     def _settle(self, messages: list[Mapping[str, Any]], acknowledged: set[str]) -> None:
@@ -477,7 +488,14 @@ def run(config: SoakConfig, log_path: Path) -> Json:
         stack = create_stack(session, endpoint_url=endpoint_url)
         sqs = session.client("sqs", endpoint_url=endpoint_url)
         seeded = _seed_job_logs(session.client("logs", endpoint_url=endpoint_url), jobs)
-        sent = _send_all(sqs, stack.event_queue_url, everything)
+        sent: dict[str, str] = {}
+        all_sent = threading.Event()
+
+        def send() -> None:  # events keep arriving while the pollers work, as from EventBridge
+            for start in range(0, len(everything), 50):
+                sent.update(_send_all(sqs, stack.event_queue_url, everything[start : start + 50]))
+            all_sent.set()
+
         queue_arn = sqs.get_queue_attributes(
             QueueUrl=stack.event_queue_url, AttributeNames=["QueueArn"]
         )["Attributes"]["QueueArn"]
@@ -493,7 +511,7 @@ def run(config: SoakConfig, log_path: Path) -> Json:
                 with idle_lock:
                     (idle.add if is_idle else idle.discard)(number)
                     everyone = len(idle) == len(pollers)
-                if everyone and _queue_is_empty(sqs, stack.event_queue_url):
+                if everyone and all_sent.is_set() and _queue_is_empty(sqs, stack.event_queue_url):
                     done.set()
 
             return report
@@ -513,6 +531,7 @@ def run(config: SoakConfig, log_path: Path) -> Json:
                 for poller in pollers:
                     powertools_handler(poller.app).setStream(log_file)
                 threads = [threading.Thread(target=p.run, daemon=True) for p in pollers]
+                threads.append(threading.Thread(target=send, daemon=True))
                 for thread in threads:
                     thread.start()
                 finished = done.wait(timeout=config.budget_s)
@@ -525,6 +544,7 @@ def run(config: SoakConfig, log_path: Path) -> Json:
                     powertools_handler(poller.app).setStream(sys.stdout)
         errors = [repr(p.error) for p in pollers if p.error is not None]
         log_text = log_path.read_text(encoding="utf-8")
+        processed_at = time.monotonic()
         counts, detail = verify(session, endpoint_url, stack, jobs, set(poison), log_text)
 
     faults = injector.stats.snapshot()
@@ -536,6 +556,7 @@ def run(config: SoakConfig, log_path: Path) -> Json:
             "completed": finished and not errors,
             "pollerErrors": errors,
             "seconds": round(time.monotonic() - started, 1),
+            "verifySeconds": round(time.monotonic() - processed_at, 1),
             "uniqueEvents": sum(len(job.events) for job in jobs),
             "duplicateDeliveries": len(bodies) - sum(len(job.events) for job in jobs),
             "messagesSent": len(sent),
@@ -544,6 +565,13 @@ def run(config: SoakConfig, log_path: Path) -> Json:
             "batchApiCalls": dict(injector.batch_api.calls),
             "invocations": sum(p.invocations for p in pollers),
             "coldStarts": sum(p.cold_starts for p in pollers),
+            "timings": sorted(
+                [
+                    (round(a - started, 1), round(b, 2), c, d)
+                    for p in pollers
+                    for a, b, c, d in p.timings
+                ]
+            ),
             "logStreamsSeeded": seeded,
             "config": {
                 "seed": config.seed,

@@ -116,7 +116,7 @@ class Calls:
     def __init__(self) -> None:
         self.made: Counter[str] = Counter()
 
-    def __call__(self, event_name: str, **_: Any) -> None:
+    def __call__(self, event_name: str, **kwargs: Any) -> None:
         _, service, operation = event_name.split(".", 2)
         self.made[f"{service}.{operation}"] += 1
 
@@ -142,8 +142,18 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
 def run_backfill(endpoint: str, table: str, *argv: str) -> tuple[int, dict[str, Any], str]:
     out, err = io.StringIO(), io.StringIO()
     code = cli.main(
-        ["backfill", "--table", table, "--endpoint-url", endpoint, "--rate", "40", "-o", "json"]
-        + list(argv),
+        [
+            "backfill",
+            "--table",
+            table,
+            "--endpoint-url",
+            endpoint,
+            "--rate",
+            "40",
+            "-o",
+            "json",
+            *argv,
+        ],
         stdout=out,
         stderr=err,
     )
@@ -212,8 +222,10 @@ def test_backfilled_jobs_answer_queries(
     out, err = io.StringIO(), io.StringIO()
 
     code = cli.main(
-        ["jobs", "--table", history.table_name, "--endpoint-url", endpoint]
-        + ["--queue", "etl", "--status", "FAILED", "--since", "1h", "-o", "json"],
+        [
+            *("jobs", "--table", history.table_name, "--endpoint-url", endpoint),
+            *("--queue", "etl", "--status", "FAILED", "--since", "1h", "-o", "json"),
+        ],
         stdout=out,
         stderr=err,
     )
@@ -370,6 +382,7 @@ def test_since_leaves_older_jobs_out(
         (("--queue", "no-such-queue"), "batchlens: no job queue named 'no-such-queue'\n"),
         (("--rate", "100"), "batchlens: --rate must be above 0 and at most 40 calls a second\n"),
         (("--since", "last tuesday"), "batchlens: bad time 'last tuesday': "),
+        (("--queue", "ml"), "batchlens: history table 't' not found (region us-east-1 at http"),
     ],
 )
 def test_mistakes_are_one_line_and_exit_1(

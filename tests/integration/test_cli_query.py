@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - the golden outputs below are as wide as the tables they pin down
 """`batchlens jobs|job|failures|stats` against moto's server over real HTTP.
 
 Given a history table built from template.yaml on a ThreadedMotoServer, filled through the
@@ -903,7 +904,7 @@ def test_a_limit_beyond_one_page_reads_the_next_page(
 def test_query_count_depends_on_the_page_not_on_the_table_size(
     endpoint: str, sized_tables: tuple[str, str, list[JobRecord]], calls: Calls
 ) -> None:
-    small, large, records = sized_tables
+    small, large, _ = sized_tables
     question = ("jobs", "--status", "FAILED", "--since", "7d", "--limit", "50", "-o", "json")
 
     code_small, out_small, _ = query(endpoint, small, *question)

@@ -35,6 +35,16 @@ QUEUE_ARN = "arn:aws:batch:us-east-1:123456789012:job-queue/etl"
 T0 = 1_741_943_520_000  # 2025-03-14T09:12:00Z, epoch ms
 
 
+def offline(service: str) -> Any:
+    """A real client that never needs the network (the Stubber answers; no credential lookup)."""
+    return boto3.client(
+        service,  # type: ignore[call-overload]
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
 class FakeClock:
     def __init__(self) -> None:
         self.now = 0.0
@@ -77,7 +87,7 @@ def test_a_burst_is_allowed_then_the_rate_holds_and_idle_time_refills_only_the_b
 def test_installed_on_a_client_every_call_takes_a_token() -> None:
     clock = FakeClock()
     bucket = TokenBucket(5, clock=clock, sleep=clock.sleep)
-    batch = boto3.client("batch", region_name="us-east-1")
+    batch = offline("batch")
     bucket.install(batch)
     with Stubber(batch) as stub:
         for _ in range(3):
@@ -201,9 +211,10 @@ def queues_response(queue_type: str | None = None) -> dict[str, Any]:
 
 
 def test_listing_pages_and_describes_at_most_100_ids_as_it_streams() -> None:
-    batch = boto3.client("batch", region_name="us-east-1")
+    batch = offline("batch")
     succeeded = [summary(n, "SUCCEEDED") for n in range(150)]
     failed = [summary(n, "FAILED") for n in range(150, 160)]
+    rest = succeeded[100:] + failed
     vanished = {"job-0151", "job-0155"}
     history = FakeHistory()
 
@@ -242,12 +253,8 @@ def test_listing_pages_and_describes_at_most_100_ids_as_it_streams() -> None:
         )
         stub.add_response(
             "describe_jobs",
-            {
-                "jobs": [
-                    described(s) for s in succeeded[100:] + failed if s["jobId"] not in vanished
-                ]
-            },
-            {"jobs": [s["jobId"] for s in succeeded[100:] + failed]},
+            {"jobs": [described(s) for s in rest if s["jobId"] not in vanished]},
+            {"jobs": [s["jobId"] for s in rest]},
         )
         result = Backfill(batch, cast(HistoryTable, history)).run(["etl"])
         stub.assert_no_pending_responses()
@@ -266,7 +273,7 @@ def test_listing_pages_and_describes_at_most_100_ids_as_it_streams() -> None:
 
 
 def test_jobs_the_history_already_has_are_not_written_again() -> None:
-    batch = boto3.client("batch", region_name="us-east-1")
+    batch = offline("batch")
     first = FakeHistory()
     jobs = [summary(n, "SUCCEEDED") for n in range(3)]
 
@@ -288,7 +295,7 @@ def test_jobs_the_history_already_has_are_not_written_again() -> None:
 
 
 def test_service_queues_are_listed_with_list_service_jobs() -> None:
-    batch = boto3.client("batch", region_name="us-east-1")
+    batch = offline("batch")
     history = FakeHistory()
     job = {
         "jobId": "svc-1",
@@ -360,7 +367,7 @@ def found(query: JobQuery, dynamodb: Any) -> Iterator[dict[str, Any]]:
 
 
 def test_a_full_first_page_is_the_only_query() -> None:
-    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    dynamodb = offline("dynamodb")
     question = JobQuery(since=NOW - timedelta(days=7), until=NOW, statuses=("FAILED",), limit=3)
     with Stubber(dynamodb) as stub:
         stub.add_response(
@@ -375,7 +382,7 @@ def test_a_full_first_page_is_the_only_query() -> None:
 
 
 def test_a_short_day_moves_on_to_the_day_before_and_stops_at_the_limit() -> None:
-    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    dynamodb = offline("dynamodb")
     question = JobQuery(since=NOW - timedelta(days=7), until=NOW, statuses=("FAILED",), limit=5)
     with Stubber(dynamodb) as stub:
         stub.add_response("query", {"Items": items("2025-03-14", 2)}, by_day("2025-03-14", 5))

@@ -23,7 +23,7 @@ import math
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
@@ -221,17 +221,43 @@ def _merged(streams: Sequence[Iterator[dict[str, Any]]]) -> Iterator[dict[str, A
 Reader = Callable[[], Iterator[dict[str, Any]]]
 
 
-def _fetch(query: JobQuery, readers: Sequence[Reader]) -> list[Iterator[dict[str, Any]]]:
-    """The readers' items, in the readers' order.
+def _read_all(read: Reader) -> list[dict[str, Any]]:
+    return list(read())
 
-    With a limit, lazily: a partition is asked for only when the merge reaches it, so the
-    limit stops the queries. Without one (stats, failures, `--limit 0`) every partition is
-    needed anyway, so they are read at once, a few at a time.
+
+class _ReadAhead:
+    """The items of each partition (one reader each), in the readers' order.
+
+    With a limit, lazily: a partition is queried only when the merge reaches it, so the limit
+    stops the queries. Without one (stats, failures, `--limit 0`) every partition is needed, so
+    the next few are read in parallel while one is consumed; memory stays a few partitions deep
+    and the aggregates stream.
     """
-    if query.limit is not None or len(readers) < 2:
-        return [reader() for reader in readers]
-    with ThreadPoolExecutor(max_workers=min(PARALLEL_READS, len(readers))) as pool:
-        return [iter(items) for items in pool.map(lambda read: list(read()), readers)]
+
+    def __init__(self, query: JobQuery, readers: Sequence[Reader]) -> None:
+        self._readers = readers
+        parallel = query.limit is None and len(readers) > 1
+        self._pool = ThreadPoolExecutor(max_workers=PARALLEL_READS) if parallel else None
+        self._futures: dict[int, Future[list[dict[str, Any]]]] = {}
+        self._submitted = 0
+
+    def __enter__(self) -> _ReadAhead:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def stream(self, index: int) -> Iterator[dict[str, Any]]:
+        if self._pool is None:
+            yield from self._readers[index]()
+            return
+        while self._submitted < min(index + 2 * PARALLEL_READS, len(self._readers)):
+            self._futures[self._submitted] = self._pool.submit(
+                _read_all, self._readers[self._submitted]
+            )
+            self._submitted += 1
+        yield from self._futures.pop(index).result()
 
 
 def _by_day(history: HistoryTable, query: JobQuery) -> Iterator[dict[str, Any]]:
@@ -252,9 +278,10 @@ def _by_day(history: HistoryTable, query: JobQuery) -> Iterator[dict[str, Any]]:
             page_size=_page_size(query, bool(conditions)),
         )
 
-    streams = _fetch(query, [reader(day, status) for day in days for status in statuses])
-    for n in range(len(days)):
-        yield from _merged(streams[n * len(statuses) : (n + 1) * len(statuses)])
+    with _ReadAhead(query, [reader(day, status) for day in days for status in statuses]) as ahead:
+        for n in range(len(days)):
+            first = n * len(statuses)
+            yield from _merged([ahead.stream(first + k) for k in range(len(statuses))])
 
 
 def _by_queue(history: HistoryTable, query: JobQuery) -> Iterator[dict[str, Any]]:
@@ -273,7 +300,9 @@ def _by_queue(history: HistoryTable, query: JobQuery) -> Iterator[dict[str, Any]
             page_size=_page_size(query, bool(conditions)),
         )
 
-    yield from _merged(_fetch(query, [reader(status) for status in query.statuses or STATUSES]))
+    statuses = query.statuses or STATUSES
+    with _ReadAhead(query, [reader(status) for status in statuses]) as ahead:
+        yield from _merged([ahead.stream(k) for k in range(len(statuses))])
 
 
 def _by_name(history: HistoryTable, query: JobQuery) -> Iterator[dict[str, Any]]:
@@ -309,8 +338,10 @@ def _by_name(history: HistoryTable, query: JobQuery) -> Iterator[dict[str, Any]]
 
         return read
 
-    for stream in _fetch(query, [reader(day) for day in query.days()]):
-        yield from stream
+    days = query.days()
+    with _ReadAhead(query, [reader(day) for day in days]) as ahead:
+        for n in range(len(days)):
+            yield from ahead.stream(n)
 
 
 def table_from_stack(cloudformation: CloudFormationClient, stack_name: str) -> str:
