@@ -447,10 +447,7 @@ def build_alert(record: JobRecord, record_json: str | None = None) -> Alert:
     message = ""
     for limit in _TEXT_LIMITS:
         shown = record if limit is None else shorten(record, limit)
-        if limit is None and record_json is not None:
-            machine = record_json
-        else:
-            machine = json.dumps(shown.to_json_dict())
+        machine = record_json if limit is None and record_json is not None else shown.to_json()
         message = _message(shown, machine, shortened=limit is not None)
         if len(message.encode()) <= MESSAGE_BUDGET:
             break

@@ -138,7 +138,7 @@ class HistoryTable:
         tells the caller whether other events of the same job were newer than the table too.
         """
         version = version_of(record)
-        body = record_json if record_json is not None else json.dumps(record.to_json_dict())
+        body = record_json if record_json is not None else record.to_json()
         # Only what a key, an index or a filter needs lives outside `record`: every clause of
         # the update expression costs parsing time on each write.
         attributes: dict[str, AttributeValueTypeDef] = {

@@ -147,6 +147,10 @@ class JobRecord(RecordModel):
         """The public JSON form: camelCase keys, ISO times, absent values as null."""
         return self.model_dump(mode="json", by_alias=True)
 
+    def to_json(self) -> str:
+        """The public JSON form as text (serialised in pydantic-core, the hot path's choice)."""
+        return self.model_dump_json(by_alias=True)
+
 
 # --- helpers over AWS's shapes -------------------------------------------------------------
 
