@@ -61,8 +61,8 @@ deploy: build  ## sam deploy of the build (CONFIG_ENV=dev|prod picks a samconfig
 bench: setup  ## benchmarks against moto: writes bench/results.json, bench/results.md, bench/batch-time.png
 	$(RUN) python -m bench
 
-chaos: setup  ## fault-injection soak: writes reports/chaos.json
-	$(RUN) python -m tests.chaos
+chaos: setup  ## fault-injection soak: writes reports/chaos.json (CHAOS_ARGS=--small: the make-test variant)
+	$(RUN) python -m tests.chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache reports

@@ -162,7 +162,7 @@ import boto3
 from botocore.config import Config
 session = boto3.session.Session()
 clients = [session.client(s, config=Config(retries={"mode": "standard"}))
-           for s in ("batch", "dynamodb", "sns")]
+           for s in ("batch", "dynamodb", "sns", "logs")]
 print(time.perf_counter() - t)
 """
 

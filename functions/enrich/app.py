@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -15,9 +16,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from batchlens import aws, telemetry
 from batchlens.pipeline import Enricher, Message, RecordFailed
+from batchlens.redact import guard_logger
 from batchlens.settings import Settings
 
 logger = Logger(service="batchlens")
+# Masks secrets in everything logged, from the first line of a cold start (a logged event too);
+# the Enricher replaces it with one that honours REDACT_ALLOWLIST.
+guard_logger(logging.getLogger(logger.service))
 # Namespace from POWERTOOLS_METRICS_NAMESPACE; per-queue/status/category sets: see telemetry.
 metrics = Metrics()
 # X-Ray for the handler and every boto3 call (Batch, DynamoDB, SNS, Logs); only boto3 is

@@ -117,9 +117,9 @@ def _junk_in_unknown_fields(event: Json) -> None:
 
 def _huge_environment(event: Json) -> None:
     container = event["detail"]["container"]
-    container["environment"] = [
-        {"name": f"VAR_{n}", "value": "v" * 100} for n in range(500)
-    ] + [{"name": "DB_PASSWORD", "value": "hunter2-corpus"}]
+    container["environment"] = [{"name": f"VAR_{n}", "value": "v" * 100} for n in range(500)] + [
+        {"name": "DB_PASSWORD", "value": "hunter2-corpus"}
+    ]
 
 
 def _summary_with_many_keys(event: Json) -> None:
@@ -167,16 +167,16 @@ def build() -> list[BadInput]:
         BadInput("attempts an object", _changed(_set("detail.attempts", {})), True, "attempts"),
         BadInput("attempts a string", _changed(_set("detail.attempts", "3")), True, "attempts"),
         BadInput("attempt null", _changed(_set("detail.attempts", [None])), True, "attempts"),
-        BadInput(
-            "container an array", _changed(_set("detail.container", [])), True, "container"
-        ),
+        BadInput("container an array", _changed(_set("detail.container", [])), True, "container"),
         BadInput(
             "exit code a word",
             _changed(_set("detail.container.exitCode", "abc")),
             True,
             "exitCode",
         ),
-        BadInput("createdAt infinite", _changed(_set("detail.createdAt", 1e400)), True, "createdAt"),
+        BadInput(
+            "createdAt infinite", _changed(_set("detail.createdAt", 1e400)), True, "createdAt"
+        ),
         BadInput(
             "retry attempts a word",
             _changed(_set("detail.retryStrategy", {"attempts": "three"})),

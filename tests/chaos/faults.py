@@ -52,15 +52,15 @@ class SimulatedCrash(BaseException):
 class FaultRates:
     """Probabilities: per HTTP attempt, per call, or per invocation."""
 
-    throttle: float = 0.06
-    server_error: float = 0.02
-    connect_timeout: float = 0.01
-    read_timeout: float = 0.01
-    unprocessed_items: float = 0.3  # of BatchWriteItem calls
-    publish_failures: float = 0.25  # of PublishBatch calls
-    crash: float = 0.04  # of invocations: dies after k AWS calls
+    throttle: float = 0.10
+    server_error: float = 0.03
+    connect_timeout: float = 0.015
+    read_timeout: float = 0.015
+    unprocessed_items: float = 0.4  # of BatchWriteItem calls
+    publish_failures: float = 0.3  # of PublishBatch calls
+    crash: float = 0.08  # of invocations: dies after k AWS calls
     crash_within_calls: int = 80  # k is uniform in 1..this
-    lost_ack: float = 0.02  # of invocations: returned, but the answer never reached SQS
+    lost_ack: float = 0.03  # of invocations: returned, but the answer never reached SQS
 
 
 class FaultStats:

@@ -37,7 +37,7 @@ from botocore.retries.standard import ExponentialBackoff
 from batchlens import aws
 from batchlens.alerts import alert_status, should_alert
 from batchlens.events import parse_event
-from batchlens.history import HistoryTable, version_of
+from batchlens.history import LATEST_SK, job_pk, version_of
 from batchlens.local import FakeLambdaContext, LocalStack, create_stack, sqs_event
 from batchlens.records import DEFAULT_LOG_GROUP, JobRecord, normalise
 from batchlens.settings import Settings
@@ -73,15 +73,15 @@ class SoakConfig:
     seed: int = 6
     pollers: int = 4
     max_batch: int = 100
-    function_timeout_s: int = 16  # >= 15 s, so alerts fetch log excerpts (logtail)
-    visibility_s: int = 18
+    function_timeout_s: int = 20  # >= 15 s, so alerts fetch log excerpts (logtail)
+    visibility_s: int = 22
     budget_s: float = 540.0
     own_server: bool = True  # moto in its own process (another core); in-process for pytest
     rates: FaultRates = field(default_factory=FaultRates)
 
     @classmethod
     def small(cls) -> SoakConfig:
-        """The `make test` variant: 600 events, 60 jobs, batches of up to 40, a 3 s function timeout."""
+        """The `make test` variant: 600 events, 60 jobs, batches of 40 at most, 3 s timeouts."""
         return cls(
             events=600, jobs=60, max_batch=40, function_timeout_s=3, visibility_s=4, budget_s=150.0
         )
@@ -177,6 +177,7 @@ def _send_all(sqs: Any, queue_url: str, bodies: list[str]) -> dict[str, str]:
 def _seed_job_logs(logs: Any, jobs: list[Job]) -> int:
     """Log lines (with planted secrets) for every failed attempt the alerts will quote."""
     logs.create_log_group(logGroupName=DEFAULT_LOG_GROUP)
+    now = int(time.time() * 1000)
     seeded = 0
     for job in jobs:
         if job.log_stream is None:
@@ -192,7 +193,7 @@ def _seed_job_logs(logs: Any, jobs: list[Job]) -> int:
             logGroupName=DEFAULT_LOG_GROUP,
             logStreamName=job.log_stream,
             logEvents=[
-                {"timestamp": 1_763_700_000_000 + n, "message": line}
+                {"timestamp": now + n, "message": line}  # older than 14 days is refused
                 for n, line in enumerate(lines)
             ],
         )
@@ -229,7 +230,7 @@ class Poller:
         self.app: ModuleType = load_handler()
         self._environment = injector.environment()
         self.invocations = 0
-        self.timings: list[tuple[float, float, int, int]] = []  # start, seconds, messages, acked
+        self.timings: list[float] = []  # how long each invocation ran
         self.cold_starts = 0
         self.error: BaseException | None = None
 
@@ -294,14 +295,11 @@ class Poller:
             pass  # the environment died: nothing was acknowledged
         finally:
             self._environment.end()
-        self.timings.append(
-            (
-                deadline - self._config.function_timeout_s,
-                time.monotonic() + self._config.function_timeout_s - deadline,
-                len(messages),
-                len(acknowledged),
-            )
-        )
+        if self._environment.dead:
+            # It died in a worker thread whose future swallowed the crash: a dead process returns
+            # nothing either.
+            acknowledged = set()
+        self.timings.append(time.monotonic() + self._config.function_timeout_s - deadline)
         self._settle(messages, acknowledged)
 
     def _settle(self, messages: list[Mapping[str, Any]], acknowledged: set[str]) -> None:
@@ -379,8 +377,15 @@ def verify(
     """Compare what the stack holds with the truth: the report's counts and their detail."""
     dynamodb = session.client("dynamodb", endpoint_url=endpoint_url)
     sqs = session.client("sqs", endpoint_url=endpoint_url)
-    history = HistoryTable(dynamodb, stack.table_name, retention_days=90)
     defaults = Settings.from_env({})
+    # One Scan of the whole table (here only: batchlens itself never scans) instead of a read
+    # and a query per job, which moto answers slowly.
+    items = _scan(dynamodb, stack.table_name)
+    latest = {item["pk"]["S"]: item for item in items if item["sk"]["S"] == LATEST_SK}
+    timeline: dict[str, set[str]] = {}
+    for item in items:
+        if item["sk"]["S"].startswith("T#"):
+            timeline.setdefault(item["pk"]["S"], set()).add(item["eventId"]["S"])
 
     lost, regressed, ahead, events_missing = [], [], [], 0
     expected: set[AlertKey] = set()
@@ -391,16 +396,16 @@ def verify(
         possible |= {_key(r) for r in records if should_alert(r, defaults)}
         if should_alert(final, defaults):
             expected.add(_key(final))
-        stored = history.get_latest(job.job_id)
+        stored = latest.get(job_pk(job.job_id))
         if stored is None:
             lost.append(job.job_id)
             continue
-        truth = version_of(final)
-        if stored.version < truth or stored.record["eventId"] != final.event_id:
+        truth, version = version_of(final), stored["version"]["S"]
+        if version < truth or json.loads(stored["record"]["S"])["eventId"] != final.event_id:
             regressed.append(job.job_id)
-        elif stored.version > truth:
+        elif version > truth:
             ahead.append(job.job_id)
-        seen = {item.get("eventId") for item in history.timeline(job.job_id)}
+        seen = timeline.get(job_pk(job.job_id), set())
         events_missing += sum(1 for r in records if r.event_id not in seen)
 
     notifications = _drain(sqs, stack.alert_queue_url)
@@ -412,7 +417,7 @@ def verify(
 
     dead = _drain(sqs, stack.dead_letter_queue_url)
     dead_poison = [body for body in dead if body in poison]
-    table_text = json.dumps(_scan(dynamodb, stack.table_name))
+    table_text = json.dumps(items)
     leaks = {
         where: sum(secret in text for secret in PLANTED_SECRETS)
         for where, text in (
@@ -436,6 +441,8 @@ def verify(
         "alertsExpected": len(expected),
         "alertsReceived": sum(received.values()),
         "alertsUnexpected": len(unexpected),
+        "alertsWithLogExcerpt": sum(1 for record in published if record.get("logExcerpt")),
+        "alertsTruncated": sum(1 for record in published if record.get("truncated")),
         "dlqPoison": len(dead_poison),
         "dlqNotPoison": len(dead) - len(dead_poison),
         "poisonSent": len(poison),
@@ -472,8 +479,11 @@ def run(config: SoakConfig, log_path: Path) -> Json:
     )
     bodies = list(deliveries(jobs, config.duplicate_share, rng))
     poison = poison_bodies(rng)
-    everything = bodies + poison
-    rng.shuffle(everything)
+    # Poison among the first 50 deliveries: it needs maxReceiveCount rounds of the visibility
+    # timeout to reach the dead-letter queue, which then overlap with the rest of the run.
+    head = bodies[:45] + poison
+    rng.shuffle(head)
+    everything = head + bodies[45:]
 
     credentials = {
         "AWS_ACCESS_KEY_ID": "testing",
@@ -565,13 +575,7 @@ def run(config: SoakConfig, log_path: Path) -> Json:
             "batchApiCalls": dict(injector.batch_api.calls),
             "invocations": sum(p.invocations for p in pollers),
             "coldStarts": sum(p.cold_starts for p in pollers),
-            "timings": sorted(
-                [
-                    (round(a - started, 1), round(b, 2), c, d)
-                    for p in pollers
-                    for a, b, c, d in p.timings
-                ]
-            ),
+            "invocationSeconds": _spread([seconds for p in pollers for seconds in p.timings]),
             "logStreamsSeeded": seeded,
             "config": {
                 "seed": config.seed,
@@ -584,6 +588,15 @@ def run(config: SoakConfig, log_path: Path) -> Json:
         },
     }
     return report
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values) or [0.0]
+    return {
+        "median": round(ordered[len(ordered) // 2], 2),
+        "p95": round(ordered[int(len(ordered) * 0.95)], 2),
+        "max": round(ordered[-1], 2),
+    }
 
 
 def failures(report: Json) -> list[str]:

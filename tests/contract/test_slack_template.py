@@ -13,7 +13,12 @@ from batchlens.settings import Settings
 from batchlens.template import default_template_path, load_template
 
 Template = dict[str, Any]
-SLACK_RESOURCES = ("SlackDeadLetterQueue", "SlackNotifierFunction", "SlackNotifierLogGroup")
+SLACK_RESOURCES = (
+    "SlackDeadLetterQueue",
+    "SlackNotifierFunction",
+    "SlackNotifierRole",
+    "SlackNotifierLogGroup",
+)
 
 
 @pytest.fixture(scope="module")
@@ -70,14 +75,28 @@ def test_undeliverable_alerts_go_to_the_notifiers_own_encrypted_queue(template: 
     assert queue["SqsManagedSseEnabled"] is True
     assert queue["MessageRetentionPeriod"] == 1209600
     log_group = props(template, "SlackNotifierLogGroup")
-    assert log_group["LogGroupName"] == {"Fn::Sub": "/aws/lambda/${SlackNotifierFunction}"}
+    assert log_group["LogGroupName"] == {"Fn::Sub": "/aws/lambda/${AWS::StackName}-slack-notifier"}
+    assert function["LoggingConfig"] == {"LogGroup": {"Ref": "SlackNotifierLogGroup"}}
     assert log_group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
 
 
 def test_notifier_may_read_only_its_secret(template: Template) -> None:
-    (policy,) = props(template, "SlackNotifierFunction")["Policies"]
-    by_sid = {s["Sid"]: s for s in policy["Statement"]}
-    assert set(by_sid) == {"ReadSlackWebhookSecret", "DecryptSlackWebhookSecret"}
+    # Its own role (no managed policies): the secret, its dead-letter queue, logs and traces
+    assert props(template, "SlackNotifierFunction")["Role"] == {
+        "Fn::GetAtt": ["SlackNotifierRole", "Arn"]
+    }
+    (policy,) = props(template, "SlackNotifierRole")["Policies"]
+    by_sid = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
+    assert set(by_sid) == {
+        "ReadSlackWebhookSecret",
+        "DecryptSlackWebhookSecret",
+        "SendUndeliverableAlerts",
+        "WriteOwnLogs",
+        "WriteTraces",
+    }
+    assert by_sid["SendUndeliverableAlerts"]["Resource"] == {
+        "Fn::GetAtt": ["SlackDeadLetterQueue", "Arn"]
+    }
     read = by_sid["ReadSlackWebhookSecret"]
     assert read["Action"] == "secretsmanager:GetSecretValue"
     assert read["Resource"] == {"Ref": "SlackWebhookSecretArn"}

@@ -356,9 +356,11 @@ def test_no_iam_statement_grants_every_resource_except_batch_reads(template: Tem
     assert statements, "the enricher's inline policy statements were not found"
     for logical_id, statement in statements:
         if "*" in as_list(statement["Resource"]):
-            # Batch's describe/list actions have no resource-level permissions
+            # Batch's describe/list actions and X-Ray's trace writes have no resource-level
+            # permissions
             actions = as_list(statement["Action"])
-            assert all(re.fullmatch(r"batch:(Describe|List)\w+", a) for a in actions), (
+            resourceless = r"batch:(Describe|List)\w+|xray:(PutTraceSegments|PutTelemetryRecords)"
+            assert all(re.fullmatch(resourceless, a) for a in actions), (
                 f"{logical_id} grants {actions} on every resource"
             )
         assert "*" not in as_list(statement["Action"])
@@ -444,7 +446,8 @@ def test_enricher_runs_the_layer_code_with_tracing(template: Template) -> None:
     assert layer["ContentUri"] == "layers/batchlens/"
     assert resource(template, "BatchlensLayer")["Metadata"]["BuildMethod"] == "python3.13"
     log_group = properties(template, "EnricherLogGroup")
-    assert log_group["LogGroupName"] == {"Fn::Sub": "/aws/lambda/${EnricherFunction}"}
+    assert log_group["LogGroupName"] == {"Fn::Sub": "/aws/lambda/${AWS::StackName}-enricher"}
+    assert props["LoggingConfig"] == {"LogGroup": {"Ref": "EnricherLogGroup"}}
 
 
 # ----------------------------------------------------- parameters, outputs, meta

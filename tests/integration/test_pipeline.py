@@ -21,6 +21,7 @@ from batchlens import aws
 from batchlens.history import LATEST_SK, HistoryTable, WriteOutcome, job_pk
 from batchlens.local import LocalStack
 from batchlens.pipeline import BatchResult, Enricher, Message
+from batchlens.publish import PUBLISH_ATTEMPTS
 from tests.conftest import EnricherFactory, Json, read_event, sample_event_names, variant
 
 pytestmark = pytest.mark.integration
@@ -268,6 +269,22 @@ def test_a_partial_publish_batch_failure_fails_only_its_records_and_a_retry_send
         },
         {"TopicArn": stack.topic_arn, "PublishBatchRequestEntries": ANY},
     )
+    for _ in range(PUBLISH_ATTEMPTS - 1):  # SNS's own fault: retried in the invocation, in vain
+        stubber.add_response(
+            "publish_batch",
+            {
+                "Successful": [],
+                "Failed": [
+                    {
+                        "Id": "1",
+                        "Code": "InternalError",
+                        "Message": "try again",
+                        "SenderFault": False,
+                    }
+                ],
+            },
+            {"TopicArn": stack.topic_arn, "PublishBatchRequestEntries": ANY},
+        )
     enricher = make_enricher(sns=sns)
 
     # When the batch is processed

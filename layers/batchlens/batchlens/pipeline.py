@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -37,6 +38,14 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("batchlens")
 DEPENDENCY_FAILED = FailureCategory.DEPENDENCY_FAILED
+
+#: Time an invocation must still have to publish alerts (at most a quarter of its timeout): a
+#: timeout between SNS accepting an alert and the ledger recording it would send it again once its
+#: claim expires. With less time left, the records are retried by SQS instead.
+ALERT_MARGIN_MS = 5_000
+
+#: Tries of the ledger's "sent" mark after a publish (each is boto3's own retries).
+COMPLETE_ATTEMPTS = 3
 
 #: Concurrent conditional writes within one batch (boto3 clients are thread-safe).
 WRITE_CONCURRENCY = 16
@@ -150,6 +159,7 @@ class Enricher:
         return merged
 
     def process(self, messages: Sequence[Message], remaining_ms: int | None = None) -> BatchResult:
+        started = time.monotonic()
         result = BatchResult()
         parsed: list[tuple[Processed, BatchEvent]] = []
         for message in messages:
@@ -196,7 +206,7 @@ class Enricher:
         self._store(parents)
         self._write_timeline([p for group in by_job.values() for p in group if p.error is None])
         result.publish_calls = self._alert(
-            [p for group in by_job.values() for p in group], remaining_ms
+            [p for group in by_job.values() for p in group], _Deadline(remaining_ms, started)
         )
         return result
 
@@ -315,7 +325,7 @@ class Enricher:
             if id(processed.record) in unwritten:
                 processed.error = "timeline write failed"
 
-    def _alert(self, candidates: list[Processed], remaining_ms: int | None) -> int:
+    def _alert(self, candidates: list[Processed], deadline: _Deadline) -> int:
         """Publish the alerts of fresh (or redelivered) transitions, each exactly once."""
         wanted: dict[str, tuple[alerts.Alert, list[Processed]]] = {}
         for processed in candidates:
@@ -334,8 +344,13 @@ class Enricher:
             # Cut (and marked truncated) when the whole SNS message would pass 256 KiB.
             wanted[key] = (limits.fit_alert(record, alerts.build_alert), [processed])
 
+        if wanted and deadline.too_late():
+            self._postpone([group for _, group in wanted.values()])
+            return 0
+        remaining_ms = deadline.left_ms()
+
         def claim(alert: alerts.Alert) -> Claim | Exception:
-            try:
+            try:  # the claim expires with the invocation
                 return self.ledger.claim(alert, remaining_ms)
             except Exception as exc:
                 return exc
@@ -353,7 +368,11 @@ class Enricher:
                     processed.error = "alert is being published by another invocation"
         if not owned or not self.settings.topic_arn:
             return 0
-        owned = self._with_log_excerpts(owned, remaining_ms)
+        owned = self._with_log_excerpts(owned, deadline.left_ms())
+        if deadline.too_late():  # the excerpts took the time: publish on the redelivery
+            for alert, group in owned.values():
+                self._release(alert, TimeoutError("too little time left"), group, _POSTPONED)
+            return 0
 
         sent: list[tuple[alerts.Alert, str]] = []
         marking: list[Future[None]] = []
@@ -411,11 +430,26 @@ class Enricher:
                 quoted[key] = (limits.fit_alert(future.result(), alerts.build_alert), owned[key][1])
         return quoted
 
+    def _postpone(self, groups: list[list[Processed]]) -> None:
+        logger.warning("Too little time left to publish alerts; SQS will redeliver their events")
+        for group in groups:
+            for processed in group:
+                processed.error = _POSTPONED
+
     def _complete(self, alert: alerts.Alert, message_id: str) -> None:
-        try:
-            self.ledger.complete(alert, message_id)
-        except Exception as exc:  # the alert went out; a redelivery would re-send it
-            logger.warning("Could not mark alert sent", extra={"error": repr(exc)})
+        # The alert went out: unless the ledger says so, a redelivery of its event would send it
+        # again once the claim expires. Worth more tries than boto3's own (found by the soak).
+        for attempt in range(COMPLETE_ATTEMPTS):
+            try:
+                self.ledger.complete(alert, message_id)
+                return
+            except Exception as exc:
+                error = exc
+            time.sleep(0.1 * 2**attempt)
+        logger.error(
+            "Could not mark alert sent; a redelivery of its event may send it again",
+            extra={"error": repr(error), "alert": dict(alert.key)},
+        )
 
     def _release(
         self, alert: alerts.Alert, error: Exception, group: list[Processed], reason: str
@@ -426,6 +460,28 @@ class Enricher:
             logger.warning("Could not release alert claim", extra={"error": repr(exc)})
         for processed in group:
             processed.error = reason
+
+
+_POSTPONED = "too little time left in this invocation to alert safely"
+
+
+@dataclass(frozen=True, slots=True)
+class _Deadline:
+    """When the invocation ends (None: no limit, outside Lambda)."""
+
+    remaining_ms: int | None
+    started: float
+
+    def left_ms(self) -> int | None:
+        if self.remaining_ms is None:
+            return None
+        return self.remaining_ms - int((time.monotonic() - self.started) * 1000)
+
+    def too_late(self) -> bool:
+        left = self.left_ms()
+        if left is None or self.remaining_ms is None:
+            return False
+        return left < min(ALERT_MARGIN_MS, self.remaining_ms // 4)
 
 
 def _record(processed: Processed) -> JobRecord:

@@ -9,6 +9,7 @@ changes on every redelivery.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -24,6 +25,10 @@ if TYPE_CHECKING:
     from mypy_boto3_sns.type_defs import PublishBatchRequestEntryTypeDef
 
 PUBLISH_BATCH_MAX = 10
+#: Tries of an entry SNS failed on its side (`SenderFault: false`, e.g. InternalError) within one
+#: invocation, as for DynamoDB's UnprocessedItems; entries failed for the sender's fault are not
+#: retried. Each retry is a PublishBatch of the failed entries only.
+PUBLISH_ATTEMPTS = 3
 #: EventBridge retries delivery for up to 24 h; keep alert marks longer than that.
 ALERT_DEDUPE_HOURS = 36
 
@@ -141,19 +146,48 @@ def publish_alerts(
         groups[-1].append((entry, alert))
         size += entry_size
     for group in groups:
-        by_id = {entry["Id"]: alert for entry, alert in group}
-        response = client.publish_batch(
-            TopicArn=topic_arn, PublishBatchRequestEntries=[entry for entry, _ in group]
-        )
-        result.calls += 1
-        for success in response.get("Successful", []):
-            alert = by_id.pop(success["Id"])
-            result.published.append(alert)
-            if on_published is not None:
-                on_published(alert, success.get("MessageId", ""))
-        for failure in response.get("Failed", []):
-            alert = by_id.pop(failure["Id"])
-            result.failed.append((alert, f"{failure.get('Code')}: {failure.get('Message', '')}"))
-        # An entry SNS neither confirmed nor rejected did not go out as far as we know.
-        result.failed.extend((alert, "no result from SNS") for alert in by_id.values())
+        pending = list(group)
+        reasons: dict[str, str] = {}
+        for attempt in range(PUBLISH_ATTEMPTS):
+            if attempt:
+                time.sleep(0.1 * 2 ** (attempt - 1))  # SNS failed them on its side: back off
+            pending = _publish_group(
+                client, topic_arn, pending, result, on_published=on_published, reasons=reasons
+            )
+            if not pending:
+                break
+        result.failed.extend((alert, reasons[entry["Id"]]) for entry, alert in pending)
     return result
+
+
+def _publish_group(
+    client: SNSClient,
+    topic_arn: str,
+    group: Sequence[tuple[PublishBatchRequestEntryTypeDef, Alert]],
+    result: PublishResult,
+    *,
+    on_published: Callable[[Alert, str], Any] | None,
+    reasons: dict[str, str],
+) -> list[tuple[PublishBatchRequestEntryTypeDef, Alert]]:
+    """One PublishBatch; returns the entries worth another try (their reasons in `reasons`)."""
+    by_id = {entry["Id"]: (entry, alert) for entry, alert in group}
+    response = client.publish_batch(
+        TopicArn=topic_arn, PublishBatchRequestEntries=[entry for entry, _ in group]
+    )
+    result.calls += 1
+    for success in response.get("Successful", []):
+        _, alert = by_id.pop(success["Id"])
+        result.published.append(alert)
+        if on_published is not None:
+            on_published(alert, success.get("MessageId", ""))
+    retry = []
+    for failure in response.get("Failed", []):
+        entry, alert = by_id.pop(failure["Id"])
+        reasons[entry["Id"]] = f"{failure.get('Code')}: {failure.get('Message', '')}"
+        if failure.get("SenderFault"):
+            result.failed.append((alert, reasons[entry["Id"]]))
+        else:
+            retry.append((entry, alert))
+    # An entry SNS neither confirmed nor rejected may have gone out: never sent again here.
+    result.failed.extend((alert, "no result from SNS") for _, alert in by_id.values())
+    return retry

@@ -11,6 +11,7 @@ Text (`Redactor.text`), records (`redact_record`), structured job detail (`deep`
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import traceback
@@ -131,7 +132,7 @@ class Redactor:
         looks secret, else wherever it looks like a credential."""
         if value and value != MASK and self.is_secret_name(name):
             return MASK, 1
-        return self.text(value)
+        return self._json_or_text(value)
 
     def command(self, args: Sequence[str]) -> tuple[list[str], int]:
         """A command line as a list of arguments: `["--password", "x"]` masks `x` too."""
@@ -155,11 +156,11 @@ class Redactor:
         """A JSON-like value (a job detail, a logged event) with every secret masked.
 
         `{"name": N, "value": V}` pairs (environment variables) and mapping entries (parameters,
-        `"password": …`) are masked by their name; lists of strings as command lines; any other
-        string as text.
+        `"password": …`) are masked by their name; lists of strings as command lines; a string
+        holding a JSON object or list (an SQS message body) as that JSON; any other string as text.
         """
         if isinstance(value, str):
-            return self.text(value)
+            return self._json_or_text(value)
         if isinstance(value, Mapping):
             name, pair_value = value.get("name"), value.get("value")
             result: dict[Any, Any] = {}
@@ -179,6 +180,18 @@ class Redactor:
             items = [self.deep(item) for item in value]
             return [item for item, _ in items], sum(found for _, found in items)
         return value, 0
+
+    def _json_or_text(self, value: str) -> tuple[str, int]:
+        stripped = value.lstrip()
+        if stripped[:1] in ("{", "[") and maybe_secret(value):
+            try:
+                decoded = json.loads(value)
+            except (ValueError, RecursionError):
+                decoded = None
+            if isinstance(decoded, dict | list):
+                masked, count = self.deep(decoded)
+                return (json.dumps(masked), count) if count else (value, 0)
+        return self.text(value)
 
     def redact_record(self, record: JobRecord) -> JobRecord:
         """Mask every free-text field of a record; `redacted` counts the masked values."""

@@ -1,0 +1,137 @@
+"""Least privilege, checked on the template CloudFormation deploys (after the SAM transform): no
+role carries a managed policy (SAM's defaults grant logs, SQS and X-Ray actions on every
+resource), every statement on "*" is an action without resource-level permissions, and each
+function may write only its own log group and read only its own queue. Encryption at rest:
+KMS on the topic and the table, SSE on every queue.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from batchlens.template import default_template_path
+
+Template = dict[str, Any]
+
+#: Actions IAM accepts only on "*": Batch's describe/list actions and X-Ray's trace writes.
+RESOURCELESS = re.compile(r"batch:(Describe|List)\w+|xray:(PutTraceSegments|PutTelemetryRecords)")
+FUNCTION_ROLES = {"EnricherFunction": "EnricherRole", "SlackNotifierFunction": "SlackNotifierRole"}
+
+
+class NoManagedPolicies:
+    """The template names no managed policy, so the transform never asks IAM for one."""
+
+    def load(self) -> dict[str, str]:
+        return {}
+
+
+@pytest.fixture(scope="module")
+def deployed() -> Template:
+    from samtranslator.translator.transform import transform  # type: ignore[import-untyped]
+    from samtranslator.yaml_helper import yaml_parse  # type: ignore[import-untyped]
+
+    template: Template = yaml_parse(default_template_path().read_text(encoding="utf-8"))
+    for resource in template["Resources"].values():  # as `sam package` leaves it
+        properties = resource.get("Properties", {})
+        for key in ("CodeUri", "ContentUri"):
+            if key in properties:
+                properties[key] = "s3://bucket/key.zip"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        result: Template = transform(template, {}, NoManagedPolicies())
+    return result
+
+
+def of_type(template: Template, kind: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == kind}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def statements(role: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for policy in role["Properties"].get("Policies", []):
+        yield from as_list(policy["PolicyDocument"]["Statement"])
+
+
+def test_every_function_has_its_own_role_and_no_role_has_a_managed_policy(
+    deployed: Template,
+) -> None:
+    functions = of_type(deployed, "AWS::Lambda::Function")
+    assert set(functions) == set(FUNCTION_ROLES)
+    for function, role in FUNCTION_ROLES.items():
+        assert functions[function]["Properties"]["Role"] == {"Fn::GetAtt": [role, "Arn"]}
+    roles = of_type(deployed, "AWS::IAM::Role")
+    assert set(roles) == set(FUNCTION_ROLES.values())
+    for logical_id, spec in roles.items():
+        assert not spec["Properties"].get("ManagedPolicyArns"), logical_id
+    assert not of_type(deployed, "AWS::IAM::Policy")
+    assert not of_type(deployed, "AWS::IAM::ManagedPolicy")
+
+
+def test_only_actions_without_resource_level_permissions_are_on_every_resource(
+    deployed: Template,
+) -> None:
+    for logical_id, role in of_type(deployed, "AWS::IAM::Role").items():
+        for statement in statements(role):
+            actions = as_list(statement["Action"])
+            assert not any("*" in action for action in actions), (logical_id, actions)
+            if "*" in as_list(statement["Resource"]):
+                assert all(RESOURCELESS.fullmatch(a) for a in actions), (logical_id, actions)
+
+
+def test_each_function_writes_only_its_own_log_group(deployed: Template) -> None:
+    for function, role in FUNCTION_ROLES.items():
+        log_group = f"{function.removesuffix('Function')}LogGroup"
+        config = deployed["Resources"][function]["Properties"]["LoggingConfig"]
+        assert config == {"LogGroup": {"Ref": log_group}}
+        writes = [
+            s
+            for s in statements(deployed["Resources"][role])
+            if any(a.startswith("logs:") and a != "logs:GetLogEvents" for a in as_list(s["Action"]))
+        ]
+        assert [w["Resource"] for w in writes] == [{"Fn::GetAtt": [log_group, "Arn"]}]
+        assert sorted(as_list(writes[0]["Action"])) == ["logs:CreateLogStream", "logs:PutLogEvents"]
+
+
+def test_the_enricher_polls_only_its_event_queue(deployed: Template) -> None:
+    (mapping,) = of_type(deployed, "AWS::Lambda::EventSourceMapping").values()
+    assert mapping["Properties"]["EventSourceArn"] == {"Fn::GetAtt": ["EventQueue", "Arn"]}
+    sqs = [
+        s
+        for s in statements(deployed["Resources"]["EnricherRole"])
+        if any(a.startswith("sqs:") for a in as_list(s["Action"]))
+    ]
+    assert [s["Resource"] for s in sqs] == [{"Fn::GetAtt": ["EventQueue", "Arn"]}]
+    assert set(sqs[0]["Action"]) == {
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:ChangeMessageVisibility",
+        "sqs:GetQueueAttributes",
+    }
+
+
+def test_the_enricher_role_keeps_the_path_the_key_policy_recognises(deployed: Template) -> None:
+    role = deployed["Resources"]["EnricherRole"]["Properties"]
+    assert role["Path"] == {"Fn::Sub": "/batchlens/${AWS::StackName}/"}
+    key = deployed["Resources"]["EncryptionKey"]["Properties"]["KeyPolicy"]
+    (publish,) = [s for s in key["Statement"] if s.get("Sid") == "EnricherPublishesToTopic"]
+    principal = publish["Condition"]["ArnLike"]["aws:PrincipalArn"]
+    assert "role/batchlens/${AWS::StackName}/*" in principal["Fn::Sub"]
+
+
+def test_topics_and_table_use_kms_and_every_queue_sse(deployed: Template) -> None:
+    for logical_id, topic in of_type(deployed, "AWS::SNS::Topic").items():
+        assert topic["Properties"].get("KmsMasterKeyId"), logical_id
+    for table in of_type(deployed, "AWS::DynamoDB::Table").values():
+        sse = table["Properties"]["SSESpecification"]
+        assert sse["SSEEnabled"] is True
+        assert sse["SSEType"] == "KMS"
+    for logical_id, queue in of_type(deployed, "AWS::SQS::Queue").items():
+        props = queue["Properties"]
+        assert props.get("SqsManagedSseEnabled") is True or props.get("KmsMasterKeyId"), logical_id
