@@ -109,7 +109,7 @@ def latest_item(record: JobRecord) -> dict[str, Any]:
         "pk": {"S": job_pk(record.job_id)},
         "sk": {"S": LATEST_SK},
         "version": {"S": version_of(record)},
-        "record": {"S": json.dumps(record.to_json_dict())},
+        "record": {"S": record.to_json()},
         "status": {"S": record.status},
         "jobQueue": {"S": record.job_queue.name},
         TTL_ATTRIBUTE: {
