@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from batchlens.describe import Descriptions, chunks, describe_jobs, describe_service_jobs
-from batchlens.events import InvalidEvent, parse_event
+from batchlens.events import JOB_STATUSES, SERVICE_JOB_STATUSES, InvalidEvent, parse_event
 from batchlens.history import HistoryTable, WriteOutcome, version_of
 from batchlens.records import Enrichment, JobKind, JobRecord, normalise
 from batchlens.redact import Redactor
@@ -32,19 +32,8 @@ from batchlens.redact import Redactor
 if TYPE_CHECKING:
     from mypy_boto3_batch import BatchClient
 
-#: What ListJobs accepts as `jobStatus` (without one it lists RUNNING jobs only).
-JOB_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
-#: What ListServiceJobs accepts as `jobStatus`.
-SERVICE_JOB_STATUSES = (
-    "SUBMITTED",
-    "PENDING",
-    "RUNNABLE",
-    "SCHEDULED",
-    "STARTING",
-    "RUNNING",
-    "SUCCEEDED",
-    "FAILED",
-)
+# ListJobs lists RUNNING jobs only unless asked for a `jobStatus`: every status is asked for,
+# JOB_STATUSES (ListJobs) and SERVICE_JOB_STATUSES (ListServiceJobs), from batchlens.events.
 SERVICE_QUEUE_TYPES = frozenset({"SAGEMAKER_TRAINING"})
 DEFAULT_RATE = 10.0
 #: Batch's API rate is shared by the whole account (about 50 calls a second for the listing and

@@ -23,6 +23,8 @@ from batchlens import __version__
 if TYPE_CHECKING:
     from batchlens.access import Connection
     from batchlens.history import HistoryTable
+    from batchlens.records import JobRecord
+    from batchlens.redact import Redactor
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 1
@@ -55,40 +57,52 @@ def _read(source: str, stdin: TextIO) -> str:
         raise CliError(f"not UTF-8 text: {exc.reason}") from exc
 
 
+class EventFiles:
+    """Events from FILE arguments, normalised offline; each problem is printed as one line."""
+
+    def __init__(self, files: Sequence[str], stdin: TextIO, stderr: TextIO) -> None:
+        self.files, self.stdin, self.stderr = files, stdin, stderr
+        self.status = EXIT_OK
+
+    def _problem(self, where: str, text: str) -> None:
+        print(f"batchlens: {where}: {text}", file=self.stderr)
+        self.status = EXIT_BAD_INPUT
+
+    def records(self, redactor: Redactor) -> Iterator[tuple[str, JobRecord]]:
+        """(where, record) per event, in input order; `where` names the file (and position)."""
+        from batchlens.events import InvalidEvent, parse_event
+        from batchlens.records import normalise
+
+        for source in self.files:
+            name = "<stdin>" if source == "-" else source
+            try:
+                document = json.loads(_read(source, self.stdin))
+            except CliError as exc:
+                self._problem(name, str(exc))
+                continue
+            except ValueError as exc:
+                self._problem(name, f"not JSON: {exc}")
+                continue
+            single = not isinstance(document, list)
+            for position, event in enumerate(_events_in(document), start=1):
+                where = name if position == 1 and single else f"{name}#{position}"
+                try:
+                    record = normalise(parse_event(event), redactor=redactor)
+                except InvalidEvent as exc:
+                    self._problem(where, str(exc))
+                    continue
+                yield where, record
+
+
 def explain(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: TextIO) -> int:
     """Normalise events offline: one JobRecord JSON per input event, in input order."""
-    from batchlens.events import InvalidEvent, parse_event
-    from batchlens.records import normalise
     from batchlens.redact import Redactor
 
-    redactor = Redactor(args.allow or ())
-    status = EXIT_OK
-    for source in args.files:
-        name = "<stdin>" if source == "-" else source
-        try:
-            text = _read(source, stdin)
-            document = json.loads(text)
-        except CliError as exc:
-            print(f"batchlens: {name}: {exc}", file=stderr)
-            status = EXIT_BAD_INPUT
-            continue
-        except ValueError as exc:
-            print(f"batchlens: {name}: not JSON: {exc}", file=stderr)
-            status = EXIT_BAD_INPUT
-            continue
-        for position, event in enumerate(_events_in(document), start=1):
-            where = (
-                name if position == 1 and not isinstance(document, list) else f"{name}#{position}"
-            )
-            try:
-                record = normalise(parse_event(event), redactor=redactor)
-            except InvalidEvent as exc:
-                print(f"batchlens: {where}: {exc}", file=stderr)
-                status = EXIT_BAD_INPUT
-                continue
-            indent = 2 if args.pretty else None
-            print(json.dumps(record.to_json_dict(), indent=indent), file=stdout)
-    return status
+    inputs = EventFiles(args.files, stdin, stderr)
+    indent = 2 if args.pretty else None
+    for _, record in inputs.records(Redactor(args.allow or ())):
+        print(json.dumps(record.to_json_dict(), indent=indent), file=stdout)
+    return inputs.status
 
 
 def demo(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: TextIO) -> int:

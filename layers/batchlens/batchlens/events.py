@@ -33,6 +33,20 @@ class EventType(StrEnum):
         return self in (EventType.JOB_QUEUE_BLOCKED, EventType.SERVICE_JOB_QUEUE_BLOCKED)
 
 
+#: Every status of a service job, in the order a job moves through them; container jobs have
+#: all but SCHEDULED.
+SERVICE_JOB_STATUSES = (
+    "SUBMITTED",
+    "PENDING",
+    "RUNNABLE",
+    "SCHEDULED",
+    "STARTING",
+    "RUNNING",
+    "SUCCEEDED",
+    "FAILED",
+)
+JOB_STATUSES = tuple(status for status in SERVICE_JOB_STATUSES if status != "SCHEDULED")
+
 DETAIL_TYPES: Mapping[str, EventType] = {
     "Batch Job State Change": EventType.JOB_STATE_CHANGE,
     "Batch Service Job State Change": EventType.SERVICE_JOB_STATE_CHANGE,

@@ -14,9 +14,8 @@ import json
 from typing import TextIO
 
 from batchlens import alerts, logtail, slack
-from batchlens.cli import EXIT_BAD_INPUT, EXIT_OK, CliError, _events_in, _read
-from batchlens.events import InvalidEvent, parse_event
-from batchlens.records import JobRecord, normalise
+from batchlens.cli import EventFiles, _read
+from batchlens.records import JobRecord
 from batchlens.redact import Redactor
 from batchlens.settings import Settings
 
@@ -52,42 +51,23 @@ def preview(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: Tex
     redactor = Redactor(args.allow or settings.redact_allowlist)
     log_text = _read(args.log, stdin) if args.log else None
     lines = settings.log_tail_lines if args.lines is None else args.lines
-    status, first = EXIT_OK, True
-    for source in args.files:
-        name = "<stdin>" if source == "-" else source
-        try:
-            document = json.loads(_read(source, stdin))
-        except CliError as exc:
-            print(f"batchlens: {name}: {exc}", file=stderr)
-            status = EXIT_BAD_INPUT
-            continue
-        except ValueError as exc:
-            print(f"batchlens: {name}: not JSON: {exc}", file=stderr)
-            status = EXIT_BAD_INPUT
-            continue
-        for position, event in enumerate(_events_in(document), start=1):
-            where = (
-                name if position == 1 and not isinstance(document, list) else f"{name}#{position}"
+    inputs = EventFiles(args.files, stdin, stderr)
+    first = True
+    for where, found in inputs.records(redactor):
+        record = found
+        if log_text is not None and record.failure is not None:
+            record = with_log(record, log_text, lines, redactor)
+        if not alerts.should_alert(record, settings):
+            print(
+                f"batchlens: {where}: note: does not alert with ALERT_ON="
+                f"{','.join(settings.alert_on)} (rendered anyway)",
+                file=stderr,
             )
-            try:
-                record = normalise(parse_event(event), redactor=redactor)
-            except InvalidEvent as exc:
-                print(f"batchlens: {where}: {exc}", file=stderr)
-                status = EXIT_BAD_INPUT
-                continue
-            if log_text is not None and record.failure is not None:
-                record = with_log(record, log_text, lines, redactor)
-            if not alerts.should_alert(record, settings):
-                print(
-                    f"batchlens: {where}: note: does not alert with ALERT_ON="
-                    f"{','.join(settings.alert_on)} (rendered anyway)",
-                    file=stderr,
-                )
-            if args.format == "email" and not first:
-                print(f"\n{_RULE}\n", file=stdout)
-            print(render(record, args.format), file=stdout)
-            first = False
-    return status
+        if args.format == "email" and not first:
+            print(f"\n{_RULE}\n", file=stdout)
+        print(render(record, args.format), file=stdout)
+        first = False
+    return inputs.status
 
 
 def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

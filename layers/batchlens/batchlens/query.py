@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
+from batchlens.events import SERVICE_JOB_STATUSES
 from batchlens.failures import FailureCategory
 from batchlens.history import HistoryTable
 
@@ -36,16 +37,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 #: Every status a job (or a service job) can have, in the order a job moves through them.
-STATUSES = (
-    "SUBMITTED",
-    "PENDING",
-    "RUNNABLE",
-    "SCHEDULED",
-    "STARTING",
-    "RUNNING",
-    "SUCCEEDED",
-    "FAILED",
-)
+STATUSES = SERVICE_JOB_STATUSES
 CATEGORIES = tuple(category.value for category in FailureCategory)
 #: Parents are summed up by their children (array) or nodes (multi-node); stats count those.
 PARENT_KINDS = frozenset({"ARRAY_PARENT", "MULTINODE_PARENT"})

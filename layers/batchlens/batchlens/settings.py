@@ -8,6 +8,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from batchlens.events import SERVICE_JOB_STATUSES
+
 
 def _split_csv(value: object) -> object:
     # CloudFormation passes CommaDelimitedList parameters joined with commas.
@@ -27,19 +29,7 @@ CsvList = Annotated[tuple[str, ...], BeforeValidator(_split_csv)]
 UpperCsvList = Annotated[tuple[str, ...], BeforeValidator(_upper_all)]
 
 #: What `ALERT_ON` may name: a job status, or a queue-blocked event.
-ALERTABLE = frozenset(
-    {
-        "SUBMITTED",
-        "PENDING",
-        "RUNNABLE",
-        "SCHEDULED",
-        "STARTING",
-        "RUNNING",
-        "SUCCEEDED",
-        "FAILED",
-        "QUEUE_BLOCKED",
-    }
-)
+ALERTABLE = frozenset({*SERVICE_JOB_STATUSES, "QUEUE_BLOCKED"})
 
 
 class Settings(BaseModel):
