@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from batchlens.local import FakeLambdaContext, LocalStack, create_stack, sqs_event
 
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
 # Powertools outside Lambda: no X-Ray (the handler's Tracer would look for a daemon), and the
 # metric namespace the template gives the enricher (flushing metrics without one raises).
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+# Property tests judge behaviour, not speed: CI shares two cores with the rest of `make test`.
+hypothesis_settings.register_profile("batchlens", deadline=None)
+hypothesis_settings.load_profile("batchlens")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "batchlens")
 
 Json = dict[str, Any]
