@@ -20,8 +20,8 @@ REPORTS = Path(__file__).resolve().parents[2] / "reports"
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.chaos", description=__doc__)
     parser.add_argument("--small", action="store_true", help="600 events, 60 jobs (make test)")
-    parser.add_argument("--events", type=int, help="events to deliver (default 5000)")
-    parser.add_argument("--jobs", type=int, help="jobs at least (default 500)")
+    parser.add_argument("--events", type=int, help="events to deliver (default 6500)")
+    parser.add_argument("--jobs", type=int, help="jobs at least (default 650)")
     parser.add_argument("--seed", type=int, help="workload and fault seed")
     parser.add_argument("--out", type=Path, default=REPORTS / "chaos.json", help="report path")
     args = parser.parse_args(argv)

@@ -174,3 +174,28 @@ def test_every_string_in_a_sample_may_be_any_tricky_string(name: str) -> None:
             parsed = parse_or_refuse(event)
             if parsed is not None:
                 check_record(normalise(parsed))
+
+
+@pytest.mark.parametrize(
+    ("where", "field", "value"),
+    [
+        ("envelope", "id", "e" * 201),
+        ("detail", "jobId", "j" * 201),
+        ("detail", "jobName", "ü" * 201),  # 402 bytes of UTF-8
+        ("detail", "jobQueue", "q" * 1001),
+        ("detail", "status", "S" * 65),
+    ],
+)
+def test_values_too_long_for_the_history_keys_are_refused_by_name(
+    where: str, field: str, value: str
+) -> None:
+    # Given an event whose id, job id, name, queue or status would overflow a DynamoDB key
+    event = read_event("job-failed-oom")
+    (event if where == "envelope" else event["detail"])[field] = value
+
+    # When it is parsed, then it is refused, naming the field
+    with pytest.raises(InvalidEvent, match=field):
+        parse_event(event)
+    # And one byte less is accepted
+    (event if where == "envelope" else event["detail"])[field] = value[:-1]
+    parse_event(event)

@@ -440,12 +440,13 @@ class Enricher:
         # The alert went out: unless the ledger says so, a redelivery of its event would send it
         # again once the claim expires. Worth more tries than boto3's own (found by the soak).
         for attempt in range(COMPLETE_ATTEMPTS):
+            if attempt:
+                time.sleep(0.1 * 2 ** (attempt - 1))
             try:
                 self.ledger.complete(alert, message_id)
                 return
             except Exception as exc:
                 error = exc
-            time.sleep(0.1 * 2**attempt)
         logger.error(
             "Could not mark alert sent; a redelivery of its event may send it again",
             extra={"error": repr(error), "alert": dict(alert.key)},
