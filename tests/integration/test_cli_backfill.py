@@ -22,6 +22,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from batchlens import access, backfill, cli, local
+from batchlens.events import JOB_STATUSES
 from batchlens.history import HistoryTable
 from batchlens.records import JobRecord
 
@@ -325,7 +326,7 @@ def test_children_of_array_jobs_on_request(
     # moto lists an array's children with its queue too; each job is stored once either way.
     assert (summary["listed"], summary["written"]) == (4, 4)
     assert Counter(scopes) == Counter(
-        {"jobQueue": len(backfill.JOB_STATUSES), "arrayJobId": len(backfill.JOB_STATUSES)}
+        {"jobQueue": len(JOB_STATUSES), "arrayJobId": len(JOB_STATUSES)}
     )
     # (moto's descriptions of children leave out arrayProperties.index, so their kind is not
     # checked here; the normaliser's array handling has its own tests.)
@@ -357,7 +358,7 @@ def test_every_batch_call_takes_a_token(
 
     assert code == 0
     # DescribeJobQueues, ListJobs per status per queue, DescribeJobs per 100 jobs: all paced.
-    assert calls.made["batch.ListJobs"] == 2 * len(backfill.JOB_STATUSES)
+    assert calls.made["batch.ListJobs"] == 2 * len(JOB_STATUSES)
     assert calls.made["batch.DescribeJobs"] == 2
     assert len(tokens) == calls.of("batch") == 1 + 14 + 2
     assert set(tokens) == {40.0}

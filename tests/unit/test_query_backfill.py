@@ -19,14 +19,13 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from batchlens.backfill import (
-    JOB_STATUSES,
-    SERVICE_JOB_STATUSES,
     Backfill,
     Queue,
     TokenBucket,
     detail_from_summary,
     synthesize_event,
 )
+from batchlens.events import JOB_STATUSES, SERVICE_JOB_STATUSES
 from batchlens.history import HistoryTable, WriteOutcome, version_of
 from batchlens.query import JobQuery, find_jobs
 from batchlens.records import JobRecord
