@@ -35,6 +35,7 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from botocore.retries.standard import ExponentialBackoff
 
 from batchlens import aws
+from batchlens import template as cfn
 from batchlens.alerts import alert_status, should_alert
 from batchlens.events import parse_event
 from batchlens.history import LATEST_SK, job_pk, version_of
@@ -138,11 +139,14 @@ _current = threading.local()
 
 
 @contextmanager
-def _clients_with_faults() -> Iterator[None]:
-    """Every client the handler builds gets the hooks of the environment building it."""
+def _clients_with_faults(dynamodb_url: str) -> Iterator[None]:
+    """Every client the handler builds gets the hooks of the environment building it (and the
+    DynamoDB client the endpoint of the DynamoDB server)."""
     original = aws.client
 
     def client(service: str, settings: Settings, session: Any = None) -> Any:
+        if service == "dynamodb":
+            settings = settings.model_copy(update={"endpoint_url": dynamodb_url})
         built = original(service, settings, session)  # type: ignore[call-overload]
         _current.environment.attach(built)
         return built
@@ -152,6 +156,31 @@ def _clients_with_faults() -> Iterator[None]:
         yield
     finally:
         aws.client = original
+
+
+@contextmanager
+def _dynamodb_server(own_process: bool, endpoint_url: str) -> Iterator[str]:
+    """DynamoDB in a server of its own when servers have their own processes: moto spends most of
+    the soak's CPU time there (parsing update expressions), the rest on SQS and SNS."""
+    if not own_process:
+        yield endpoint_url
+        return
+    with locked_moto_server(own_process=True) as dynamodb_url:
+        yield dynamodb_url
+
+
+def _create_table(session: boto3.Session, endpoint_url: str, table_name: str) -> None:
+    """The history table from template.yaml, as create_stack makes it."""
+    template = cfn.load_template(cfn.default_template_path())
+    dynamodb = session.client("dynamodb", endpoint_url=endpoint_url)
+    dynamodb.create_table(**cfn.table_create_kwargs(template, table_name))
+    dynamodb.update_time_to_live(
+        TableName=table_name,
+        TimeToLiveSpecification={
+            "Enabled": True,
+            "AttributeName": cfn.table_ttl_attribute(template),
+        },
+    )
 
 
 def _send_all(sqs: Any, queue_url: str, bodies: list[str]) -> dict[str, str]:
@@ -373,13 +402,14 @@ def _published_key(record: Json) -> AlertKey:
 def verify(
     session: boto3.Session,
     endpoint_url: str,
+    dynamodb_url: str,
     stack: LocalStack,
     jobs: list[Job],
     poison: set[str],
     log_text: str,
 ) -> tuple[dict[str, int], Json]:
     """Compare what the stack holds with the truth: the report's counts and their detail."""
-    dynamodb = session.client("dynamodb", endpoint_url=endpoint_url)
+    dynamodb = session.client("dynamodb", endpoint_url=dynamodb_url)
     sqs = session.client("sqs", endpoint_url=endpoint_url)
     defaults = Settings.from_env({})
     # One Scan of the whole table (here only: batchlens itself never scans) instead of a read
@@ -497,9 +527,15 @@ def run(config: SoakConfig, log_path: Path) -> Json:
         "POWERTOOLS_TRACE_DISABLED": "true",
     }
     delays: list[float] = []
-    with _environ(credentials), locked_moto_server(own_process=config.own_server) as endpoint_url:
+    with (
+        _environ(credentials),
+        locked_moto_server(own_process=config.own_server) as endpoint_url,
+        _dynamodb_server(config.own_server, endpoint_url) as dynamodb_url,
+    ):
         session = boto3.Session(region_name="us-east-1")
         stack = create_stack(session, endpoint_url=endpoint_url)
+        if dynamodb_url != endpoint_url:
+            _create_table(session, dynamodb_url, stack.table_name)
         sqs = session.client("sqs", endpoint_url=endpoint_url)
         seeded = _seed_job_logs(session.client("logs", endpoint_url=endpoint_url), jobs)
         sent: dict[str, str] = {}
@@ -533,7 +569,7 @@ def run(config: SoakConfig, log_path: Path) -> Json:
         with (
             _environ(stack.environment),
             _no_backoff_sleeps(delays),
-            _clients_with_faults(),
+            _clients_with_faults(dynamodb_url),
             log_path.open("w", encoding="utf-8") as log_file,
         ):
             stdout, sys.stdout = sys.stdout, log_file  # the handler's JSON logs and EMF metrics
@@ -559,7 +595,9 @@ def run(config: SoakConfig, log_path: Path) -> Json:
         errors = [repr(p.error) for p in pollers if p.error is not None]
         log_text = log_path.read_text(encoding="utf-8")
         processed_at = time.monotonic()
-        counts, detail = verify(session, endpoint_url, stack, jobs, set(poison), log_text)
+        counts, detail = verify(
+            session, endpoint_url, dynamodb_url, stack, jobs, set(poison), log_text
+        )
 
     faults = injector.stats.snapshot()
     report: Json = {

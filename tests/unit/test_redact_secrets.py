@@ -232,3 +232,10 @@ def test_guarding_a_logger_twice_keeps_one_filter(
     logger, _ = guarded
     guard_logger(logger, Redactor(allowlist=["X"]))
     assert sum(isinstance(f, RedactingFilter) for f in logger.filters) == 1
+
+
+def test_a_plain_log_field_named_like_a_secret_is_masked_whole() -> None:
+    record = logging.makeLogRecord({"msg": "sent", "api_token": "abc123", "job_name": "nightly"})
+    RedactingFilter(Redactor()).filter(record)
+    assert vars(record)["api_token"] == MASK
+    assert vars(record)["job_name"] == "nightly"

@@ -88,9 +88,15 @@ class Redactor:
 
     def __init__(self, allowlist: Iterable[str] = ()) -> None:
         self._allow = frozenset(name.upper() for name in allowlist)
+        self._names: dict[str, bool] = {}  # the same few names (log fields, variables) recur
 
     def is_secret_name(self, name: str) -> bool:
-        return name.upper() not in self._allow and bool(_SECRET_NAME.match(name))
+        known = self._names.get(name)
+        if known is None:
+            known = name.upper() not in self._allow and bool(_SECRET_NAME.match(name))
+            if len(self._names) < 4096:
+                self._names[name] = known
+        return known
 
     def text(self, value: str) -> tuple[str, int]:
         """Return `value` with secrets masked, and how many were masked."""
@@ -268,9 +274,20 @@ class RedactingFilter(logging.Filter):
             record.msg = self.redactor.deep(record.msg)[0]
             if record.args:
                 record.args = self.redactor.deep(record.args)[0]
-        for key, value in list(vars(record).items()):
-            if key not in _LOG_RECORD_ATTRIBUTES and isinstance(value, str | Mapping | list):
-                setattr(record, key, self.redactor.deep(value)[0])
+        extras = {
+            key: value
+            for key, value in vars(record).items()
+            if key not in _LOG_RECORD_ATTRIBUTES and isinstance(value, str | Mapping | list)
+        }
+        plain = [value for value in extras.values() if isinstance(value, str)]
+        # One pre-scan of every plain field at once: most log lines have nothing to mask.
+        if (
+            len(plain) < len(extras)
+            or any(self.redactor.is_secret_name(key) for key in extras)
+            or maybe_secret("\n".join(plain))
+        ):
+            for key, value in extras.items():
+                setattr(record, key, self.redactor.deep({key: value})[0][key])
         if record.exc_info and record.exc_info[1] is not None:
             text = "".join(traceback.format_exception(*record.exc_info))
             masked, count = self.redactor.text(text)
