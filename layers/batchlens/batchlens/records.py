@@ -6,11 +6,11 @@ becomes one JobRecord. No AWS call happens here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, PlainSerializer
@@ -20,8 +20,10 @@ from batchlens import failures
 from batchlens.events import (
     AnyJobDetail,
     AttemptDetail,
+    AttemptTaskContainer,
     BatchEvent,
     ContainerDetail,
+    EksAttemptContainer,
     EventType,
     JobDetail,
     ServiceJobDetail,
@@ -312,6 +314,41 @@ def _image(job: AnyJobDetail) -> str | None:
 # --- attempts ------------------------------------------------------------------------------
 
 
+# The per-attempt container shapes that report an exit code and a reason.
+_C = TypeVar("_C", AttemptTaskContainer, EksAttemptContainer)
+
+
+def _first_failed(containers: Sequence[_C]) -> _C | None:
+    """The container that speaks for an attempt: the first that failed, else the first."""
+    failed = [c for c in containers if c.exit_code not in (None, 0) or c.reason]
+    candidates = failed or containers
+    return candidates[0] if candidates else None
+
+
+def _attempt(number: int, started_ms: int | None, stopped_ms: int | None, **fields: Any) -> Attempt:
+    """An attempt with its times and duration; fields not given are null."""
+    started, stopped = _time(started_ms), _time(stopped_ms)
+    values: dict[str, Any] = dict.fromkeys(
+        (
+            "exit_code",
+            "reason",
+            "status_reason",
+            "log_group",
+            "log_stream_name",
+            "log_url",
+            "resource_arn",
+        )
+    )
+    values.update(fields)
+    return Attempt(
+        number=number,
+        started_at=started,
+        stopped_at=stopped,
+        duration_seconds=_seconds(started, stopped),
+        **values,
+    )
+
+
 def _container_attempt(
     number: int, attempt: AttemptDetail, log_group: str, partition: str, region: str
 ) -> Attempt:
@@ -324,20 +361,15 @@ def _container_attempt(
         # ECS-properties jobs: the first container that failed speaks for the attempt.
         task = attempt.task_properties[0]
         resource = resource or task.task_arn
-        task_containers = task.containers
-        failed = [c for c in task_containers if c.exit_code not in (None, 0) or c.reason]
-        candidates = failed or task_containers
-        chosen = candidates[0] if candidates else None
+        chosen = _first_failed(task.containers)
         if chosen is not None:
             exit_code = exit_code if exit_code is not None else chosen.exit_code
             reason = reason or chosen.reason
             stream = stream or chosen.log_stream_name
-    started, stopped = _time(attempt.started_at), _time(attempt.stopped_at)
-    return Attempt(
-        number=number,
-        started_at=started,
-        stopped_at=stopped,
-        duration_seconds=_seconds(started, stopped),
+    return _attempt(
+        number,
+        attempt.started_at,
+        attempt.stopped_at,
         exit_code=exit_code,
         reason=reason,
         status_reason=attempt.status_reason,
@@ -352,24 +384,16 @@ def _attempts(job: AnyJobDetail, partition: str, region: str) -> list[Attempt]:
     if isinstance(job, ServiceJobDetail):
         result = []
         for number, service_attempt in enumerate(job.attempts, start=1):
-            started, stopped = _time(service_attempt.started_at), _time(service_attempt.stopped_at)
-            resource = (
-                service_attempt.service_resource_id.value
-                if service_attempt.service_resource_id
-                else None
-            )
+            resource_id = service_attempt.service_resource_id
+            resource = resource_id.value if resource_id else None
             name = resource.rsplit("/", 1)[-1] if resource else None
             result.append(
-                Attempt(
-                    number=number,
-                    started_at=started,
-                    stopped_at=stopped,
-                    duration_seconds=_seconds(started, stopped),
-                    exit_code=None,
-                    reason=None,
+                _attempt(
+                    number,
+                    service_attempt.started_at,
+                    service_attempt.stopped_at,
                     status_reason=service_attempt.status_reason,
                     log_group=SAGEMAKER_LOG_GROUP if name else None,
-                    log_stream_name=None,
                     log_url=_training_log_url(partition, region, name) if name else None,
                     resource_arn=resource,
                 )
@@ -378,23 +402,15 @@ def _attempts(job: AnyJobDetail, partition: str, region: str) -> list[Attempt]:
     if job.eks_attempts:
         result = []
         for number, eks_attempt in enumerate(job.eks_attempts, start=1):
-            started, stopped = _time(eks_attempt.started_at), _time(eks_attempt.stopped_at)
-            eks_containers = eks_attempt.containers + eks_attempt.init_containers
-            failed = [c for c in eks_containers if c.exit_code not in (None, 0) or c.reason]
-            candidates = failed or eks_containers
-            chosen = candidates[0] if candidates else None
+            chosen = _first_failed(eks_attempt.containers + eks_attempt.init_containers)
             result.append(
-                Attempt(
-                    number=number,
-                    started_at=started,
-                    stopped_at=stopped,
-                    duration_seconds=_seconds(started, stopped),
+                _attempt(
+                    number,
+                    eks_attempt.started_at,
+                    eks_attempt.stopped_at,
                     exit_code=chosen.exit_code if chosen else None,
                     reason=chosen.reason if chosen else None,
                     status_reason=eks_attempt.status_reason,
-                    log_group=None,
-                    log_stream_name=None,
-                    log_url=None,
                     resource_arn=eks_attempt.eks_cluster_arn,
                 )
             )
