@@ -29,12 +29,10 @@ from batchlens import access, cli, local
 from batchlens.events import parse_event
 from batchlens.history import (
     LATEST_SK,
-    TTL_ATTRIBUTE,
     HistoryTable,
-    index_keys,
     job_pk,
-    version_of,
 )
+from batchlens.history import latest_item as history_latest_item
 from batchlens.records import JobRecord, normalise
 
 pytestmark = pytest.mark.integration
@@ -795,22 +793,8 @@ BIG = 2_500
 
 
 def latest_item(record: JobRecord) -> dict[str, Any]:
-    """The item `HistoryTable.put_latest` writes for a new job (see the equivalence test)."""
-    item: dict[str, Any] = {
-        "pk": {"S": job_pk(record.job_id)},
-        "sk": {"S": LATEST_SK},
-        "version": {"S": version_of(record)},
-        "record": {"S": record.to_json()},
-        "status": {"S": record.status},
-        "jobQueue": {"S": record.job_queue.name},
-        TTL_ATTRIBUTE: {
-            "N": str(int((record.event_time + timedelta(days=RETENTION_DAYS)).timestamp()))
-        },
-    }
-    if record.failure is not None:
-        item["category"] = {"S": record.failure.category.value}
-    item.update({key: {"S": value} for key, value in index_keys(record).items()})
-    return item
+    """The item `HistoryTable.put_latest` writes for a new job (checked against it)."""
+    return dict(history_latest_item(record, RETENTION_DAYS))
 
 
 def bulk_put(history: HistoryTable, records: list[JobRecord]) -> None:

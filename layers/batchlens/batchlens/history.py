@@ -116,16 +116,51 @@ class StoredJob:
     version: str
 
 
+def expires_at(record: JobRecord, retention_days: int) -> int:
+    """The TTL of the record's items: `retention_days` after its event."""
+    return int((record.event_time + timedelta(days=retention_days)).timestamp())
+
+
+def latest_attributes(
+    record: JobRecord, retention_days: int, record_json: str | None = None
+) -> dict[str, AttributeValueTypeDef]:
+    """The attributes of a job's latest item, besides its key.
+
+    Only what a key, an index or a filter needs lives outside `record`: every clause of the
+    update expression costs parsing time on each write.
+    """
+    attributes: dict[str, AttributeValueTypeDef] = {
+        "version": _s(version_of(record)),
+        "record": _s(record_json if record_json is not None else record.to_json()),
+        "status": _s(record.status),
+        "jobQueue": _s(record.job_queue.name),
+        TTL_ATTRIBUTE: _n(expires_at(record, retention_days)),
+    }
+    if record.failure is not None:
+        attributes["category"] = _s(record.failure.category.value)
+    attributes.update({key: _s(value) for key, value in index_keys(record).items()})
+    return attributes
+
+
+def latest_item(record: JobRecord, retention_days: int) -> dict[str, AttributeValueTypeDef]:
+    """The whole latest item as `put_latest` leaves it for a new job (for bulk loads)."""
+    return {
+        "pk": _s(job_pk(record.job_id)),
+        "sk": _s(LATEST_SK),
+        **latest_attributes(record, retention_days),
+    }
+
+
 class HistoryTable:
     """Adapter over the history table; takes its DynamoDB client."""
 
     def __init__(self, client: DynamoDBClient, table_name: str, retention_days: int) -> None:
         self._client = client
         self.table_name = table_name
-        self._retention = timedelta(days=retention_days)
+        self.retention_days = retention_days
 
     def _expires_at(self, record: JobRecord) -> int:
-        return int((record.event_time + self._retention).timestamp())
+        return expires_at(record, self.retention_days)
 
     # --- writes ------------------------------------------------------------------------
 
@@ -137,38 +172,18 @@ class HistoryTable:
         Returns the outcome and the version the table held before (None for a new job), which
         tells the caller whether other events of the same job were newer than the table too.
         """
+        attributes = latest_attributes(record, self.retention_days, record_json)
         version = version_of(record)
-        body = record_json if record_json is not None else record.to_json()
-        # Only what a key, an index or a filter needs lives outside `record`: every clause of
-        # the update expression costs parsing time on each write.
-        attributes: dict[str, AttributeValueTypeDef] = {
-            ":version": _s(version),
-            ":record": _s(body),
-            ":status": _s(record.status),
-            ":jobQueue": _s(record.job_queue.name),
-            ":expiresAt": _n(self._expires_at(record)),
-        }
-        names = {"#version": "version", "#status": "status", "#record": "record"}
-        sets = [
-            "#version = :version",
-            "#record = :record",
-            "#status = :status",
-            "jobQueue = :jobQueue",
-            f"{TTL_ATTRIBUTE} = :expiresAt",
-        ]
-        removes = []
-        category = record.failure.category.value if record.failure else None
-        if category:
-            attributes[":category"] = _s(category)
-            sets.append("category = :category")
-        else:
-            removes.append("category")
-        for key, value in index_keys(record).items():
-            attributes[f":{key}"] = _s(value)
-            sets.append(f"{key} = :{key}")
+        names: dict[str, str] = {}
+        values: dict[str, AttributeValueTypeDef] = {}
+        sets = []
+        for position, (name, value) in enumerate(attributes.items()):
+            names[f"#a{position}"], values[f":a{position}"] = name, value
+            sets.append(f"#a{position} = :a{position}")
+        names["#version"], values[":version"] = "version", attributes["version"]
         expression = "SET " + ", ".join(sets)
-        if removes:
-            expression += " REMOVE " + ", ".join(removes)
+        if "category" not in attributes:
+            expression += " REMOVE category"
         try:
             response = self._client.update_item(
                 TableName=self.table_name,
@@ -176,7 +191,7 @@ class HistoryTable:
                 UpdateExpression=expression,
                 ConditionExpression="attribute_not_exists(pk) OR #version < :version",
                 ExpressionAttributeNames=names,
-                ExpressionAttributeValues=attributes,
+                ExpressionAttributeValues=values,
                 ReturnValues="UPDATED_OLD",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
