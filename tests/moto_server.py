@@ -108,3 +108,31 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@contextmanager
+def cli_endpoint() -> Iterator[str]:
+    """moto's server on a free loopback port, as the CLI tests see AWS: fake credentials, and
+    no profile, endpoint or table variable leaking in from the developer's shell."""
+    import logging
+
+    import pytest
+
+    from batchlens import access
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    with pytest.MonkeyPatch.context() as env:
+        for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
+            env.delenv(name, raising=False)
+        for name in (access.TABLE_VARIABLE, access.ENDPOINT_VARIABLE):
+            env.delenv(name, raising=False)
+        env.setenv("AWS_ACCESS_KEY_ID", "testing")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        try:
+            yield f"http://{host}:{port}"
+        finally:
+            server.stop()

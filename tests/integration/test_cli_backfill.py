@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -19,12 +18,12 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from batchlens import access, backfill, cli, local
 from batchlens.events import JOB_STATUSES
 from batchlens.history import HistoryTable
 from batchlens.records import JobRecord
+from tests.moto_server import cli_endpoint
 
 pytestmark = pytest.mark.integration
 
@@ -34,25 +33,12 @@ ETL_OK, ETL_FAILED, ML_OK = 12, 4, 3
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
     """moto's server on loopback, its Batch running jobs without Docker."""
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    with pytest.MonkeyPatch.context() as env:
-        for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
-            env.delenv(name, raising=False)
-        for name in (access.TABLE_VARIABLE, access.ENDPOINT_VARIABLE):
-            env.delenv(name, raising=False)
-        env.setenv("AWS_ACCESS_KEY_ID", "testing")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
-        url = f"http://{host}:{port}"
+    with cli_endpoint() as url:
         configure_batch(url, use_docker=False)
         try:
             yield url
         finally:
             configure_batch(url, use_docker=True)  # moto's default, for the tests that follow
-            server.stop()
 
 
 def configure_batch(url: str, *, use_docker: bool) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import io
 import json
-import logging
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -23,7 +22,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from batchlens import access, cli, local
 from batchlens.events import parse_event
@@ -34,6 +32,7 @@ from batchlens.history import (
 )
 from batchlens.history import latest_item as history_latest_item
 from batchlens.records import JobRecord, normalise
+from tests.moto_server import cli_endpoint
 
 pytestmark = pytest.mark.integration
 
@@ -95,22 +94,8 @@ def oom_running() -> JobRecord:
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
     """moto's server on loopback (a free port), with fake credentials for this module."""
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    with pytest.MonkeyPatch.context() as env:
-        for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
-            env.delenv(name, raising=False)
-        for name in (access.TABLE_VARIABLE, access.ENDPOINT_VARIABLE):
-            env.delenv(name, raising=False)
-        env.setenv("AWS_ACCESS_KEY_ID", "testing")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
-        try:
-            yield f"http://{host}:{port}"
-        finally:
-            server.stop()
+    with cli_endpoint() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
