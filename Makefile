@@ -52,8 +52,12 @@ checkov: setup  ## checkov (offline); every skip is justified in the template's 
 validate: setup  ## sam validate --lint (isolated aws-sam-cli)
 	$(SAM) validate --lint --template template.yaml
 
-build: setup  ## sam build (needs python3.13 on PATH; .python-version provides it under pyenv)
-	$(SAM) build --template template.yaml
+# The layer's Makefile installs with this Python's pip; inside `uv tool run`, `python3.13` on PATH
+# would be aws-sam-cli's own interpreter, which has no pip.
+LAYER_PYTHON ?= $(shell command -v python3.13)
+
+build: setup  ## sam build (needs python3.13 with pip on PATH; .python-version provides it under pyenv)
+	LAYER_PYTHON="$(LAYER_PYTHON)" $(SAM) build --template template.yaml
 
 deploy: build  ## sam deploy of the build (CONFIG_ENV=dev|prod picks a samconfig.toml environment)
 	$(SAM) deploy $(if $(CONFIG_ENV),--config-env $(CONFIG_ENV))

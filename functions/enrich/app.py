@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
+import boto3
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
 
 from batchlens import aws, telemetry
 from batchlens.pipeline import Enricher, Message, RecordFailed
 from batchlens.redact import guard_logger
 from batchlens.settings import Settings
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+Handler = Callable[[dict[str, Any], "LambdaContext"], dict[str, Any]]
 
 logger = Logger(service="batchlens")
 # Masks secrets in everything logged, from the first line of a cold start (a logged event too);
@@ -25,12 +28,27 @@ logger = Logger(service="batchlens")
 guard_logger(logging.getLogger(logger.service))
 # Namespace from POWERTOOLS_METRICS_NAMESPACE; per-queue/status/category sets: see telemetry.
 metrics = Metrics()
-# X-Ray for the handler and every boto3 call (Batch, DynamoDB, SNS, Logs); only boto3 is
-# patched, to keep the cold start small. Calls made on the pipeline's worker threads attach to
-# the function's segment rather than the handler's subsegment.
-tracer = Tracer(patch_modules=["boto3"])
-processor = BatchProcessor(event_type=EventType.SQS)
 _enricher: Enricher | None = None
+
+
+def traced(handler: Handler) -> Handler:
+    """X-Ray subsegments for the handler and every boto3 call, when the stack asks for them.
+
+    The X-Ray SDK is imported only then: it builds its own botocore client at import, about
+    0.17 s of CPU that every cold start would pay (several times that at 256 MB). Lambda's own
+    active tracing (the invocation and its init) needs no SDK and stays on.
+    """
+    disabled = resolve_truthy_env_var_choice(os.getenv("POWERTOOLS_TRACE_DISABLED", "false"))
+    if disabled:
+        return handler
+    from aws_lambda_powertools import Tracer
+
+    # Only boto3 is patched, to keep the cold start small. Calls made on the pipeline's worker
+    # threads attach to the function's segment rather than the handler's subsegment.
+    tracer = Tracer(patch_modules=["boto3"])
+    # capture_response=False: responses carry job details.
+    wrapped: Handler = tracer.capture_lambda_handler(capture_response=False)(handler)
+    return wrapped
 
 
 def enricher() -> Enricher:
@@ -38,18 +56,21 @@ def enricher() -> Enricher:
     global _enricher  # noqa: PLW0603 - the per-cold-start singleton Lambda expects
     if _enricher is None:
         settings = Settings.from_env()
+        # One session for every client: a session caches the endpoint and partition data it
+        # loads, and a session per client would decode them four times at each cold start.
+        session = boto3.session.Session()
         _enricher = Enricher(
             settings,
-            batch=aws.client("batch", settings),
-            dynamodb=aws.client("dynamodb", settings),
-            sns=aws.client("sns", settings),
-            logs=aws.client("logs", settings),
+            batch=aws.client("batch", settings, session),
+            dynamodb=aws.client("dynamodb", settings, session),
+            sns=aws.client("sns", settings, session),
+            logs=aws.client("logs", settings, session),
         )
     return _enricher
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler(capture_response=False)  # responses carry job details
+@traced
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     remaining_ms = context.get_remaining_time_in_millis()
@@ -71,11 +92,24 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     telemetry.observe(result, metrics)
     failures = result.failures
 
+    if not failures:
+        return {"batchItemFailures": []}
+    # Powertools' batch utility imports every Parser model (~0.1 s), so only a batch with a
+    # failed record loads it; it reports those records for SQS to redeliver (then the DLQ).
+    from aws_lambda_powertools.utilities.batch import (
+        BatchProcessor,
+        EventType,
+        process_partial_response,
+    )
+
     def check(record: SQSRecord) -> None:
         if record.message_id in failures:
             raise RecordFailed(failures[record.message_id])
 
     response = process_partial_response(
-        event=event, record_handler=check, processor=processor, context=context
+        event=event,
+        record_handler=check,
+        processor=BatchProcessor(event_type=EventType.SQS),
+        context=context,
     )
     return dict(response)

@@ -31,6 +31,7 @@ from batchlens.template import (
 
 Template = dict[str, Any]
 
+ROOT = Path(__file__).resolve().parents[2]
 BATCH_DETAIL_TYPES = {
     "Batch Job State Change",
     "Batch Service Job State Change",
@@ -393,7 +394,7 @@ def test_every_batchlens_variable_is_a_settings_field(template: Template) -> Non
     environment = function_environment(template)
     ours = {name for name in environment if not name.startswith("POWERTOOLS_")}
     # Then the one settings model reads each of them (none is set for nothing)
-    aliases = {field.alias for field in Settings.model_fields.values()}
+    aliases = Settings.variables()
     assert ours <= aliases
 
 
@@ -429,6 +430,16 @@ def test_overridden_parameters_reach_the_environment(template: Template) -> None
     assert settings.redact_allowlist == ("TOKEN_BUCKET", "PASSWORD_POLICY")
 
 
+def test_the_xray_sdk_is_loaded_only_when_the_stack_traces_aws_calls(template: Template) -> None:
+    ids = {"HistoryTable": "history", "AlertTopic": "topic"}
+    # Given the default stack: Lambda traces invocations, the handler loads no X-Ray SDK
+    assert parameter_defaults(template)["TraceAwsCalls"] == "false"
+    assert resolve_environment(template, ids)["POWERTOOLS_TRACE_DISABLED"] == "true"
+    # When a stack asks for a subsegment per AWS call, Powertools' Tracer is switched on
+    traced = resolve_environment(template, ids, {"TraceAwsCalls": "true"})
+    assert traced["POWERTOOLS_TRACE_DISABLED"] == "false"
+
+
 def test_resolving_the_environment_needs_every_resource(template: Template) -> None:
     # A resource the caller did not create locally cannot be silently dropped
     with pytest.raises(KeyError, match="AlertTopic"):
@@ -444,7 +455,11 @@ def test_enricher_runs_the_layer_code_with_tracing(template: Template) -> None:
     assert {"Ref": "BatchlensLayer"} in function_setting(template, "EnricherFunction", "Layers")
     layer = properties(template, "BatchlensLayer")
     assert layer["ContentUri"] == "layers/batchlens/"
-    assert resource(template, "BatchlensLayer")["Metadata"]["BuildMethod"] == "python3.13"
+    # Built by layers/batchlens/Makefile, which ships bytecode (see test_cold_start)
+    metadata = resource(template, "BatchlensLayer")["Metadata"]
+    assert metadata["BuildMethod"] == "makefile"
+    assert metadata["BuildArchitecture"] == "x86_64"
+    assert "build-BatchlensLayer:" in (ROOT / "layers" / "batchlens" / "Makefile").read_text()
     log_group = properties(template, "EnricherLogGroup")
     assert log_group["LogGroupName"] == {"Fn::Sub": "/aws/lambda/${AWS::StackName}-enricher"}
     assert props["LoggingConfig"] == {"LogGroup": {"Ref": "EnricherLogGroup"}}

@@ -247,11 +247,27 @@ def resolve_environment(
     """The function's environment as a deployed stack would see it, for local runs.
 
     `!Ref` of a resource becomes its entry in `physical_ids` (e.g. the local table's name),
-    `!Ref` of a parameter the value in `parameters` or else its template default, and `!Join`
-    joins (a CommaDelimitedList parameter is already its comma-joined string). A reference to
-    anything else raises `KeyError`, so a new variable cannot be silently left out.
+    `!Ref` of a parameter the value in `parameters` or else its template default, `!Join`
+    joins (a CommaDelimitedList parameter is already its comma-joined string) and `!If` picks by
+    its condition (`!Equals`, `!Not`, `!And`, `!Or` over those values). A reference to anything
+    else raises `KeyError`, so a new variable cannot be silently left out.
     """
     values = {**parameter_defaults(template), **(parameters or {})}
+    conditions: Mapping[str, Any] = template.get("Conditions", {})
+
+    def holds(condition: Any, name: str) -> bool:
+        if isinstance(condition, dict) and "Condition" in condition:
+            return holds(conditions[condition["Condition"]], name)
+        if isinstance(condition, dict) and "Fn::Equals" in condition:
+            left, right = condition["Fn::Equals"]
+            return resolve(left, name) == resolve(right, name)
+        if isinstance(condition, dict) and "Fn::Not" in condition:
+            return not holds(condition["Fn::Not"][0], name)
+        if isinstance(condition, dict) and "Fn::And" in condition:
+            return all(holds(part, name) for part in condition["Fn::And"])
+        if isinstance(condition, dict) and "Fn::Or" in condition:
+            return any(holds(part, name) for part in condition["Fn::Or"])
+        raise ValueError(f"{name}: cannot evaluate condition {condition!r} locally")
 
     def resolve(value: Any, name: str) -> str:
         if isinstance(value, bool):
@@ -270,6 +286,10 @@ def resolve_environment(
             if isinstance(parts, dict):  # !Join [",", !Ref SomeCommaDelimitedList]
                 return resolve(parts, name)
             return str(separator).join(resolve(part, name) for part in parts)
+        if isinstance(value, dict) and "Fn::If" in value:
+            condition, when_true, when_false = value["Fn::If"]
+            chosen = when_true if holds(conditions[condition], name) else when_false
+            return resolve(chosen, name)
         raise ValueError(f"{name}: cannot resolve {value!r} locally")
 
     return {
