@@ -62,7 +62,7 @@ build: setup  ## sam build (needs python3.13 with pip on PATH; .python-version p
 deploy: build  ## sam deploy of the build (CONFIG_ENV=dev|prod picks a samconfig.toml environment)
 	$(SAM) deploy $(if $(CONFIG_ENV),--config-env $(CONFIG_ENV))
 
-bench: setup  ## benchmarks against moto: writes bench/results.json, bench/results.md, bench/batch-time.png
+bench: build  ## benchmarks against moto (on the sam build output): writes bench/results.json, bench/results.md, bench/batch-time.png
 	$(RUN) python -m bench
 
 chaos: setup  ## fault-injection soak: writes reports/chaos.json (CHAOS_ARGS=--small: the make-test variant)
