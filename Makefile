@@ -54,7 +54,7 @@ validate: setup  ## sam validate --lint (isolated aws-sam-cli)
 
 # The layer's Makefile installs with this Python's pip; inside `uv tool run`, `python3.13` on PATH
 # would be aws-sam-cli's own interpreter, which has no pip.
-LAYER_PYTHON ?= $(shell command -v python3.13)
+LAYER_PYTHON ?= $(or $(shell command -v python3.13),python3.13)
 
 build: setup  ## sam build (needs python3.13 with pip on PATH; .python-version provides it under pyenv)
 	LAYER_PYTHON="$(LAYER_PYTHON)" $(SAM) build --template template.yaml

@@ -16,7 +16,6 @@ counted), and everything else runs at real speed.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import random
@@ -147,7 +146,7 @@ def _clients_with_faults(dynamodb_url: str) -> Iterator[None]:
 
     def client(service: str, settings: Settings, session: Any = None) -> Any:
         if service == "dynamodb":
-            settings = dataclasses.replace(settings, endpoint_url=dynamodb_url)
+            settings = settings.model_copy(update={"endpoint_url": dynamodb_url})
         built = original(service, settings, session)  # type: ignore[call-overload]
         _current.environment.attach(built)
         return built

@@ -394,7 +394,7 @@ def test_every_batchlens_variable_is_a_settings_field(template: Template) -> Non
     environment = function_environment(template)
     ours = {name for name in environment if not name.startswith("POWERTOOLS_")}
     # Then the one settings model reads each of them (none is set for nothing)
-    aliases = Settings.variables()
+    aliases = {field.alias for field in Settings.model_fields.values()}
     assert ours <= aliases
 
 
