@@ -413,6 +413,16 @@ def projection(
             + publishes / 1e6 * pricing.SNS_PER_MILLION_PUBLISHES
         )
 
+    def row(rates: dict[str, float], gb_s: float, wru: float, publishes: float) -> dict[str, Any]:
+        return {
+            "invocations": invocations,
+            "batchApiCalls": round(rates.get("batch", 0) * events),
+            "dynamodbWriteUnits": round(wru),
+            "snsPublishes": round(publishes),
+            "lambdaGbSeconds": round(gb_s, 1),
+            "costUsd": round(cost(gb_s, invocations, wru, publishes), 2),
+        }
+
     ours = per_event["batchlens"]
     naive = per_event["naive"]
     ours_gb_s = invocations * batch_seconds * gb
@@ -441,22 +451,8 @@ def projection(
         "events": events,
         "batchSize": 100,
         "memoryMb": STACK_MEMORY_MB,
-        "batchlens": {
-            "invocations": invocations,
-            "batchApiCalls": round(ours.get("batch", 0) * events),
-            "dynamodbWriteUnits": round(ours_wru),
-            "snsPublishes": round(ours_pub),
-            "lambdaGbSeconds": round(ours_gb_s, 1),
-            "costUsd": round(cost(ours_gb_s, invocations, ours_wru, ours_pub), 2),
-        },
-        "naive": {
-            "invocations": invocations,
-            "batchApiCalls": round(naive.get("batch", 0) * events),
-            "dynamodbWriteUnits": round(naive_wru),
-            "snsPublishes": round(naive_pub),
-            "lambdaGbSeconds": round(naive_gb_s, 1),
-            "costUsd": round(cost(naive_gb_s, invocations, naive_wru, naive_pub), 2),
-        },
+        "batchlens": row(ours, ours_gb_s, ours_wru, ours_pub),
+        "naive": row(naive, naive_gb_s, naive_wru, naive_pub),
         "stepFunctionsExpress": sfn,
         "assumptions": (
             f"Lambda at {STACK_MEMORY_MB} MB billed for the measured batch time; records of "

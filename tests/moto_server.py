@@ -136,3 +136,17 @@ def cli_endpoint() -> Iterator[str]:
             yield f"http://{host}:{port}"
         finally:
             server.stop()
+
+
+def hook_cli_sessions(monkeypatch: Any, event_name: str, handler: Callable[..., Any]) -> None:
+    """Register `handler` for botocore's `event_name` on every session the CLI builds."""
+    from batchlens import access
+
+    real = access.boto3_session
+
+    def hooked(profile: str | None, region: str | None) -> Any:
+        made = real(profile, region)
+        made.events.register(event_name, handler)
+        return made
+
+    monkeypatch.setattr(access, "boto3_session", hooked)

@@ -39,7 +39,7 @@ from batchlens import template as cfn
 from batchlens.alerts import alert_status, should_alert
 from batchlens.events import parse_event
 from batchlens.history import LATEST_SK, job_pk, version_of
-from batchlens.local import FakeLambdaContext, LocalStack, create_stack, sqs_event
+from batchlens.local import FakeLambdaContext, LocalStack, create_stack, create_table, sqs_event
 from batchlens.records import DEFAULT_LOG_GROUP, JobRecord, normalise
 from batchlens.settings import Settings
 from tests.chaos.faults import FAULT_KINDS, BatchApi, FaultInjector, FaultRates, SimulatedCrash
@@ -172,15 +172,7 @@ def _dynamodb_server(own_process: bool, endpoint_url: str) -> Iterator[str]:
 def _create_table(session: boto3.Session, endpoint_url: str, table_name: str) -> None:
     """The history table from template.yaml, as create_stack makes it."""
     template = cfn.load_template(cfn.default_template_path())
-    dynamodb = session.client("dynamodb", endpoint_url=endpoint_url)
-    dynamodb.create_table(**cfn.table_create_kwargs(template, table_name))
-    dynamodb.update_time_to_live(
-        TableName=table_name,
-        TimeToLiveSpecification={
-            "Enabled": True,
-            "AttributeName": cfn.table_ttl_attribute(template),
-        },
-    )
+    create_table(session.client("dynamodb", endpoint_url=endpoint_url), template, table_name)
 
 
 def _send_all(sqs: Any, queue_url: str, bodies: list[str]) -> dict[str, str]:

@@ -19,11 +19,11 @@ from typing import Any
 import boto3
 import pytest
 
-from batchlens import access, backfill, cli, local
+from batchlens import backfill, cli, local
 from batchlens.events import JOB_STATUSES
 from batchlens.history import HistoryTable
 from batchlens.records import JobRecord
-from tests.moto_server import cli_endpoint
+from tests.moto_server import cli_endpoint, hook_cli_sessions
 
 pytestmark = pytest.mark.integration
 
@@ -115,14 +115,7 @@ class Calls:
 def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
     """Every AWS call of the sessions the CLI builds (a botocore event hook)."""
     counter = Calls()
-    real = access.boto3_session
-
-    def watched(profile: str | None, region: str | None) -> boto3.Session:
-        made = real(profile, region)
-        made.events.register("before-parameter-build", counter)
-        return made
-
-    monkeypatch.setattr(access, "boto3_session", watched)
+    hook_cli_sessions(monkeypatch, "before-parameter-build", counter)
     return counter
 
 
@@ -258,14 +251,7 @@ def test_jobs_that_vanish_before_describe_are_stored_from_their_summary(
         # Batch forgot them between ListJobs and DescribeJobs (it keeps jobs about 7 days).
         parsed["jobs"] = [job for job in parsed.get("jobs", []) if job["jobId"] not in vanished]
 
-    real = access.boto3_session
-
-    def forgetful(profile: str | None, region: str | None) -> boto3.Session:
-        made = real(profile, region)
-        made.events.register("after-call.batch.DescribeJobs", forget)
-        return made
-
-    monkeypatch.setattr(access, "boto3_session", forgetful)
+    hook_cli_sessions(monkeypatch, "after-call.batch.DescribeJobs", forget)
 
     code, summary, _ = run_backfill(endpoint, history.table_name, "--queue", "etl")
 
@@ -297,14 +283,7 @@ def test_children_of_array_jobs_on_request(
     def scope(params: dict[str, Any], **_: Any) -> None:
         scopes.append("arrayJobId" if "arrayJobId" in params else "jobQueue")
 
-    real = access.boto3_session
-
-    def watched(profile: str | None, region: str | None) -> boto3.Session:
-        made = real(profile, region)
-        made.events.register("before-parameter-build.batch.ListJobs", scope)
-        return made
-
-    monkeypatch.setattr(access, "boto3_session", watched)
+    hook_cli_sessions(monkeypatch, "before-parameter-build.batch.ListJobs", scope)
 
     code, summary, _ = run_backfill(endpoint, history.table_name, "--queue", "arrays", "--children")
 

@@ -23,7 +23,7 @@ from typing import Any
 import boto3
 import pytest
 
-from batchlens import access, cli, local
+from batchlens import cli, local
 from batchlens.events import parse_event
 from batchlens.history import (
     LATEST_SK,
@@ -32,7 +32,7 @@ from batchlens.history import (
 )
 from batchlens.history import latest_item as history_latest_item
 from batchlens.records import JobRecord, normalise
-from tests.moto_server import cli_endpoint
+from tests.moto_server import cli_endpoint, hook_cli_sessions
 
 pytestmark = pytest.mark.integration
 
@@ -162,14 +162,7 @@ class Calls:
 def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
     """Counts the calls of the sessions the CLI builds."""
     counter = Calls()
-    real = access.boto3_session
-
-    def watched(profile: str | None, region: str | None) -> boto3.Session:
-        made = real(profile, region)
-        made.events.register("before-parameter-build", counter)
-        return made
-
-    monkeypatch.setattr(access, "boto3_session", watched)
+    hook_cli_sessions(monkeypatch, "before-parameter-build", counter)
     return counter
 
 

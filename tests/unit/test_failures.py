@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from batchlens.events import SERVICE_JOB_STATUSES
 from batchlens.failures import (
     AttemptFacts,
     EvidenceField,
@@ -527,16 +528,7 @@ def job_facts(
     )
 
 
-STATUSES = [
-    "SUBMITTED",
-    "PENDING",
-    "RUNNABLE",
-    "SCHEDULED",
-    "STARTING",
-    "RUNNING",
-    "SUCCEEDED",
-    "FAILED",
-]
+STATUSES = list(SERVICE_JOB_STATUSES)
 EVENT_TYPES = [
     "JOB_STATE_CHANGE",
     "SERVICE_JOB_STATE_CHANGE",

@@ -19,6 +19,7 @@ from batchlens.settings import Settings
 
 if TYPE_CHECKING:
     import boto3
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -49,6 +50,18 @@ def _queue_arn(session: boto3.Session, endpoint_url: str | None, url: str) -> st
     return attributes["Attributes"]["QueueArn"]
 
 
+def create_table(dynamodb: DynamoDBClient, template: Mapping[str, Any], table_name: str) -> None:
+    """The history table of `template`: keys, indexes and TTL as the stack declares them."""
+    dynamodb.create_table(**cfn.table_create_kwargs(template, table_name))
+    dynamodb.update_time_to_live(
+        TableName=table_name,
+        TimeToLiveSpecification={
+            "Enabled": True,
+            "AttributeName": cfn.table_ttl_attribute(template),
+        },
+    )
+
+
 def create_stack(
     session: boto3.Session,
     *,
@@ -65,14 +78,7 @@ def create_stack(
     events = session.client("events", endpoint_url=endpoint_url)
 
     table_name = f"{name}-history"
-    dynamodb.create_table(**cfn.table_create_kwargs(template, table_name))
-    dynamodb.update_time_to_live(
-        TableName=table_name,
-        TimeToLiveSpecification={
-            "Enabled": True,
-            "AttributeName": cfn.table_ttl_attribute(template),
-        },
-    )
+    create_table(dynamodb, template, table_name)
 
     dlq_url = sqs.create_queue(
         QueueName=f"{name}-dlq", Attributes=cfn.queue_attributes(template, "DeadLetterQueue")
