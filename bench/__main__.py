@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -380,17 +380,49 @@ def _record_kib(events: list[dict[str, Any]]) -> float:
     return statistics.mean(sizes) / 1024
 
 
+def _index_entry_kib(events: list[dict[str, Any]]) -> float:
+    """The largest mean size of a latest item's entry in byQueueStatus, byDay or byName.
+
+    An entry holds the table's keys, the index's keys and the index's `INDEX_ATTRIBUTES`;
+    DynamoDB sizes it as attribute names plus values (UTF-8), as it does items.
+    """
+    from batchlens.events import parse_event
+    from batchlens.history import INDEX_ATTRIBUTES, latest_item
+    from batchlens.records import normalise
+
+    items = [latest_item(normalise(parse_event(e)), 90) for e in events[:500]]
+
+    def size(item: Mapping[str, Any], names: tuple[str, ...]) -> int:
+        # Every attribute here is one S or N value: its text's length counts.
+        return sum(
+            len(name.encode()) + len(str(next(iter(item[name].values()))).encode())
+            for name in names
+            if name in item
+        )
+
+    means = [
+        statistics.mean(
+            size(item, ("pk", "sk", f"gsi{n}pk", f"gsi{n}sk", *attributes)) for item in items
+        )
+        # byQueueStatus, byDay, byName: their keys are gsi1…, gsi2…, gsi3…
+        for n, attributes in enumerate(INDEX_ATTRIBUTES.values(), start=1)
+    ]
+    return max(means) / 1024
+
+
 def projection(
     per_event: dict[str, dict[str, float]],
     batch_seconds: float,
     naive_event_seconds: float,
     kib: float,
+    index_kib: float,
 ) -> dict[str, Any]:
     """1,000,000 events at batch size 100: calls, capacity and a list-price estimate."""
     events = 1_000_000
     invocations = events // 100
     gb = STACK_MEMORY_MB / 1024
-    write_unit = math.ceil(kib)  # an item of `kib` KiB costs ceil(kib) WRU per table/GSI write
+    write_unit = math.ceil(kib)  # an item of `kib` KiB costs ceil(kib) WRU per table write
+    index_unit = math.ceil(index_kib)  # and an index entry ceil(its size) per GSI write
 
     def writes(calls: dict[str, float], gsis: int) -> float:
         # The table write of every latest-item UpdateItem (a failed condition is billed too),
@@ -400,7 +432,7 @@ def projection(
         updates = calls.get("dynamodb.UpdateItem", 0)
         new_jobs = calls.get("newJobs", 0)
         index_writes = gsis * (new_jobs + 2 * max(updates - new_jobs, 0))
-        latest = (updates + index_writes) * write_unit
+        latest = updates * write_unit + index_writes * index_unit
         naive_puts = calls.get("dynamodb.PutItem", 0) * write_unit
         timeline = calls.get("timelineItems", 0)  # ~1 KiB each
         return (latest + naive_puts + timeline) * events
@@ -456,9 +488,10 @@ def projection(
         "stepFunctionsExpress": sfn,
         "assumptions": (
             f"Lambda at {STACK_MEMORY_MB} MB billed for the measured batch time; records of "
-            f"{kib:.1f} KiB cost ceil(size) write units per table and GSI write; latest items "
-            f"appear in {GSI_COUNT_LATEST} GSIs, an update of a job costing a delete and a put "
-            f"in each; Step Functions Express at 64 MB for "
+            f"{kib:.1f} KiB cost ceil(size) write units per table write; latest items appear in "
+            f"{GSI_COUNT_LATEST} GSIs as entries of {index_kib * 1024:.0f} bytes "
+            f"({index_unit} write unit each), an update of a job costing a delete and a put in "
+            f"each; Step Functions Express at 64 MB for "
             f"{sfn_seconds:.2f} s per event; list prices in bench/pricing.py, no free tier."
         ),
     }
@@ -551,6 +584,7 @@ def main(argv: list[str] | None = None) -> int:
             statistics.mean(ours["times"]),
             sum(naive["times"]) / len(naive_events),
             _record_kib(events),
+            _index_entry_kib(events),
         ),
         "details": {
             "events": len(events),

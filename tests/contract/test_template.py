@@ -14,6 +14,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from batchlens.history import INDEX_ATTRIBUTES
 from batchlens.settings import ALERTABLE, Settings
 from batchlens.template import (
     default_template_path,
@@ -233,7 +234,14 @@ def test_table_has_the_four_history_indexes(template: Template) -> None:
             {"AttributeName": hash_key, "KeyType": "HASH"},
             {"AttributeName": range_key, "KeyType": "RANGE"},
         ]
-        assert indexes[name]["Projection"] == {"ProjectionType": "ALL"}
+    # And the query indexes carry only what the history code filters on and compares
+    # (records are read from the table); byParent whole records, for the roll-up
+    for name, attributes in INDEX_ATTRIBUTES.items():
+        assert indexes[name]["Projection"] == {
+            "ProjectionType": "INCLUDE",
+            "NonKeyAttributes": list(attributes),
+        }
+    assert indexes["byParent"]["Projection"] == {"ProjectionType": "ALL"}
     # And its own key is pk/sk
     assert props["KeySchema"] == [
         {"AttributeName": "pk", "KeyType": "HASH"},

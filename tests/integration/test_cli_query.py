@@ -421,7 +421,8 @@ def test_verbose_reports_the_calls_made(endpoint: str, golden: str) -> None:
     code, _, err = query(endpoint, golden, "jobs", *MARCH, "--queue", "etl-queue", "-v")
 
     assert code == 0
-    assert err.startswith("batchlens: 8 Query in ")
+    # Eight index queries, and one BatchGetItem for the records of each page that had entries
+    assert err.startswith("batchlens: 2 BatchGetItem, 8 Query in ")
 
 
 # --- job ----------------------------------------------------------------------------------

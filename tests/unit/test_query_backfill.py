@@ -336,14 +336,34 @@ NOW = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
 
 
 def items(day: str, count: int) -> list[dict[str, Any]]:
+    """Index entries: keys and the projected attributes, no record."""
     return [
         {
             "pk": {"S": f"JOB#{day}-{n}"},
+            "sk": {"S": "LATEST"},
             "gsi2sk": {"S": f"{day}T11:{59 - n:02d}:00.000Z#{day}-{n}"},
-            "record": {"S": json.dumps({"jobId": f"{day}-{n}", "jobName": "x"})},
+            "version": {"S": "1|001|6|1"},
         }
         for n in range(count)
     ]
+
+
+def expect_records(stub: Stubber, day: str, count: int) -> None:
+    """The BatchGetItem that reads the records behind a page of `items(day, count)`."""
+    keys = [{"pk": {"S": f"JOB#{day}-{n}"}, "sk": {"S": "LATEST"}} for n in range(count)]
+    latest = [
+        {
+            **key,
+            "version": {"S": "1|001|6|1"},
+            "record": {"S": json.dumps({"jobId": f"{day}-{n}", "jobName": "x"})},
+        }
+        for n, key in enumerate(keys)
+    ]
+    stub.add_response(
+        "batch_get_item",
+        {"Responses": {"history": latest}},
+        {"RequestItems": {"history": {"Keys": keys, "ConsistentRead": True}}},
+    )
 
 
 def by_day(day: str, limit: int) -> dict[str, Any]:
@@ -374,6 +394,7 @@ def test_a_full_first_page_is_the_only_query() -> None:
             {"Items": items("2025-03-14", 3), "LastEvaluatedKey": {"pk": {"S": "more"}}},
             by_day("2025-03-14", 3),
         )
+        expect_records(stub, "2025-03-14", 3)
         jobs = [job["jobId"] for job in found(question, dynamodb)]
         stub.assert_no_pending_responses()  # and no other Query: the Stubber would refuse it
 
@@ -385,11 +406,13 @@ def test_a_short_day_moves_on_to_the_day_before_and_stops_at_the_limit() -> None
     question = JobQuery(since=NOW - timedelta(days=7), until=NOW, statuses=("FAILED",), limit=5)
     with Stubber(dynamodb) as stub:
         stub.add_response("query", {"Items": items("2025-03-14", 2)}, by_day("2025-03-14", 5))
+        expect_records(stub, "2025-03-14", 2)
         stub.add_response(
             "query",
             {"Items": items("2025-03-13", 5), "LastEvaluatedKey": {"pk": {"S": "more"}}},
             by_day("2025-03-13", 5),
         )
+        expect_records(stub, "2025-03-13", 5)
         jobs = [job["jobId"] for job in found(question, dynamodb)]
         stub.assert_no_pending_responses()
 

@@ -25,6 +25,7 @@ from typing import Any, TextIO
 from batchlens import alerts, local, slack
 from batchlens import template as cfn
 from batchlens.events import parse_event
+from batchlens.history import HistoryTable
 from batchlens.records import JobRecord, normalise
 
 #: The sample events the demo sends, in the order a busy account might produce them.
@@ -255,14 +256,9 @@ def published_alerts(session: Any, stack: local.LocalStack) -> list[JobRecord]:
 def failed_jobs(session: Any, stack: local.LocalStack, day: str) -> list[dict[str, Any]]:
     """Failed jobs of `day`, newest first, from the byDay index (the CLI's access pattern)."""
     dynamodb = session.client("dynamodb", endpoint_url=stack.endpoint_url)
-    response = dynamodb.query(
-        TableName=stack.table_name,
-        IndexName="byDay",
-        KeyConditionExpression="gsi2pk = :pk",
-        ExpressionAttributeValues={":pk": {"S": f"D#{day}#FAILED"}},
-        ScanIndexForward=False,
-    )
-    return [json.loads(item["record"]["S"]) for item in response.get("Items", [])]
+    history = HistoryTable(dynamodb, stack.table_name, stack.settings().retention_days)
+    items = history.query_latest("byDay", "gsi2pk = :pk", {":pk": {"S": f"D#{day}#FAILED"}})
+    return [item["record"] for item in items]
 
 
 def run(*, keep_running: bool, port: int, out: TextIO) -> int:

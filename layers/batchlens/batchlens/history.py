@@ -12,6 +12,12 @@ One table (see template.yaml `HistoryTable` and the README's access-pattern tabl
 The latest item carries a `version` that orders (terminal, finished attempts, status rank, event
 time); its write is one conditional UpdateItem that loses to anything newer, so events delivered
 late or twice never move a job backwards.
+
+byQueueStatus, byDay and byName project only their `INDEX_ATTRIBUTES` besides the keys. Their
+sort keys hold the update time, so every update of a job is a delete and a put in each of them,
+and an entry of about 300 bytes costs one write unit where the whole ~1.7 KiB record cost two.
+A query reads the records of each page from the table (`query_latest`). byParent projects
+everything: the roll-up reads its failed children straight from it.
 """
 
 from __future__ import annotations
@@ -33,6 +39,16 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 LATEST_SK = "LATEST"
+#: What byQueueStatus, byDay and byName carry besides keys: what a query filters on, and the
+#: version that tells an entry the table has already moved past. byName filters on the update
+#: time too, which byDay's sort key holds.
+_QUERY_ATTRIBUTES = ("version", "status", "jobQueue", "category")
+INDEX_ATTRIBUTES: Mapping[str, tuple[str, ...]] = {
+    "byQueueStatus": _QUERY_ATTRIBUTES,
+    "byDay": _QUERY_ATTRIBUTES,
+    "byName": (*_QUERY_ATTRIBUTES, "gsi2sk"),
+}
+BATCH_GET_MAX = 100
 ALERT_PK = "ALERT"
 TTL_ATTRIBUTE = "expiresAt"
 BATCH_WRITE_MAX = 25
@@ -330,7 +346,8 @@ class HistoryTable:
         """Latest items of one index query, as plain values with `record` decoded.
 
         Lazy: the next page is asked for only when the caller reads past the current one, so a
-        caller that stops early issues no further Query calls.
+        caller that stops early issues no further Query calls. The indexes hold no records: each
+        page's are read from the table (see `_with_records`).
         """
         request: dict[str, Any] = {
             "TableName": self.table_name,
@@ -347,11 +364,7 @@ class HistoryTable:
             request["Limit"] = page_size
         while True:
             response = self._client.query(**request)
-            for item in response.get("Items", []):
-                plain = _plain_item(item)
-                if isinstance(plain.get("record"), str):
-                    plain["record"] = json.loads(plain["record"])
-                yield plain
+            yield from self._with_records(response.get("Items", []))
             last_key = response.get("LastEvaluatedKey")
             if not last_key:
                 return
@@ -360,37 +373,60 @@ class HistoryTable:
     def stored_versions(self, job_ids: Iterable[str]) -> dict[str, str]:
         """The version of each job's latest item (jobs the table does not hold are absent).
 
-        BatchGetItem, 100 keys a call, only the `version` attribute: far cheaper than a
-        conditional write that fails, for callers that rewrite many jobs the table already has.
+        BatchGetItem, only the `version` attribute: far cheaper than a conditional write that
+        fails, for callers that rewrite many jobs the table already has.
         """
-        distinct = list(dict.fromkeys(job_ids))
-        found: dict[str, str] = {}
-        for start in range(0, len(distinct), 100):
-            keys: list[Any] = [
-                {"pk": _s(job_pk(job_id)), "sk": _s(LATEST_SK)}
-                for job_id in distinct[start : start + 100]
-            ]
+        keys = [
+            {"pk": _s(job_pk(job_id)), "sk": _s(LATEST_SK)} for job_id in dict.fromkeys(job_ids)
+        ]
+        items = self._batch_get(
+            keys, {"ProjectionExpression": "pk, #v", "ExpressionAttributeNames": {"#v": "version"}}
+        )
+        return {item["pk"]["S"].removeprefix("JOB#"): item["version"]["S"] for item in items}
+
+    def _with_records(
+        self, entries: Sequence[Mapping[str, AttributeValueTypeDef]]
+    ) -> Iterator[dict[str, Any]]:
+        """The latest items behind one page of index entries, in the page's order.
+
+        Read consistently, so the table is never behind the index: an entry whose version the
+        table has moved past is left out (the job's newer entry sits where it now belongs), as
+        is one whose job has expired since.
+        """
+        if not entries:
+            return
+        pks = list(dict.fromkeys(entry["pk"]["S"] for entry in entries))
+        keys: list[Any] = [{"pk": _s(pk), "sk": _s(LATEST_SK)} for pk in pks]
+        found = {item["pk"]["S"]: item for item in self._batch_get(keys, {"ConsistentRead": True})}
+        for entry in entries:
+            item = found.get(entry["pk"]["S"])
+            if item is None or item.get("version") != entry.get("version"):
+                continue
+            plain = _plain_item(item)
+            if isinstance(plain.get("record"), str):
+                plain["record"] = json.loads(plain["record"])
+            yield plain
+
+    def _batch_get(
+        self, keys: Sequence[Any], options: Mapping[str, Any]
+    ) -> list[dict[str, AttributeValueTypeDef]]:
+        """BatchGetItem of `keys`, 100 a call, backing off on UnprocessedKeys (throttling)."""
+        items: list[dict[str, AttributeValueTypeDef]] = []
+        for start in range(0, len(keys), BATCH_GET_MAX):
+            pending = list(keys[start : start + BATCH_GET_MAX])
             for attempt in range(8):
-                response = self._client.batch_get_item(
-                    RequestItems={
-                        self.table_name: {
-                            "Keys": keys,
-                            "ProjectionExpression": "pk, #v",
-                            "ExpressionAttributeNames": {"#v": "version"},
-                        }
-                    }
-                )
-                for item in response.get("Responses", {}).get(self.table_name, []):
-                    found[item["pk"]["S"].removeprefix("JOB#")] = item["version"]["S"]
+                request: Any = {self.table_name: {"Keys": pending, **options}}
+                response = self._client.batch_get_item(RequestItems=request)
+                items.extend(response.get("Responses", {}).get(self.table_name, []))
                 unprocessed: dict[str, Any] = dict(response.get("UnprocessedKeys", {}))
-                keys = list(unprocessed.get(self.table_name, {}).get("Keys", []))
-                if not keys:
+                pending = list(unprocessed.get(self.table_name, {}).get("Keys", []))
+                if not pending:
                     break
                 # UnprocessedKeys means throttling: back off before asking again.
                 time.sleep(min(0.05 * 2**attempt, 1.0))
             else:
-                raise RuntimeError(f"BatchGetItem left {len(keys)} keys unprocessed")
-        return found
+                raise RuntimeError(f"BatchGetItem left {len(pending)} keys unprocessed")
+        return items
 
     def _query(self, **kwargs: Any) -> Iterable[dict[str, AttributeValueTypeDef]]:
         paginator = self._client.get_paginator("query")

@@ -1,0 +1,103 @@
+"""The query indexes carry no records: queries read them from the table, and skip stale entries.
+
+Against moto, which projects INCLUDE indexes as DynamoDB does, with the table built from
+template.yaml. Stale entries (an index behind the table) cannot happen on moto, so an
+`after-call` hook on Query rewrites the page DynamoDB would have returned.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+from mypy_boto3_dynamodb import DynamoDBClient
+
+from batchlens import aws
+from batchlens.events import parse_event
+from batchlens.history import INDEX_ATTRIBUTES, HistoryTable
+from batchlens.local import LocalStack
+from batchlens.records import JobRecord, normalise
+from tests.conftest import read_event
+
+FAILED_EVENTS = ("job-failed-oom.json", "job-failed-spot.json", "job-failed-image-pull.json")
+
+
+@pytest.fixture
+def dynamodb(aws_session: boto3.Session, stack: LocalStack) -> DynamoDBClient:
+    return aws.client("dynamodb", stack.settings(), aws_session)
+
+
+@pytest.fixture
+def history(dynamodb: DynamoDBClient, stack: LocalStack) -> HistoryTable:
+    table = HistoryTable(dynamodb, stack.table_name, stack.settings().retention_days)
+    for name in FAILED_EVENTS:
+        table.put_latest(normalise(parse_event(read_event(name))))
+    return table
+
+
+def failed_on(record: JobRecord) -> tuple[str, dict[str, Any]]:
+    day = record.event_time.strftime("%Y-%m-%d")
+    return "gsi2pk = :pk", {":pk": {"S": f"D#{day}#FAILED"}}
+
+
+def oom() -> JobRecord:
+    return normalise(parse_event(read_event("job-failed-oom.json")))
+
+
+def test_an_index_entry_is_small_and_its_query_returns_whole_records(
+    dynamodb: DynamoDBClient, history: HistoryTable
+) -> None:
+    # Given three failed jobs of one day; when the index itself is read
+    condition, values = failed_on(oom())
+    entries = dynamodb.query(
+        TableName=history.table_name,
+        IndexName="byDay",
+        KeyConditionExpression=condition,
+        ExpressionAttributeValues=values,
+        ScanIndexForward=False,  # newest first, as query_latest reads it
+    )["Items"]
+    # Then it holds keys and the projected attributes only, no record
+    assert len(entries) == 3
+    for entry in entries:
+        assert "record" not in entry
+        assert set(entry) <= {"pk", "sk", "gsi2pk", "gsi2sk", *INDEX_ATTRIBUTES["byDay"]}
+    # And the history's query returns each job's whole record, in the index's order
+    found = list(history.query_latest("byDay", condition, values))
+    assert [item["record"]["jobId"] for item in found] == [
+        entry["pk"]["S"].removeprefix("JOB#") for entry in entries
+    ]
+    assert all(item["record"]["status"] == "FAILED" for item in found)
+
+
+def test_an_entry_the_table_has_moved_past_is_left_out(
+    dynamodb: DynamoDBClient, history: HistoryTable
+) -> None:
+    # Given an index that has not yet caught up: one entry still carries an older version
+    stale_job = oom().job_id
+
+    def lag(parsed: dict[str, Any], **_: Any) -> None:
+        for entry in parsed.get("Items", []):
+            if entry["pk"]["S"] == f"JOB#{stale_job}":
+                entry["version"] = {"S": "0|000|2|000000000000001"}
+
+    dynamodb.meta.events.register("after-call.dynamodb.Query", lag)
+    # When the day's failures are queried
+    found = list(history.query_latest("byDay", *failed_on(oom())))
+    # Then that job is not reported from the stale entry; the others are
+    assert len(found) == 2
+    assert stale_job not in {item["record"]["jobId"] for item in found}
+
+
+def test_an_entry_whose_job_is_gone_is_left_out(
+    dynamodb: DynamoDBClient, history: HistoryTable
+) -> None:
+    # Given an index entry for a job the table no longer holds (expired by TTL since)
+    def phantom(parsed: dict[str, Any], **_: Any) -> None:
+        parsed["Items"].append({"pk": {"S": "JOB#gone"}, "sk": {"S": "LATEST"}})
+
+    dynamodb.meta.events.register("after-call.dynamodb.Query", phantom)
+    # When queried, then only the three jobs the table holds come back
+    found = list(history.query_latest("byDay", *failed_on(oom())))
+    assert len(found) == 3
+    assert "gone" not in {item["record"]["jobId"] for item in found}
