@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import cache
@@ -111,6 +112,16 @@ def lambda_context() -> FakeLambdaContext:
 
 
 # --- moto (integration tests only) ---------------------------------------------------------
+
+
+@pytest.fixture
+def new_york() -> Iterator[None]:
+    """Local time is New York's, so table output shows local times and a zone other than UTC."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("TZ", "America/New_York")
+        time.tzset()
+        yield
+    time.tzset()
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import pytest
 from moto import mock_aws
 
 from batchlens.history import INDEX_ATTRIBUTES
+from batchlens.local import create_table
 from batchlens.settings import ALERTABLE, Settings
 from batchlens.template import (
     default_template_path,
@@ -26,7 +27,6 @@ from batchlens.template import (
     queue_attributes,
     resolve_environment,
     subscription_filter_policy,
-    table_create_kwargs,
     table_ttl_attribute,
 )
 
@@ -288,17 +288,9 @@ def test_table_create_kwargs_build_the_real_table_in_moto(
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name=REGION)
-        # Given the create_table arguments taken from the template
-        kwargs = table_create_kwargs(template, "history-test")
-        # When boto3 creates the table and turns TTL on
-        dynamodb.create_table(**kwargs)
-        dynamodb.update_time_to_live(
-            TableName="history-test",
-            TimeToLiveSpecification={
-                "Enabled": True,
-                "AttributeName": table_ttl_attribute(template),
-            },
-        )
+        # Given the create_table arguments taken from the template (table_create_kwargs)
+        # When boto3 creates the table and turns TTL on, as the local stack does
+        create_table(dynamodb, template, "history-test")
         # Then the table has the four indexes, keyed as the template says
         table = dynamodb.describe_table(TableName="history-test")["Table"]
         indexes = {

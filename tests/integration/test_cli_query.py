@@ -131,15 +131,6 @@ def utc() -> Iterator[None]:
     time.tzset()
 
 
-@pytest.fixture
-def new_york() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("TZ", "America/New_York")
-        time.tzset()
-        yield
-    time.tzset()
-
-
 class Calls:
     """Every AWS call the CLI makes, with its parameters (a botocore event hook)."""
 

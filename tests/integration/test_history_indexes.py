@@ -29,7 +29,8 @@ def dynamodb(aws_session: boto3.Session, stack: LocalStack) -> DynamoDBClient:
 
 
 @pytest.fixture
-def history(dynamodb: DynamoDBClient, stack: LocalStack) -> HistoryTable:
+def failed_jobs(dynamodb: DynamoDBClient, stack: LocalStack) -> HistoryTable:
+    """The history, through `dynamodb`, holding three jobs that failed on one day."""
     table = HistoryTable(dynamodb, stack.table_name, stack.settings().retention_days)
     for name in FAILED_EVENTS:
         table.put_latest(normalise(parse_event(read_event(name))))
@@ -46,12 +47,12 @@ def oom() -> JobRecord:
 
 
 def test_an_index_entry_is_small_and_its_query_returns_whole_records(
-    dynamodb: DynamoDBClient, history: HistoryTable
+    dynamodb: DynamoDBClient, failed_jobs: HistoryTable
 ) -> None:
     # Given three failed jobs of one day; when the index itself is read
     condition, values = failed_on(oom())
     entries = dynamodb.query(
-        TableName=history.table_name,
+        TableName=failed_jobs.table_name,
         IndexName="byDay",
         KeyConditionExpression=condition,
         ExpressionAttributeValues=values,
@@ -63,7 +64,7 @@ def test_an_index_entry_is_small_and_its_query_returns_whole_records(
         assert "record" not in entry
         assert set(entry) <= {"pk", "sk", "gsi2pk", "gsi2sk", *INDEX_ATTRIBUTES["byDay"]}
     # And the history's query returns each job's whole record, in the index's order
-    found = list(history.query_latest("byDay", condition, values))
+    found = list(failed_jobs.query_latest("byDay", condition, values))
     assert [item["record"]["jobId"] for item in found] == [
         entry["pk"]["S"].removeprefix("JOB#") for entry in entries
     ]
@@ -71,7 +72,7 @@ def test_an_index_entry_is_small_and_its_query_returns_whole_records(
 
 
 def test_an_entry_the_table_has_moved_past_is_left_out(
-    dynamodb: DynamoDBClient, history: HistoryTable
+    dynamodb: DynamoDBClient, failed_jobs: HistoryTable
 ) -> None:
     # Given an index that has not yet caught up: one entry still carries an older version
     stale_job = oom().job_id
@@ -83,14 +84,14 @@ def test_an_entry_the_table_has_moved_past_is_left_out(
 
     dynamodb.meta.events.register("after-call.dynamodb.Query", lag)
     # When the day's failures are queried
-    found = list(history.query_latest("byDay", *failed_on(oom())))
+    found = list(failed_jobs.query_latest("byDay", *failed_on(oom())))
     # Then that job is not reported from the stale entry; the others are
     assert len(found) == 2
     assert stale_job not in {item["record"]["jobId"] for item in found}
 
 
 def test_an_entry_whose_job_is_gone_is_left_out(
-    dynamodb: DynamoDBClient, history: HistoryTable
+    dynamodb: DynamoDBClient, failed_jobs: HistoryTable
 ) -> None:
     # Given an index entry for a job the table no longer holds (expired by TTL since)
     def phantom(parsed: dict[str, Any], **_: Any) -> None:
@@ -98,6 +99,6 @@ def test_an_entry_whose_job_is_gone_is_left_out(
 
     dynamodb.meta.events.register("after-call.dynamodb.Query", phantom)
     # When queried, then only the three jobs the table holds come back
-    found = list(history.query_latest("byDay", *failed_on(oom())))
+    found = list(failed_jobs.query_latest("byDay", *failed_on(oom())))
     assert len(found) == 3
     assert "gone" not in {item["record"]["jobId"] for item in found}

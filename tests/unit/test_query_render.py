@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import io
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from batchlens import render
 from batchlens.query import QueryError, group_failures, percentile, queue_stats
-
-
-@pytest.fixture
-def new_york() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("TZ", "America/New_York")
-        time.tzset()
-        yield
-    time.tzset()
 
 
 def record(
