@@ -10,6 +10,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -114,14 +115,21 @@ def lambda_context() -> FakeLambdaContext:
 # --- moto (integration tests only) ---------------------------------------------------------
 
 
-@pytest.fixture
-def new_york() -> Iterator[None]:
-    """Local time is New York's, so table output shows local times and a zone other than UTC."""
+@contextmanager
+def local_time(zone: str) -> Iterator[None]:
+    """The process's local time zone is `zone` (TZ), restored afterwards."""
     with pytest.MonkeyPatch.context() as env:
-        env.setenv("TZ", "America/New_York")
+        env.setenv("TZ", zone)
         time.tzset()
         yield
     time.tzset()
+
+
+@pytest.fixture
+def new_york() -> Iterator[None]:
+    """Local time is New York's, so table output shows local times and a zone other than UTC."""
+    with local_time("America/New_York"):
+        yield
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import io
 import json
-import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +31,7 @@ from batchlens.history import (
 )
 from batchlens.history import latest_item as history_latest_item
 from batchlens.records import JobRecord, normalise
+from tests.conftest import local_time
 from tests.moto_server import cli_endpoint, hook_cli_sessions
 
 pytestmark = pytest.mark.integration
@@ -124,11 +124,8 @@ def golden(session: boto3.Session, endpoint: str) -> str:
 @pytest.fixture
 def utc() -> Iterator[None]:
     """Local time is UTC, so table output is the same on every machine."""
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("TZ", "UTC")
-        time.tzset()
+    with local_time("UTC"):
         yield
-    time.tzset()
 
 
 class Calls:

@@ -3,7 +3,6 @@ and which index (and which day partitions) a question is served from."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -17,6 +16,7 @@ from batchlens.query import (
     parse_statuses,
     parse_time,
 )
+from tests.conftest import local_time
 
 NOW = datetime(2025, 3, 14, 10, 30, tzinfo=UTC)
 
@@ -24,11 +24,8 @@ NOW = datetime(2025, 3, 14, 10, 30, tzinfo=UTC)
 @pytest.fixture(autouse=True)
 def berlin() -> Iterator[None]:
     """Local time is Europe/Berlin (UTC+1 in March), to tell local from UTC."""
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("TZ", "Europe/Berlin")
-        time.tzset()
+    with local_time("Europe/Berlin"):
         yield
-    time.tzset()
 
 
 @pytest.mark.parametrize(
