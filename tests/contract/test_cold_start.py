@@ -20,38 +20,58 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import ValidationError
 
 from batchlens.events import EventEnvelope
+from batchlens.template import load_template, resolve_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENT_FILES = sorted(p for p in (ROOT / "events").glob("*.json") if p.name != "sqs-batch.json")
 
 IMPORTS = """
-import json, sys
+import importlib.metadata, json, sys
+scans = []
+def counted(name):
+    scan = getattr(importlib.metadata, name)
+    def scanning(*args, **kwargs):
+        scans.append(name)
+        return scan(*args, **kwargs)
+    setattr(importlib.metadata, name, scanning)
+# pydantic's plugin loader walks one or the other, depending on its version
+counted("entry_points")
+counted("distributions")
 import app
 app.enricher()
 ours = {"aws_xray_sdk", "aws_lambda_powertools"}
-print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ours)))
+modules = sorted(m for m in sys.modules if m.split(".")[0] in ours)
+print(json.dumps({"modules": modules, "entryPointScans": scans}))
 """
 
 
-def _cold_start_modules(trace_disabled: str) -> set[str]:
+def _cold_start(trace_aws_calls: str) -> dict[str, Any]:
+    """What a fresh enricher process loads, in the environment the template gives it."""
+    template = load_template(ROOT / "template.yaml")
+    stack = {"HistoryTable": "history", "AlertTopic": "topic"}
     env = {
         **os.environ,
+        **resolve_environment(template, stack, {"TraceAwsCalls": trace_aws_calls}),
         # As in Lambda: Powertools' Tracer switches itself off where LAMBDA_TASK_ROOT is unset.
         "LAMBDA_TASK_ROOT": str(ROOT / "functions" / "enrich"),
         "PYTHONPATH": os.pathsep.join([str(ROOT / "functions" / "enrich"), str(ROOT)]),
-        "POWERTOOLS_TRACE_DISABLED": trace_disabled,
         "AWS_DEFAULT_REGION": "us-east-1",
     }
     done = subprocess.run(
         [sys.executable, "-c", IMPORTS], capture_output=True, text=True, env=env, check=True
     )
-    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+    found: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return found
+
+
+def _cold_start_modules(trace_aws_calls: str) -> set[str]:
+    return set(_cold_start(trace_aws_calls)["modules"])
 
 
 def test_a_cold_start_without_tracing_imports_no_xray_sdk_and_no_parser_models() -> None:
     # Given a stack that does not trace AWS calls (the default)
     # When a fresh process imports the handler and builds its clients
-    modules = _cold_start_modules("true")
+    modules = _cold_start_modules("false")
     # Then neither the X-Ray SDK nor Powertools' Parser models nor its batch utility were loaded
     assert not {m for m in modules if m.startswith("aws_xray_sdk")}
     assert "aws_lambda_powertools.utilities.parser.models" not in modules
@@ -62,11 +82,19 @@ def test_a_cold_start_without_tracing_imports_no_xray_sdk_and_no_parser_models()
 
 
 def test_a_cold_start_with_tracing_patches_boto3_through_the_xray_sdk() -> None:
-    # Given a stack that traces AWS calls (TraceAwsCalls=true sets the variable to false)
-    modules = _cold_start_modules("false")
+    # Given a stack that traces AWS calls
+    modules = _cold_start_modules("true")
     # Then the handler loaded the X-Ray SDK and its boto3 patch
     assert "aws_xray_sdk.core" in modules
     assert "aws_xray_sdk.ext.botocore.patch" in modules
+
+
+def test_a_cold_start_does_not_search_installed_packages_for_pydantic_plugins() -> None:
+    # Given the stack's environment (PYDANTIC_DISABLE_PLUGINS: batchlens uses no plugin)
+    # When a fresh process imports the handler, builds its models and its clients
+    scans = _cold_start("false")["entryPointScans"]
+    # Then nothing read every installed distribution's entry points
+    assert scans == []
 
 
 @pytest.mark.parametrize("path", EVENT_FILES, ids=lambda p: p.name)

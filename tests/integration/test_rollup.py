@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,41 @@ def test_thousand_child_array_with_three_failures_alerts_once_with_counts_and_ca
     assert "APPLICATION_ERROR 2" in failure["summary"]
     assert "OUT_OF_MEMORY 1" in failure["summary"]
     assert f"{parent_id}:10" in failure["detail"]  # one failed child named as an example
+
+
+def test_the_roll_up_counts_children_from_the_index_and_reads_one_record(stack: Stack) -> None:
+    # Given an array job whose 150 children all failed, in the history
+    enricher, created, session = stack
+    parent_id = PARENT["detail"]["jobId"]
+    children = [child_event(parent_id, i, failed=True) for i in range(150)]
+    for start in range(0, len(children), 100):
+        assert enricher.process(messages(children[start : start + 100])).failures == {}
+
+    # When an enricher whose DynamoDB calls are counted processes the parent's FAILED event
+    calls: Counter[str] = Counter()
+    dynamodb = session.client("dynamodb")
+    dynamodb.meta.events.register(
+        "before-call.dynamodb", lambda event_name, **_: calls.update([event_name.split(".")[-1]])
+    )
+    counting = Enricher(
+        created.settings(),
+        batch=session.client("batch"),
+        dynamodb=dynamodb,
+        sns=session.client("sns"),
+    )
+    assert counting.process(messages([parent_event(150, 150)])).failures == {}
+
+    # Then the alert counts every child and names the first as its example, with its cause
+    failure = published(session, created)[0]["failure"]
+    assert failure["summary"].startswith("150/150 children failed: APPLICATION_ERROR 150")
+    assert failure["detail"].endswith(
+        f"Example, child 0 ({parent_id}:0): Exited with code 2 on attempt 1/1"
+    )
+    assert "(example: child 0, logs: https://" in failure["nextStep"]
+    # And the children were counted from byParent's entries: one record read, the example's
+    assert calls["Query"] == 1
+    assert calls["GetItem"] == 1
+    assert "BatchGetItem" not in calls
 
 
 def test_parent_in_the_same_batch_as_its_children_reads_them_back(stack: Stack) -> None:

@@ -13,11 +13,11 @@ The latest item carries a `version` that orders (terminal, finished attempts, st
 time); its write is one conditional UpdateItem that loses to anything newer, so events delivered
 late or twice never move a job backwards.
 
-byQueueStatus, byDay and byName project only their `INDEX_ATTRIBUTES` besides the keys. Their
-sort keys hold the update time, so every update of a job is a delete and a put in each of them,
-and an entry of about 300 bytes costs one write unit where the whole ~1.7 KiB record cost two.
-A query reads the records of each page from the table (`query_latest`). byParent projects
-everything: the roll-up reads its failed children straight from it.
+The indexes project only their `INDEX_ATTRIBUTES` besides the keys. Their sort keys hold the
+update time (byParent's the status), so nearly every update of a job is a delete and a put in
+each of them, and an entry of about 300 bytes costs one write unit where the whole ~1.7 KiB record
+cost two. A query reads the records of each page from the table (`query_latest`); the roll-up
+counts a parent's failed children from byParent's entries and reads one record, its example.
 """
 
 from __future__ import annotations
@@ -39,14 +39,15 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 LATEST_SK = "LATEST"
-#: What byQueueStatus, byDay and byName carry besides keys: what a query filters on, and the
-#: version that tells an entry the table has already moved past. byName filters on the update
+#: What each index carries besides keys: what a query filters on (and the roll-up counts), and
+#: the version that tells an entry the table has already moved past. byName filters on the update
 #: time too, which byDay's sort key holds.
 _QUERY_ATTRIBUTES = ("version", "status", "jobQueue", "category")
 INDEX_ATTRIBUTES: Mapping[str, tuple[str, ...]] = {
     "byQueueStatus": _QUERY_ATTRIBUTES,
     "byDay": _QUERY_ATTRIBUTES,
     "byName": (*_QUERY_ATTRIBUTES, "gsi2sk"),
+    "byParent": _QUERY_ATTRIBUTES,
 }
 BATCH_GET_MAX = 100
 ALERT_PK = "ALERT"
@@ -88,6 +89,10 @@ def version_of(record: JobRecord) -> str:
 
 def job_pk(job_id: str) -> str:
     return f"JOB#{job_id}"
+
+
+def _job_id(pk: str) -> str:
+    return pk.removeprefix("JOB#")
 
 
 def _iso(moment: datetime) -> str:
@@ -321,7 +326,12 @@ class HistoryTable:
         return [_plain_item(item) for item in items]
 
     def children(self, parent_job_id: str, status: str | None = None) -> Iterator[dict[str, Any]]:
-        """Latest records of an array job's children (or a multi-node job's nodes)."""
+        """An array job's children (or a multi-node job's nodes) as byParent holds them.
+
+        Index order (status, then index), each `{"jobId", "status", "category"}`, the category
+        None unless the child failed: enough to count them, however many there are, without
+        reading a record. `get_latest` reads the one a caller wants whole.
+        """
         condition = "gsi4pk = :p"
         values: dict[str, AttributeValueTypeDef] = {":p": _s(f"P#{parent_job_id}")}
         if status:
@@ -330,7 +340,11 @@ class HistoryTable:
         for item in self._query(
             IndexName="byParent", KeyConditionExpression=condition, ExpressionAttributeValues=values
         ):
-            yield json.loads(item["record"]["S"])
+            yield {
+                "jobId": _job_id(item["pk"]["S"]),
+                "status": item.get("status", {}).get("S"),
+                "category": item.get("category", {}).get("S"),
+            }
 
     def query_latest(
         self,
@@ -382,7 +396,7 @@ class HistoryTable:
         items = self._batch_get(
             keys, {"ProjectionExpression": "pk, #v", "ExpressionAttributeNames": {"#v": "version"}}
         )
-        return {item["pk"]["S"].removeprefix("JOB#"): item["version"]["S"] for item in items}
+        return {_job_id(item["pk"]["S"]): item["version"]["S"] for item in items}
 
     def _with_records(
         self, entries: Sequence[Mapping[str, AttributeValueTypeDef]]

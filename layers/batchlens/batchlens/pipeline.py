@@ -257,12 +257,16 @@ class Enricher:
             record = processed.record
             if record is None or not rollup.needs_rollup(record):
                 continue
+            children: list[dict[str, Any]] = []
+            example: dict[str, Any] | None = None
             try:
                 children = list(self.history.children(record.job_id, status="FAILED"))
-            except Exception as exc:  # the parent still alerts, with its own counts
+                example_id = rollup.example_child(children)
+                stored = self.history.get_latest(example_id) if example_id else None
+                example = stored.record if stored else None
+            except Exception as exc:  # the parent still alerts, with what could be read
                 logger.warning("Children lookup failed", extra={"error": repr(exc)})
-                children = []
-            processed.record = rollup.apply_rollup(record, children)
+            processed.record = rollup.apply_rollup(record, children, example)
 
     def _store(self, by_job: Mapping[str, list[Processed]]) -> None:
         """One conditional write per job: the newest of its events in this batch."""

@@ -1,14 +1,14 @@
 """Roll-up of an array (or multi-node) job's children into its parent's one alert.
 
 Pure code. Children never alert one by one; when the parent reaches its final state, its `failure`
-says how many children failed out of how many, the top failure categories among them (read from the
-history's byParent index), and names one failed child as an example.
+says how many children failed out of how many, the top failure categories among them (counted from
+the history's byParent entries), and names one failed child, whose record is read, as an example.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from batchlens.failures import Failure, FailureCategory
@@ -24,15 +24,31 @@ def needs_rollup(record: JobRecord) -> bool:
 
 
 def _category(child: Mapping[str, Any]) -> FailureCategory:
-    failure = child.get("failure") or {}
     try:
-        return FailureCategory(failure.get("category", "UNKNOWN"))
+        return FailureCategory(child.get("category") or "UNKNOWN")
     except ValueError:
         return FailureCategory.UNKNOWN
 
 
-def rollup_failure(record: JobRecord, failed_children: Iterable[Mapping[str, Any]]) -> Failure:
-    """The parent's failure, explained by its failed children (JobRecord JSON dicts)."""
+def example_child(failed_children: Sequence[Mapping[str, Any]]) -> str | None:
+    """The job id of the child the roll-up names: the first one of the most common category."""
+    counts = Counter(_category(child) for child in failed_children)
+    if not counts:
+        return None
+    category = counts.most_common(1)[0][0]
+    return str(next(c["jobId"] for c in failed_children if _category(c) is category))
+
+
+def rollup_failure(
+    record: JobRecord,
+    failed_children: Iterable[Mapping[str, Any]],
+    example: Mapping[str, Any] | None = None,
+) -> Failure:
+    """The parent's failure, explained by its failed children.
+
+    `failed_children` are byParent entries (`jobId`, `category`), in index order; `example` is
+    the JobRecord JSON of the child `example_child` names, or None where it could not be read.
+    """
     children = list(failed_children)
     summary_counts = record.array_status_summary or {}
     total = record.array_size or sum(summary_counts.values()) or None
@@ -54,7 +70,8 @@ def rollup_failure(record: JobRecord, failed_children: Iterable[Mapping[str, Any
         )
     top = counts.most_common(TOP_CATEGORIES)
     category = top[0][0]
-    example = next(child for child in children if _category(child) is category)
+    if example is None:  # its record could not be read: name it from its entry
+        example = {"jobId": next(c["jobId"] for c in children if _category(c) is category)}
     example_failure = example.get("failure") or {}
     label = (
         f"child {example.get('arrayIndex')}"
@@ -84,5 +101,10 @@ def rollup_failure(record: JobRecord, failed_children: Iterable[Mapping[str, Any
     )
 
 
-def apply_rollup(record: JobRecord, failed_children: Iterable[Mapping[str, Any]]) -> JobRecord:
-    return record.model_copy(update={"failure": rollup_failure(record, failed_children)})
+def apply_rollup(
+    record: JobRecord,
+    failed_children: Iterable[Mapping[str, Any]],
+    example: Mapping[str, Any] | None = None,
+) -> JobRecord:
+    failure = rollup_failure(record, failed_children, example)
+    return record.model_copy(update={"failure": failure})
