@@ -12,7 +12,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
 .PHONY: help setup demo demo-up demo-down test unit integration lint typecheck template-lint \
-        checkov validate build deploy bench chaos clean
+        checkov validate build layer-requirements deploy bench chaos clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -55,6 +55,10 @@ validate: setup  ## sam validate --lint (isolated aws-sam-cli)
 # The layer's Makefile installs with this Python's pip; inside `uv tool run`, `python3.13` on PATH
 # would be aws-sam-cli's own interpreter, which has no pip.
 LAYER_PYTHON ?= $(or $(shell command -v python3.13),python3.13)
+
+layer-requirements: setup  ## pin the layer's dependencies to uv.lock (run after changing the lock)
+	$(UV) export --frozen --no-dev --no-hashes --no-emit-project \
+	  --output-file layers/batchlens/requirements.txt --quiet
 
 build: setup  ## sam build (needs python3.13 with pip on PATH; .python-version provides it under pyenv)
 	LAYER_PYTHON="$(LAYER_PYTHON)" $(SAM) build --template template.yaml
