@@ -1,0 +1,72 @@
+"""The bench's cost projection does the arithmetic its assumptions state (bench/__main__.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import pricing
+from bench.__main__ import projection
+
+# Per event, as the bench measures them: one latest write per job per batch, a quarter of the
+# events new jobs, a tenth child updates (a twentieth new children), an alert per 50 events with
+# two ledger writes each, a DescribeJobs per batch.
+OURS = {
+    "dynamodb.UpdateItem": 0.5,
+    "newJobs": 0.25,
+    "childUpdates": 0.1,
+    "newChildren": 0.05,
+    "timelineItems": 1.0,
+    "dynamodb.PutItem": 0.04,
+    "sns.PublishBatchEntries": 0.02,
+    "batch": 0.01,
+}
+NAIVE = {"dynamodb.PutItem": 1.0, "sns.Publish": 1.0, "batch": 1.0}
+
+
+@pytest.fixture
+def projected() -> dict[str, dict[str, float]]:
+    return projection(
+        {"batchlens": OURS, "naive": NAIVE},
+        batch_seconds=0.5,
+        naive_event_seconds=0.03,
+        kib=1.7,
+        index_kib=0.29,
+    )
+
+
+def test_write_units_count_the_table_every_index_the_timeline_and_the_ledger(
+    projected: dict[str, dict[str, float]],
+) -> None:
+    # A 1.7 KiB record is 2 units a write; entries under 1 KiB 1 unit each. Per event:
+    latest = 0.5 * 2
+    # three query indexes: a put for a new job, a delete and a put for every other update
+    indexes = 3 * (0.25 + 2 * (0.5 - 0.25))
+    by_parent = 0.05 + 2 * (0.1 - 0.05)
+    ledger = 0.04 * 2
+    timeline = 1.0
+    expected = (latest + indexes + by_parent + ledger + timeline) * 1_000_000
+    assert projected["batchlens"]["dynamodbWriteUnits"] == round(expected)
+    # And the naive design writes one unindexed record per event
+    assert projected["naive"]["dynamodbWriteUnits"] == 2_000_000
+
+
+def test_cost_adds_lambda_dynamodb_sns_and_the_event_queue(
+    projected: dict[str, dict[str, float]],
+) -> None:
+    ours = projected["batchlens"]
+    # 10,000 batches of 0.5 s at 256 MB
+    assert ours["lambdaGbSeconds"] == 10_000 * 0.5 * 0.25
+    # a send per event, a receive and a delete per batch
+    assert ours["sqsRequests"] == 1_000_000 + 2 * 10_000
+    expected = (
+        ours["lambdaGbSeconds"] * pricing.LAMBDA_PER_GB_SECOND
+        + 10_000 / 1e6 * pricing.LAMBDA_PER_MILLION_REQUESTS
+        + ours["dynamodbWriteUnits"] / 1e6 * pricing.DYNAMODB_PER_MILLION_WRITE_UNITS
+        + 20_000 / 1e6 * pricing.SNS_PER_MILLION_PUBLISHES
+        + 1_020_000 / 1e6 * pricing.SQS_PER_MILLION_REQUESTS
+    )
+    assert ours["costUsd"] == round(expected, 2)
+    assert ours["batchApiCalls"] == 10_000
+    # And a Step Functions workflow per event reads no queue and runs no Lambda
+    assert projected["stepFunctionsExpress"]["sqsRequests"] == 0
+    assert projected["stepFunctionsExpress"]["invocations"] == 1_000_000
