@@ -71,7 +71,7 @@ def rollup_failure(
     top = counts.most_common(TOP_CATEGORIES)
     category = top[0][0]
     if example is None:  # its record could not be read: name it from its entry
-        example = {"jobId": next(c["jobId"] for c in children if _category(c) is category)}
+        example = {"jobId": example_child(children)}
     example_failure = example.get("failure") or {}
     label = (
         f"child {example.get('arrayIndex')}"
