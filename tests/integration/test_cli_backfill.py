@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -20,9 +21,10 @@ import boto3
 import pytest
 
 from batchlens import backfill, cli, local
-from batchlens.events import JOB_STATUSES
+from batchlens.events import JOB_STATUSES, parse_event
 from batchlens.history import HistoryTable
-from batchlens.records import JobRecord
+from batchlens.records import JobRecord, normalise
+from tests.conftest import read_event
 from tests.moto_server import cli_endpoint, hook_cli_sessions
 
 pytestmark = pytest.mark.integration
@@ -367,3 +369,75 @@ def test_mistakes_are_one_line_and_exit_1(
     assert (code, out.getvalue()) == (1, "")
     assert err.getvalue().startswith(message)
     assert err.getvalue().count("\n") == 1
+
+
+def failed_child(parent_id: str, index: int, *, oom: bool = False) -> JobRecord:
+    """A failed child of `parent_id` as the enricher stores it (from the sample child event)."""
+    event = read_event("array-child-failed.json")
+    detail = event["detail"]
+    detail["jobId"] = f"{parent_id}:{index}"
+    detail["jobArn"] = detail["jobArn"].rsplit("/", 1)[0] + f"/{parent_id}:{index}"
+    detail["arrayProperties"] = {"index": index}
+    if oom:
+        reason = "OutOfMemoryError: Container killed due to memory usage"
+        for container in [detail["container"], *(a["container"] for a in detail["attempts"])]:
+            container.update(exitCode=137, reason=reason)
+    return normalise(parse_event(event))
+
+
+def test_a_failed_array_parent_is_rolled_up_from_its_children_in_the_history(
+    session: boto3.Session,
+    endpoint: str,
+    jobs: dict[str, list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given an array job of 3 children that failed in Batch, in a queue of its own
+    batch = session.client("batch", endpoint_url=endpoint)
+    (environment,) = batch.describe_compute_environments(computeEnvironments=["local-ce"])[
+        "computeEnvironments"
+    ]
+    batch.create_job_queue(
+        jobQueueName="failed-arrays",
+        state="ENABLED",
+        priority=1,
+        computeEnvironmentOrder=[
+            {"order": 1, "computeEnvironment": environment["computeEnvironmentArn"]}
+        ],
+    )
+    monkeypatch.setenv("MOTO_SIMPLE_BATCH_FAIL_AFTER", "0")
+    parent = batch.submit_job(
+        jobName="render",
+        jobQueue="failed-arrays",
+        jobDefinition="etl-nightly",
+        arrayProperties={"size": 3},
+    )["jobId"]
+    for _ in range(100):
+        if batch.describe_jobs(jobs=[parent])["jobs"][0]["status"] == "FAILED":
+            break
+        time.sleep(0.1)
+    # And its children's failures in the history, as the enricher stored them: two OOM kills
+    history = new_table(session, endpoint)
+    for index, oom in ((0, False), (1, True), (2, True)):
+        history.put_latest(failed_child(parent, index, oom=oom))
+
+    # (AWS lists an array's children only when asked by arrayJobId; moto lists them with their
+    # queue too, and its descriptions of them carry no array index nor reason)
+    def parents_only(parsed: dict[str, Any], **_: Any) -> None:
+        parsed["jobSummaryList"] = [j for j in parsed["jobSummaryList"] if ":" not in j["jobId"]]
+
+    hook_cli_sessions(monkeypatch, "after-call.batch.ListJobs", parents_only)
+
+    # When the backfill stores the parent
+    code, summary, _ = run_backfill(endpoint, history.table_name, "--queue", "failed-arrays")
+
+    # Then its failure counts the children by category and names the first OOM-killed one
+    assert code == 0
+    assert summary["written"] >= 1
+    stored = history.get_latest(parent)
+    assert stored is not None
+    failure = stored.record["failure"]
+    assert failure["summary"] == "3/3 children failed: OUT_OF_MEMORY 2, APPLICATION_ERROR 1"
+    assert failure["category"] == "OUT_OF_MEMORY"
+    assert f"Example, child 1 ({parent}:1): " in failure["detail"]
+    # And a second run leaves it as it is
+    assert run_backfill(endpoint, history.table_name, "--queue", "failed-arrays")[1]["written"] == 0

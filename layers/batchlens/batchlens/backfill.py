@@ -6,9 +6,11 @@ conditional store (`HistoryTable.put_latest`), with an event envelope made up fr
 itself. Idempotent: the envelope is derived from the job's state, and a job the table already
 holds in that state or a newer one is left alone (the versions are read first, 100 a call), so a
 second run writes nothing. A job Batch forgets between ListJobs and DescribeJobs is stored from
-its ListJobs summary (`enrichment: NOT_FOUND`). Every Batch call waits for a token from one
-bucket (10 calls a second by default), far below the account's Batch API rate, so a backfill
-never starves the enricher or the account's own tooling. No alerts: past jobs are not news.
+its ListJobs summary (`enrichment: NOT_FOUND`). A failed array or multi-node parent is stored
+last, its failure rolled up from its failed children in the history, as the enricher does. Every
+Batch call waits for a token from one bucket (10 calls a second by default), far below the
+account's Batch API rate, so a backfill never starves the enricher or the account's own
+tooling. No alerts: past jobs are not news.
 
 CLI-only; the Lambda never imports this module.
 """
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from batchlens import rollup
 from batchlens.describe import Descriptions, chunks, describe_jobs, describe_service_jobs
 from batchlens.events import JOB_STATUSES, SERVICE_JOB_STATUSES, InvalidEvent, parse_event
 from batchlens.history import HistoryTable, WriteOutcome, version_of
@@ -221,6 +224,8 @@ class Backfill:
         self._concurrency = describe_concurrency
         self._region = batch.meta.region_name or "us-east-1"
         self._parents: list[tuple[str, str]] = []
+        # Failed parents wait for their children, whose failures their record summarises.
+        self._held: list[JobRecord] = []
         self.result = BackfillResult()
 
     # --- listing ------------------------------------------------------------------------
@@ -286,6 +291,9 @@ class Backfill:
             for parent_id, scope in parents:
                 children = self._summaries(queue, **{scope: parent_id})
                 self._store_all(queue, self._in_range(children, seen))
+        held, self._held = self._held, []
+        if held:
+            self._store([self._rolled_up(parent) for parent in held])
         after = self.result.as_dict()
         delta = {key: after[key] - before[key] for key in after}
         self._progress(
@@ -358,12 +366,24 @@ class Backfill:
             except InvalidEvent as exc:
                 self._fail(f"{job_id}: {exc}")
                 continue
-            records.append(record)
             # The description, not the summary, says for sure whether a job has children.
             if record.job_kind in _CHILDREN_SCOPE:
                 self._parents.append((record.job_id, _CHILDREN_SCOPE[record.job_kind]))
+            if rollup.needs_rollup(record):
+                self._held.append(record)
+            else:
+                records.append(record)
         self._store(records)
         self._progress(f"{queue.name}: {self.result.listed} jobs listed so far")
+
+    def _rolled_up(self, parent: JobRecord) -> JobRecord:
+        """A failed parent's record explained by its failed children, as the enricher does it."""
+        try:
+            children, example = self._history.failed_children(parent.job_id)
+        except Exception as exc:  # stored with its own counts, as the enricher would
+            self._progress(f"{parent.job_id}: its children could not be read: {exc}")
+            return parent
+        return rollup.apply_rollup(parent, children, example)
 
     def _store(self, records: list[JobRecord]) -> None:
         stored = self._history.stored_versions(record.job_id for record in records)

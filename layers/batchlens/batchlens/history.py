@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from batchlens import rollup
 from batchlens.records import JobRecord
 
 if TYPE_CHECKING:
@@ -345,6 +346,16 @@ class HistoryTable:
                 "status": item.get("status", {}).get("S"),
                 "category": item.get("category", {}).get("S"),
             }
+
+    def failed_children(
+        self, parent_job_id: str
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """What a failed parent's roll-up reads: its failed children's entries (`children`) and
+        the record of the one it names as the example (None where there is none to read)."""
+        children = list(self.children(parent_job_id, status="FAILED"))
+        example_id = rollup.example_child(children)
+        stored = self.get_latest(example_id) if example_id else None
+        return children, stored.record if stored else None
 
     def query_latest(
         self,

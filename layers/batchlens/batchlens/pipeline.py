@@ -260,11 +260,8 @@ class Enricher:
             children: list[dict[str, Any]] = []
             example: dict[str, Any] | None = None
             try:
-                children = list(self.history.children(record.job_id, status="FAILED"))
-                example_id = rollup.example_child(children)
-                stored = self.history.get_latest(example_id) if example_id else None
-                example = stored.record if stored else None
-            except Exception as exc:  # the parent still alerts, with what could be read
+                children, example = self.history.failed_children(record.job_id)
+            except Exception as exc:  # the parent still alerts, with its own counts
                 logger.warning("Children lookup failed", extra={"error": repr(exc)})
             processed.record = rollup.apply_rollup(record, children, example)
 
