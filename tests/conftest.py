@@ -59,6 +59,33 @@ def read_event(name: str) -> Json:
     return copy.deepcopy(json.loads(_read(file_name)))
 
 
+def array_child_event(
+    parent_id: str, index: int, *, failed: bool, exit_code: int = 2, reason: str | None = None
+) -> Json:
+    """The sample array child, as child `index` of `parent_id`: failed (with `exit_code` and, if
+    given, a container `reason`) or succeeded."""
+    event = read_event("array-child-failed.json")
+    event["id"] = str(uuid.uuid4())
+    detail = event["detail"]
+    detail["jobId"] = f"{parent_id}:{index}"
+    detail["jobArn"] = detail["jobArn"].rsplit("/", 1)[0] + f"/{parent_id}:{index}"
+    detail["arrayProperties"] = {"index": index}
+    containers = [detail["container"], *(a["container"] for a in detail.get("attempts", []))]
+    if failed:
+        detail["status"] = "FAILED"
+        for container in containers:
+            container["exitCode"] = exit_code
+            if reason is not None:
+                container["reason"] = reason
+    else:
+        detail["status"] = "SUCCEEDED"
+        detail["statusReason"] = "Essential container in task exited"
+        for container in containers:
+            container["exitCode"] = 0
+            container.pop("reason", None)
+    return event
+
+
 def sample_event_names() -> list[str]:
     """Every single-event sample (all of events/*.json but the SQS batch)."""
     return sorted(p.name for p in EVENTS_DIR.glob("*.json") if p.name != SQS_SAMPLE)

@@ -129,13 +129,8 @@ def cli_endpoint() -> Iterator[str]:
         env.setenv("AWS_ACCESS_KEY_ID", "testing")
         env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
         env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
-        try:
-            yield f"http://{host}:{port}"
-        finally:
-            server.stop()
+        with locked_moto_server() as endpoint_url:
+            yield endpoint_url
 
 
 def hook_cli_sessions(monkeypatch: Any, event_name: str, handler: Callable[..., Any]) -> None:

@@ -24,7 +24,7 @@ from batchlens import backfill, cli, local
 from batchlens.events import JOB_STATUSES, parse_event
 from batchlens.history import HistoryTable
 from batchlens.records import JobRecord, normalise
-from tests.conftest import read_event
+from tests.conftest import array_child_event
 from tests.moto_server import cli_endpoint, hook_cli_sessions
 
 pytestmark = pytest.mark.integration
@@ -373,15 +373,10 @@ def test_mistakes_are_one_line_and_exit_1(
 
 def failed_child(parent_id: str, index: int, *, oom: bool = False) -> JobRecord:
     """A failed child of `parent_id` as the enricher stores it (from the sample child event)."""
-    event = read_event("array-child-failed.json")
-    detail = event["detail"]
-    detail["jobId"] = f"{parent_id}:{index}"
-    detail["jobArn"] = detail["jobArn"].rsplit("/", 1)[0] + f"/{parent_id}:{index}"
-    detail["arrayProperties"] = {"index": index}
-    if oom:
-        reason = "OutOfMemoryError: Container killed due to memory usage"
-        for container in [detail["container"], *(a["container"] for a in detail["attempts"])]:
-            container.update(exitCode=137, reason=reason)
+    reason = "OutOfMemoryError: Container killed due to memory usage" if oom else None
+    event = array_child_event(
+        parent_id, index, failed=True, exit_code=137 if oom else 2, reason=reason
+    )
     return normalise(parse_event(event))
 
 

@@ -2,10 +2,11 @@
 
 Five "Lambda instances" (Enrichers with their own clients, in threads) process the same FAILED
 event at the same moment against moto's server on 127.0.0.1. DynamoDB applies a conditional write
-to one item atomically; moto checks and writes in two steps, so the fixture serialises its item
-writes the way DynamoDB does. Then the two crash windows are asserted as documented in README.md
-("Alerts: email, Slack, chat"): a crash after the alert was marked sent never re-sends it; a crash
-between the publish and that mark re-sends it once, after the claim expires with the invocation.
+to one item atomically; moto checks and writes in two steps, so its server here serves one
+request at a time (tests/moto_server.py). Then the two crash windows are asserted as documented
+in README.md ("Alerts: email, Slack, chat"): a crash after the alert was marked sent never
+re-sends it; a crash between the publish and that mark re-sends it once, after the claim expires
+with the invocation.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pytest
 from batchlens import aws, local
 from batchlens.pipeline import Enricher, Message, Processed
 from tests.conftest import Json, read_event
+from tests.moto_server import locked_moto_server
 
 pytestmark = pytest.mark.integration
 
@@ -38,26 +40,9 @@ def die(**_: Any) -> None:
 
 
 @pytest.fixture
-def endpoint(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    from moto.dynamodb.models import DynamoDBBackend
-    from moto.server import ThreadedMotoServer
-
-    lock = threading.RLock()
-    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
-        original = getattr(DynamoDBBackend, name)
-
-        def atomic(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
-            with lock:
-                return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(DynamoDBBackend, name, atomic)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+def endpoint(aws_credentials: None) -> Iterator[str]:
+    with locked_moto_server() as endpoint_url:
+        yield endpoint_url
 
 
 @pytest.fixture

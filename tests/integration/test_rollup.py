@@ -16,10 +16,10 @@ from moto import mock_aws
 
 from batchlens import local
 from batchlens.pipeline import Enricher, Message
+from tests.conftest import array_child_event
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 PARENT: dict[str, Any] = json.loads((EVENTS / "array-parent-failed.json").read_text())
-CHILD: dict[str, Any] = json.loads((EVENTS / "array-child-failed.json").read_text())
 
 Stack = tuple[Enricher, local.LocalStack, Any]
 
@@ -42,29 +42,6 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
             sns=session.client("sns"),
         )
         yield enricher, created, session
-
-
-def child_event(parent_id: str, index: int, *, failed: bool, exit_code: int = 2) -> dict[str, Any]:
-    event: dict[str, Any] = copy.deepcopy(CHILD)
-    event["id"] = str(uuid.uuid4())
-    detail = event["detail"]
-    detail["jobId"] = f"{parent_id}:{index}"
-    detail["jobArn"] = detail["jobArn"].rsplit("/", 1)[0] + f"/{parent_id}:{index}"
-    detail["arrayProperties"] = {"index": index}
-    if failed:
-        detail["status"] = "FAILED"
-        detail["container"]["exitCode"] = exit_code
-        for attempt in detail.get("attempts", []):
-            attempt["container"]["exitCode"] = exit_code
-    else:
-        detail["status"] = "SUCCEEDED"
-        detail["statusReason"] = "Essential container in task exited"
-        detail["container"]["exitCode"] = 0
-        detail["container"].pop("reason", None)
-        for attempt in detail.get("attempts", []):
-            attempt["container"]["exitCode"] = 0
-            attempt["container"].pop("reason", None)
-    return event
 
 
 def parent_event(size: int, failed: int) -> dict[str, Any]:
@@ -108,12 +85,10 @@ def test_thousand_child_array_with_three_failures_alerts_once_with_counts_and_ca
     # Given a 1000-child array job: 3 children fail (two exit 2, one OOM-killed), 60 succeed
     enricher, created, session = stack
     parent_id = PARENT["detail"]["jobId"]
-    children = [child_event(parent_id, i, failed=False) for i in range(60)]
-    children += [child_event(parent_id, 100 + i, failed=True) for i in range(2)]
-    oom = child_event(parent_id, 500, failed=True, exit_code=137)
+    children = [array_child_event(parent_id, i, failed=False) for i in range(60)]
+    children += [array_child_event(parent_id, 100 + i, failed=True) for i in range(2)]
     oom_reason = "OutOfMemoryError: Container killed due to memory usage"
-    oom["detail"]["container"]["reason"] = oom_reason
-    oom["detail"]["attempts"][-1]["container"]["reason"] = oom_reason
+    oom = array_child_event(parent_id, 500, failed=True, exit_code=137, reason=oom_reason)
     children.append(oom)
 
     # When the children arrive in batches of 100, then the parent's final FAILED event
@@ -137,7 +112,7 @@ def test_the_roll_up_counts_children_from_the_index_and_reads_one_record(stack: 
     # Given an array job whose 150 children all failed, in the history
     enricher, created, session = stack
     parent_id = PARENT["detail"]["jobId"]
-    children = [child_event(parent_id, i, failed=True) for i in range(150)]
+    children = [array_child_event(parent_id, i, failed=True) for i in range(150)]
     for start in range(0, len(children), 100):
         assert enricher.process(messages(children[start : start + 100])).failures == {}
 
@@ -172,7 +147,7 @@ def test_parent_in_the_same_batch_as_its_children_reads_them_back(stack: Stack) 
     # Given the parent's FAILED event arrives in the same batch as its failed children
     enricher, created, session = stack
     parent_id = PARENT["detail"]["jobId"]
-    batch = [parent_event(4, 2)] + [child_event(parent_id, i, failed=True) for i in range(2)]
+    batch = [parent_event(4, 2)] + [array_child_event(parent_id, i, failed=True) for i in range(2)]
 
     # When the batch is processed
     result = enricher.process(messages(batch))
@@ -187,7 +162,9 @@ def test_parent_in_the_same_batch_as_its_children_reads_them_back(stack: Stack) 
 def test_failed_children_alone_never_alert(stack: Stack) -> None:
     enricher, created, session = stack
     parent_id = PARENT["detail"]["jobId"]
-    result = enricher.process(messages([child_event(parent_id, i, failed=True) for i in range(5)]))
+    result = enricher.process(
+        messages([array_child_event(parent_id, i, failed=True) for i in range(5)])
+    )
     assert result.failures == {}
     assert published(session, created) == []
 

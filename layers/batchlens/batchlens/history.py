@@ -326,33 +326,23 @@ class HistoryTable:
         )
         return [_plain_item(item) for item in items]
 
-    def children(self, parent_job_id: str, status: str | None = None) -> Iterator[dict[str, Any]]:
-        """An array job's children (or a multi-node job's nodes) as byParent holds them.
-
-        Index order (status, then index), each `{"jobId", "status", "category"}`, the category
-        None unless the child failed: enough to count them, however many there are, without
-        reading a record. `get_latest` reads the one a caller wants whole.
-        """
-        condition = "gsi4pk = :p"
-        values: dict[str, AttributeValueTypeDef] = {":p": _s(f"P#{parent_job_id}")}
-        if status:
-            condition += " AND begins_with(gsi4sk, :s)"
-            values[":s"] = _s(f"{status}#")
-        for item in self._query(
-            IndexName="byParent", KeyConditionExpression=condition, ExpressionAttributeValues=values
-        ):
-            yield {
-                "jobId": _job_id(item["pk"]["S"]),
-                "status": item.get("status", {}).get("S"),
-                "category": item.get("category", {}).get("S"),
-            }
-
     def failed_children(
         self, parent_job_id: str
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-        """What a failed parent's roll-up reads: its failed children's entries (`children`) and
-        the record of the one it names as the example (None where there is none to read)."""
-        children = list(self.children(parent_job_id, status="FAILED"))
+        """What a failed parent's roll-up reads, without a record per child.
+
+        Its failed children (or nodes) as byParent holds them, in index order, each `{"jobId",
+        "category"}`; and the record of the one the roll-up names as its example (None where
+        there is none to read).
+        """
+        children = [
+            {"jobId": _job_id(item["pk"]["S"]), "category": item.get("category", {}).get("S")}
+            for item in self._query(
+                IndexName="byParent",
+                KeyConditionExpression="gsi4pk = :p AND begins_with(gsi4sk, :s)",
+                ExpressionAttributeValues={":p": _s(f"P#{parent_job_id}"), ":s": _s("FAILED#")},
+            )
+        ]
         example_id = rollup.example_child(children)
         stored = self.get_latest(example_id) if example_id else None
         return children, stored.record if stored else None
