@@ -19,6 +19,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from batchlens import backfill, cli, local
 from batchlens.events import JOB_STATUSES, parse_event
@@ -380,19 +381,14 @@ def failed_child(parent_id: str, index: int, *, oom: bool = False) -> JobRecord:
     return normalise(parse_event(event))
 
 
-def test_a_failed_array_parent_is_rolled_up_from_its_children_in_the_history(
-    session: boto3.Session,
-    endpoint: str,
-    jobs: dict[str, list[str]],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # Given an array job of 3 children that failed in Batch, in a queue of its own
+def failed_array(session: boto3.Session, endpoint: str, queue: str, monkeypatch: Any) -> str:
+    """An array job of 3 children that failed in Batch, in a queue of its own; its id."""
     batch = session.client("batch", endpoint_url=endpoint)
     (environment,) = batch.describe_compute_environments(computeEnvironments=["local-ce"])[
         "computeEnvironments"
     ]
     batch.create_job_queue(
-        jobQueueName="failed-arrays",
+        jobQueueName=queue,
         state="ENABLED",
         priority=1,
         computeEnvironmentOrder=[
@@ -400,20 +396,13 @@ def test_a_failed_array_parent_is_rolled_up_from_its_children_in_the_history(
         ],
     )
     monkeypatch.setenv("MOTO_SIMPLE_BATCH_FAIL_AFTER", "0")
-    parent = batch.submit_job(
-        jobName="render",
-        jobQueue="failed-arrays",
-        jobDefinition="etl-nightly",
-        arrayProperties={"size": 3},
+    parent: str = batch.submit_job(
+        jobName="render", jobQueue=queue, jobDefinition="etl-nightly", arrayProperties={"size": 3}
     )["jobId"]
     for _ in range(100):
         if batch.describe_jobs(jobs=[parent])["jobs"][0]["status"] == "FAILED":
             break
         time.sleep(0.1)
-    # And its children's failures in the history, as the enricher stored them: two OOM kills
-    history = new_table(session, endpoint)
-    for index, oom in ((0, False), (1, True), (2, True)):
-        history.put_latest(failed_child(parent, index, oom=oom))
 
     # (AWS lists an array's children only when asked by arrayJobId; moto lists them with their
     # queue too, and its descriptions of them carry no array index nor reason)
@@ -421,6 +410,21 @@ def test_a_failed_array_parent_is_rolled_up_from_its_children_in_the_history(
         parsed["jobSummaryList"] = [j for j in parsed["jobSummaryList"] if ":" not in j["jobId"]]
 
     hook_cli_sessions(monkeypatch, "after-call.batch.ListJobs", parents_only)
+    return parent
+
+
+def test_a_failed_array_parent_is_rolled_up_from_its_children_in_the_history(
+    session: boto3.Session,
+    endpoint: str,
+    jobs: dict[str, list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given an array job of 3 children that failed in Batch, in a queue of its own
+    parent = failed_array(session, endpoint, "failed-arrays", monkeypatch)
+    # And its children's failures in the history, as the enricher stored them: two OOM kills
+    history = new_table(session, endpoint)
+    for index, oom in ((0, False), (1, True), (2, True)):
+        history.put_latest(failed_child(parent, index, oom=oom))
 
     # When the backfill stores the parent
     code, summary, _ = run_backfill(endpoint, history.table_name, "--queue", "failed-arrays")
@@ -436,3 +440,37 @@ def test_a_failed_array_parent_is_rolled_up_from_its_children_in_the_history(
     assert f"Example, child 1 ({parent}:1): " in failure["detail"]
     # And a second run leaves it as it is
     assert run_backfill(endpoint, history.table_name, "--queue", "failed-arrays")[1]["written"] == 0
+
+
+def test_a_failed_array_parent_whose_children_cannot_be_read_is_rolled_up_from_its_counts(
+    session: boto3.Session,
+    endpoint: str,
+    jobs: dict[str, list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a failed array job, and a history whose byParent index cannot be queried
+    parent = failed_array(session, endpoint, "failed-arrays-unread", monkeypatch)
+    history = new_table(session, endpoint)
+
+    def unavailable(**_: Any) -> None:
+        raise ClientError(
+            {"Error": {"Code": "InternalServerError", "Message": "index unavailable"}}, "Query"
+        )
+
+    hook_cli_sessions(monkeypatch, "before-call.dynamodb.Query", unavailable)
+
+    # When the backfill stores the parent
+    code, summary, progress = run_backfill(
+        endpoint, history.table_name, "--queue", "failed-arrays-unread"
+    )
+
+    # Then it is stored all the same, summed up from its own counts as the enricher would,
+    # and the progress says why its children are not named
+    assert code == 0
+    assert summary["written"] >= 1
+    stored = history.get_latest(parent)
+    assert stored is not None
+    assert stored.record["failure"]["summary"] == (
+        "3/3 children failed (their records are not in the history yet)"
+    )
+    assert f"{parent}: its children could not be read" in progress

@@ -378,11 +378,12 @@ class Backfill:
 
     def _rolled_up(self, parent: JobRecord) -> JobRecord:
         """A failed parent's record explained by its failed children, as the enricher does it."""
+        children: list[dict[str, Any]] = []
+        example: dict[str, Any] | None = None
         try:
             children, example = self._history.failed_children(parent.job_id)
-        except Exception as exc:  # stored with its own counts, as the enricher would
+        except Exception as exc:  # rolled up from its own counts, as the enricher does
             self._progress(f"{parent.job_id}: its children could not be read: {exc}")
-            return parent
         return rollup.apply_rollup(parent, children, example)
 
     def _store(self, records: list[JobRecord]) -> None:
