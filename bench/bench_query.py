@@ -33,12 +33,7 @@ import boto3
 
 from batchlens import access, cli, local
 from batchlens.events import parse_event
-from batchlens.history import (
-    LATEST_SK,
-    HistoryTable,
-    job_pk,
-)
-from batchlens.history import latest_item as history_latest_item
+from batchlens.history import LATEST_SK, HistoryTable, job_pk, latest_item
 from batchlens.records import JobRecord, normalise
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
@@ -101,24 +96,20 @@ def jobs(start: int, count: int, now: datetime) -> list[JobRecord]:
     return made
 
 
-def latest_item(record: JobRecord) -> dict[str, Any]:
-    """The item `HistoryTable.put_latest` writes for a new job (checked against it)."""
-    return dict(history_latest_item(record, RETENTION_DAYS))
-
-
 def check_equivalence(client: Any, table: str, record: JobRecord) -> None:
     """The bulk loader must write exactly what the enricher's conditional write does."""
     HistoryTable(client, table, RETENTION_DAYS).put_latest(record)
     key = {"pk": {"S": job_pk(record.job_id)}, "sk": {"S": LATEST_SK}}
     stored = client.get_item(TableName=table, Key=key)["Item"]
-    if stored != latest_item(record):
+    if stored != latest_item(record, RETENTION_DAYS):
         raise SystemExit("bench: the bulk loader no longer matches HistoryTable.put_latest")
 
 
 def bulk_put(client: Any, table: str, records: list[JobRecord]) -> None:
     def write(start: int) -> None:
         pending: list[Any] = [
-            {"PutRequest": {"Item": latest_item(r)}} for r in records[start : start + 25]
+            {"PutRequest": {"Item": latest_item(r, RETENTION_DAYS)}}
+            for r in records[start : start + 25]
         ]
         while pending:
             response = client.batch_write_item(RequestItems={table: pending})

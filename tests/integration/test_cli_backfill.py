@@ -413,6 +413,14 @@ def failed_array(session: boto3.Session, endpoint: str, queue: str, monkeypatch:
     return parent
 
 
+def stored_failure(history: HistoryTable, job_id: str) -> dict[str, Any]:
+    """The `failure` of the job's record in the history (which must hold the job)."""
+    stored = history.get_latest(job_id)
+    assert stored is not None, f"{job_id} is not in the history"
+    failure: dict[str, Any] = stored.record["failure"]
+    return failure
+
+
 def test_a_failed_array_parent_is_rolled_up_from_its_children_in_the_history(
     session: boto3.Session,
     endpoint: str,
@@ -432,9 +440,7 @@ def test_a_failed_array_parent_is_rolled_up_from_its_children_in_the_history(
     # Then its failure counts the children by category and names the first OOM-killed one
     assert code == 0
     assert summary["written"] >= 1
-    stored = history.get_latest(parent)
-    assert stored is not None
-    failure = stored.record["failure"]
+    failure = stored_failure(history, parent)
     assert failure["summary"] == "3/3 children failed: OUT_OF_MEMORY 2, APPLICATION_ERROR 1"
     assert failure["category"] == "OUT_OF_MEMORY"
     assert f"Example, child 1 ({parent}:1): " in failure["detail"]
@@ -468,9 +474,7 @@ def test_a_failed_array_parent_whose_children_cannot_be_read_is_rolled_up_from_i
     # and the progress says why its children are not named
     assert code == 0
     assert summary["written"] >= 1
-    stored = history.get_latest(parent)
-    assert stored is not None
-    assert stored.record["failure"]["summary"] == (
+    assert stored_failure(history, parent)["summary"] == (
         "3/3 children failed (their records are not in the history yet)"
     )
     assert f"{parent}: its children could not be read" in progress

@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from batchlens import local
@@ -141,6 +142,43 @@ def test_the_roll_up_counts_children_from_the_index_and_reads_one_record(stack: 
     assert calls["Query"] == 1
     assert calls["GetItem"] == 1
     assert "BatchGetItem" not in calls
+
+
+def test_a_parent_whose_children_cannot_be_read_alerts_with_its_own_counts(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given failed children in the history, and an enricher whose byParent Query fails
+    enricher, created, session = stack
+    parent_id = PARENT["detail"]["jobId"]
+    children = [array_child_event(parent_id, i, failed=True) for i in range(3)]
+    assert enricher.process(messages(children)).failures == {}
+    dynamodb = session.client("dynamodb")
+
+    def unavailable(**_: Any) -> None:
+        raise ClientError(
+            {"Error": {"Code": "InternalServerError", "Message": "index unavailable"}}, "Query"
+        )
+
+    dynamodb.meta.events.register("before-call.dynamodb.Query", unavailable)
+    blind = Enricher(
+        created.settings(),
+        batch=session.client("batch"),
+        dynamodb=dynamodb,
+        sns=session.client("sns"),
+    )
+
+    # When the parent's FAILED event is processed
+    result = blind.process(messages([parent_event(3, 3)]))
+
+    # Then the parent is stored and alerts all the same, summed up from its own counts
+    assert result.failures == {}
+    (alert,) = published(session, created)
+    assert alert["jobId"] == parent_id
+    assert alert["failure"]["summary"] == (
+        "3/3 children failed (their records are not in the history yet)"
+    )
+    # And the log says why its children are not named
+    assert any(r.getMessage() == "Children lookup failed" for r in caplog.records)
 
 
 def test_parent_in_the_same_batch_as_its_children_reads_them_back(stack: Stack) -> None:

@@ -293,7 +293,7 @@ class Backfill:
                 self._store_all(queue, self._in_range(children, seen))
         held, self._held = self._held, []
         if held:
-            self._store([self._rolled_up(parent) for parent in held])
+            self._store([self._history.rolled_up(parent, self._unread(parent)) for parent in held])
         after = self.result.as_dict()
         delta = {key: after[key] - before[key] for key in after}
         self._progress(
@@ -376,15 +376,9 @@ class Backfill:
         self._store(records)
         self._progress(f"{queue.name}: {self.result.listed} jobs listed so far")
 
-    def _rolled_up(self, parent: JobRecord) -> JobRecord:
-        """A failed parent's record explained by its failed children, as the enricher does it."""
-        children: list[dict[str, Any]] = []
-        example: dict[str, Any] | None = None
-        try:
-            children, example = self._history.failed_children(parent.job_id)
-        except Exception as exc:  # rolled up from its own counts, as the enricher does
-            self._progress(f"{parent.job_id}: its children could not be read: {exc}")
-        return rollup.apply_rollup(parent, children, example)
+    def _unread(self, parent: JobRecord) -> Callable[[Exception], None]:
+        """Reports a parent whose children could not be read (it is rolled up from its counts)."""
+        return lambda exc: self._progress(f"{parent.job_id}: its children could not be read: {exc}")
 
     def _store(self, records: list[JobRecord]) -> None:
         stored = self._history.stored_versions(record.job_id for record in records)

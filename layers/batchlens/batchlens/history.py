@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -346,6 +346,20 @@ class HistoryTable:
         example_id = rollup.example_child(children)
         stored = self.get_latest(example_id) if example_id else None
         return children, stored.record if stored else None
+
+    def rolled_up(self, parent: JobRecord, on_error: Callable[[Exception], None]) -> JobRecord:
+        """`parent` with its failure explained by its failed children in the history.
+
+        Where they cannot be read, from the parent's own counts: the record is still stored and
+        alerts. `on_error` hears why, for the caller to report its own way.
+        """
+        children: list[dict[str, Any]] = []
+        example: dict[str, Any] | None = None
+        try:
+            children, example = self.failed_children(parent.job_id)
+        except Exception as exc:  # any failure to read falls back the same way
+            on_error(exc)
+        return rollup.apply_rollup(parent, children, example)
 
     def query_latest(
         self,

@@ -257,13 +257,10 @@ class Enricher:
             record = processed.record
             if record is None or not rollup.needs_rollup(record):
                 continue
-            children: list[dict[str, Any]] = []
-            example: dict[str, Any] | None = None
-            try:
-                children, example = self.history.failed_children(record.job_id)
-            except Exception as exc:  # the parent still alerts, with its own counts
-                logger.warning("Children lookup failed", extra={"error": repr(exc)})
-            processed.record = rollup.apply_rollup(record, children, example)
+            processed.record = self.history.rolled_up(
+                record,
+                lambda exc: logger.warning("Children lookup failed", extra={"error": repr(exc)}),
+            )
 
     def _store(self, by_job: Mapping[str, list[Processed]]) -> None:
         """One conditional write per job: the newest of its events in this batch."""
