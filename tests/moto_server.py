@@ -98,18 +98,6 @@ def locked_moto_server(*, own_process: bool = False) -> Iterator[str]:
         child.wait(timeout=30)
 
 
-def main() -> None:
-    """Serve until terminated; the first line on standard output is the endpoint URL."""
-    server = LockedMotoServer()
-    server.start()
-    print(server.endpoint_url, flush=True)
-    threading.Event().wait()
-
-
-if __name__ == "__main__":
-    main()
-
-
 @contextmanager
 def cli_endpoint() -> Iterator[str]:
     """moto's server on a free loopback port, as the CLI tests see AWS: fake credentials, and
@@ -145,3 +133,15 @@ def hook_cli_sessions(monkeypatch: Any, event_name: str, handler: Callable[..., 
         return made
 
     monkeypatch.setattr(access, "boto3_session", hooked)
+
+
+def main() -> None:
+    """Serve until terminated; the first line on standard output is the endpoint URL."""
+    server = LockedMotoServer()
+    server.start()
+    print(server.endpoint_url, flush=True)
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()

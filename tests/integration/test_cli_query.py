@@ -24,12 +24,7 @@ import pytest
 
 from batchlens import cli, local
 from batchlens.events import parse_event
-from batchlens.history import (
-    LATEST_SK,
-    HistoryTable,
-    job_pk,
-)
-from batchlens.history import latest_item as history_latest_item
+from batchlens.history import LATEST_SK, HistoryTable, job_pk, latest_item
 from batchlens.records import JobRecord, normalise
 from tests.conftest import local_time
 from tests.moto_server import cli_endpoint, hook_cli_sessions
@@ -759,18 +754,14 @@ def test_an_unreachable_local_stack_says_to_start_it() -> None:
 BIG = 2_500
 
 
-def latest_item(record: JobRecord) -> dict[str, Any]:
-    """The item `HistoryTable.put_latest` writes for a new job (checked against it)."""
-    return dict(history_latest_item(record, RETENTION_DAYS))
-
-
 def bulk_put(history: HistoryTable, records: list[JobRecord]) -> None:
     """Latest items for new jobs, 25 a BatchWriteItem, 8 at once: what put_latest would write."""
     client: Any = history._client  # the adapter's own client, over real HTTP
 
     def write(start: int) -> None:
         pending: list[Any] = [
-            {"PutRequest": {"Item": latest_item(r)}} for r in records[start : start + 25]
+            {"PutRequest": {"Item": latest_item(r, RETENTION_DAYS)}}
+            for r in records[start : start + 25]
         ]
         while pending:
             response = client.batch_write_item(RequestItems={history.table_name: pending})
@@ -817,7 +808,7 @@ def test_bulk_items_are_what_put_latest_writes(session: boto3.Session, endpoint:
 
     stored = client.get_item(TableName=history.table_name, Key=key)["Item"]
 
-    assert stored == latest_item(record)
+    assert stored == latest_item(record, RETENTION_DAYS)
 
 
 def test_pagination_returns_every_job_once_newest_first(

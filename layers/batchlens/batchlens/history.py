@@ -181,9 +181,6 @@ class HistoryTable:
         self.table_name = table_name
         self.retention_days = retention_days
 
-    def _expires_at(self, record: JobRecord) -> int:
-        return expires_at(record, self.retention_days)
-
     # --- writes ------------------------------------------------------------------------
 
     def put_latest(
@@ -284,7 +281,7 @@ class HistoryTable:
             "status": _s(record.status),
             "attemptsFinished": _n(len(record.attempts)),
             "enrichment": _s(record.enrichment.value),
-            TTL_ATTRIBUTE: _n(self._expires_at(record)),
+            TTL_ATTRIBUTE: _n(expires_at(record, self.retention_days)),
         }
         if record.status_reason:
             item["statusReason"] = _s(record.status_reason[:2000])
