@@ -45,3 +45,5 @@ def test_without_the_example_record_the_summary_still_counts_and_names_the_child
     assert failure.category.value == "TIMEOUT"
     assert "TIMEOUT 2, OUT_OF_MEMORY 1" in failure.summary
     assert "Example, job parent:4 (parent:4)" in failure.detail
+    # And the detail says why it gives no summary of it
+    assert failure.detail.endswith("(parent:4): its record is no longer in the history")

@@ -70,8 +70,11 @@ def rollup_failure(
         )
     top = counts.most_common(TOP_CATEGORIES)
     category = top[0][0]
-    if example is None:  # its record could not be read: name it from its entry
-        example = {"jobId": example_child(children)}
+    if example is None:  # its record could not be read (it expired): name it from its entry
+        example = {
+            "jobId": example_child(children),
+            "failure": {"summary": "its record is no longer in the history"},
+        }
     example_failure = example.get("failure") or {}
     label = (
         f"child {example.get('arrayIndex')}"
