@@ -202,6 +202,45 @@ def test_an_unreachable_webhook_raises_without_the_url() -> None:
     assert SECRET_PATH not in str(caught.value)
 
 
+def test_a_url_http_client_refuses_raises_a_webhook_error_without_the_url() -> None:
+    # A port that is not a number passes the scheme and host checks; http.client's InvalidURL,
+    # which quotes the URL for other faults, must not escape.
+    url = f"http://127.0.0.1:notaport{SECRET_PATH}"
+    with pytest.raises(webhook.WebhookRejected, match=r"http\.client can send to") as caught:
+        webhook.post(url, {"text": "hi"}, sleep=Sleeps())
+    assert SECRET_PATH not in str(caught.value)
+    assert caught.value.__suppress_context__
+
+
+def test_a_reply_that_is_not_http_is_retried_as_a_network_error() -> None:
+    import socket
+
+    # Given a server on the webhook's port that answers every POST with a line that is not HTTP
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def answer_garbage() -> None:
+        for _ in range(webhook.RetryPolicy().max_attempts):
+            connection, _address = server.accept()
+            with connection:
+                connection.recv(65536)
+                connection.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+
+    thread = threading.Thread(target=answer_garbage, daemon=True)
+    thread.start()
+    sleeps = Sleeps()
+
+    # When a card is posted, http.client raises BadStatusLine (an HTTPException, not an OSError)
+    with server, pytest.raises(webhook.WebhookError) as caught:
+        webhook.post(f"http://127.0.0.1:{port}{SECRET_PATH}", {"text": "hi"}, sleep=sleeps)
+    thread.join(timeout=5)
+
+    # Then every attempt was made with backoff, and the error names the fault, not the URL
+    assert "network error BadStatusLine" in str(caught.value)
+    assert sleeps.waits == [0.5, 1.0, 2.0]
+    assert SECRET_PATH not in str(caught.value)
+
+
 # --- the Lambda handler --------------------------------------------------------------------------
 
 

@@ -99,6 +99,21 @@ def test_a_secret_that_is_not_an_https_url_is_refused_without_echoing_it(value: 
 
 
 @pytest.mark.parametrize(
+    "inside",
+    [" #prod-alerts", "\tcopy", "\u00e9", "\x7f"],
+    ids=["space", "tab", "non-ascii", "delete"],
+)
+def test_a_webhook_url_with_a_space_or_a_stray_character_is_refused_without_echoing_it(
+    inside: str,
+) -> None:
+    # http.client would refuse it later with an error that quotes the URL's secret path.
+    token = "T0/B0/XXXXsecret"
+    with pytest.raises(webhook.WebhookError, match="space or a non-ASCII") as caught:
+        webhook.url_from_secret(f"https://hooks.example.invalid/services/{token}{inside}")
+    assert token not in str(caught.value)
+
+
+@pytest.mark.parametrize(
     ("header", "seconds"),
     [("3", 3.0), ("0", 0.0), (" 1.5 ", 1.5), (None, 1.0), ("soon", 1.0)],
 )

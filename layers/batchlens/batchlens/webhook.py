@@ -9,6 +9,7 @@ queue. The webhook URL is a secret: no exception, log line or return value ever 
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import time
@@ -59,12 +60,17 @@ class Delivery:
 
 def check_url(url: str) -> str:
     """`url` if it can be a webhook: https, or http on loopback (local tests and demos)."""
-    parts = urlsplit(url.strip())
+    url = url.strip()
+    parts = urlsplit(url)
     secure = parts.scheme == "https"
     local = parts.scheme == "http" and parts.hostname in _LOOPBACK
     if not parts.netloc or not (secure or local):
         raise WebhookError("the webhook URL in the secret is not an https:// URL")
-    return url.strip()
+    # http.client refuses a space, a control or a non-ASCII character with an error that quotes
+    # the URL's path, the secret part of a webhook ("…/XXXX #alerts" pasted into the secret).
+    if not all("!" <= char <= "~" for char in url):
+        raise WebhookError("the webhook URL in the secret has a space or a non-ASCII character")
+    return url
 
 
 def url_from_secret(value: str | bytes | Mapping[str, Any]) -> str:
@@ -140,7 +146,10 @@ def post(
     for attempt in range(1, policy.max_attempts + 1):
         try:
             status, body, retry_after = _send(url, data, policy.timeout_seconds)
-        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        except (http.client.InvalidURL, ValueError):
+            # InvalidURL (and a UnicodeEncodeError) quote the URL: name the problem, never the text.
+            raise WebhookRejected("the webhook URL is not one http.client can send to") from None
+        except (urllib.error.URLError, TimeoutError, OSError, http.client.HTTPException) as exc:
             # URLError's text is its reason ("Connection refused"), never the URL; keep the class.
             reason = getattr(exc, "reason", exc)
             last = f"network error {type(exc).__name__} ({type(reason).__name__})"
