@@ -78,6 +78,17 @@ def test_masks_secrets_even_across_lines_and_counts_them() -> None:
     assert masked == 2
 
 
+def test_masks_credentials_inside_colour_codes() -> None:
+    # A colour code right before a key leaves no word boundary for the key's pattern to find
+    messages = [
+        "\x1b[32mINFO\x1b[0m uploading with key \x1b[36mAKIAIOSFODNN7EXAMPLE\x1b[0m",
+        "\x1b[31mERROR\x1b[0m auth \x1b[33mghp_FAKEt0kenF0rRedacti0nTest5NotReal000\x1b[0m no",
+    ]
+    lines, masked = excerpt_lines(messages, 20, Redactor())
+    assert lines == [f"INFO uploading with key {MASK}", f"ERROR auth {MASK} no"]
+    assert masked == 2
+
+
 def test_strips_colour_codes_and_control_characters() -> None:
     lines, _ = excerpt_lines(["\x1b[31mERROR\x1b[0m\tboom\x07"], 5)
     assert lines == ["ERROR    boom"]

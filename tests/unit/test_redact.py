@@ -37,6 +37,12 @@ DB_PASSWORD = "hunter2-prod-Zx9"
         ("posting to https://hooks.slack.com/services/T000/B000/XXXXXXXX", "T000/B000"),
         ("-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----", "MIIEow"),
         ("github_pat_11ABCDEFG0123456789_abcdefghijklmnop", "github_pat_11ABCDEFG"),
+        # A quoted value is masked to its closing quote, spaces and all
+        ('export DB_PASSWORD="correct horse battery staple"', "horse battery staple"),
+        ("psql --password 'p@ss w0rd!' -h db", "w0rd!"),
+        ('{"level":"error","password":"s3cr3t value here","msg":"login failed"}', "value here"),
+        # JSON inside a JSON log line: its quotes are escaped
+        (r'{"message":"request body {\"user\": \"etl\", \"password\": \"hunter2\"}"}', "hunter2"),
     ],
 )
 def test_secret_values_are_masked_and_counted(text: str, secret: str) -> None:
@@ -75,6 +81,13 @@ def test_masking_twice_changes_and_counts_nothing_more() -> None:
     # Then it is the same text and nothing new is counted
     assert (first, second) == (2, 0)
     assert twice == once
+
+
+def test_a_quoted_value_keeps_its_quotes_and_what_follows_it() -> None:
+    masked, count = Redactor().text('DB_PASSWORD="two words" HOST="db one"; TOKEN=\\"x y\\" done')
+    assert masked == f'DB_PASSWORD="{MASK}" HOST="db one"; TOKEN=\\"{MASK}\\" done'
+    assert count == 2
+    assert Redactor().text(masked) == (masked, 0)
 
 
 def test_every_secret_in_one_text_is_counted() -> None:

@@ -75,13 +75,14 @@ def excerpt_lines(
     """The last `lines` lines of log `messages`, masked and cut to fit; and how many were masked.
 
     Messages are joined before masking so a secret spanning lines (a private key) is masked whole.
-    Terminal colour codes and control characters go; tabs become spaces.
+    Terminal colour codes and control characters go first; tabs become spaces.
     """
     if lines <= 0:
         return [], 0
     text = "\n".join(message.rstrip("\r\n") for message in messages)
-    masked, count = (redactor or Redactor()).text(text)
-    cleaned = _CONTROL.sub("", _ANSI.sub("", masked.replace("\r\n", "\n").replace("\t", "    ")))
+    # Colour codes go before masking: "\x1b[36mAKIA…" has no word boundary before the key.
+    plain = _CONTROL.sub("", _ANSI.sub("", text.replace("\r\n", "\n").replace("\t", "    ")))
+    cleaned, count = (redactor or Redactor()).text(plain)
     all_lines = [line.rstrip() for line in cleaned.split("\n")]
     while all_lines and not all_lines[-1]:
         all_lines.pop()

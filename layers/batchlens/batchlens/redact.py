@@ -52,12 +52,15 @@ _URL_PASSWORD = re.compile(
 )
 # NAME=value, --name value, --name=value, "name": "value" with a secret-looking name. A bare
 # "name: value" is prose too often ("registry auth: execution failed") to be masked. A match starts
-# only where a name can start: trying every position inside a long token is quadratic.
+# only where a name can start: trying every position inside a long token is quadratic. A quoted
+# value is masked up to its closing quote (spaces included), also where the quotes are escaped
+# (JSON inside a JSON log line); an unquoted one up to a space or a separator.
 _NAMED_VALUE = re.compile(
     r"(?<![A-Za-z0-9_.-])(?P<head>(?:(?P<flag>--?)(?P<fname>" + SECRET_NAME + r")(?:\s*=\s*|\s+)"
-    r"|(?P<qname>[\"'](?:" + SECRET_NAME + r")[\"'])\s*:\s*"
+    r"|(?P<qname>\\?[\"'](?:" + SECRET_NAME + r")\\?[\"'])\s*:\s*"
     r"|(?P<name>" + SECRET_NAME + r")\s*=\s*)"
-    r"[\"']?)(?P<secret>[^\s\"',;&]+)",
+    r"(?P<quote>\\?[\"'])?)"
+    r"(?P<secret>(?(quote)(?:(?!\\?[\"']).)+|[^\s\"',;&]+))",
     re.IGNORECASE,
 )
 _SECRET_NAME = re.compile(r"^" + SECRET_NAME + r"$", re.IGNORECASE)
@@ -106,7 +109,8 @@ class Redactor:
 
         def named(match: re.Match[str]) -> str:
             nonlocal count
-            name = match.group("fname") or match.group("name") or match.group("qname").strip("\"'")
+            quoted = match.group("qname")
+            name = match.group("fname") or match.group("name") or quoted.strip("\\\"'")
             if name.upper() in self._allow or match.group("secret") == MASK:
                 return match.group(0)
             count += 1
