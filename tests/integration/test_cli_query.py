@@ -10,8 +10,11 @@ queries only; and every mistake a person can make ends in one line on stderr and
 from __future__ import annotations
 
 import copy
+import csv
 import io
 import json
+import os
+import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +25,7 @@ from typing import Any
 import boto3
 import pytest
 
-from batchlens import cli, local
+from batchlens import access, cli, local
 from batchlens.events import parse_event
 from batchlens.history import LATEST_SK, HistoryTable, job_pk, latest_item
 from batchlens.records import JobRecord, normalise
@@ -470,6 +473,39 @@ def test_job_csv_is_its_row(endpoint: str, golden: str) -> None:
     assert row.startswith("2025-03-14T10:08:46.000Z,FAILED,genomics-queue,align-NA12878-chr1,")
 
 
+def test_several_jobs_as_csv_are_one_csv_with_one_header(endpoint: str, golden: str) -> None:
+    service = next(r for r in golden_records() if r.job_arn and ":service-job/" in r.job_arn)
+
+    code, out, err = query(
+        endpoint, golden, "job", "no-such-job", OOM_JOB, str(service.job_arn), "-o", "csv"
+    )
+
+    assert (code, err) == (1, f"batchlens: no job 'no-such-job' in {golden}\n")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [row["jobId"] for row in rows] == [OOM_JOB, service.job_id]
+
+
+def test_batch_reads_throttled_to_the_end_are_one_line_and_exit_1(
+    endpoint: str, golden: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given DynamoDB answers every BatchGetItem with all its keys unprocessed (throttled)
+    def throttled(parsed: dict[str, Any], model: Any, **_: Any) -> None:
+        keys = [{"pk": item["pk"], "sk": item["sk"]} for item in parsed["Responses"][golden]]
+        parsed["Responses"][golden] = []
+        parsed["UnprocessedKeys"] = {golden: {"Keys": keys}}
+
+    hook_cli_sessions(monkeypatch, "after-call.dynamodb.BatchGetItem", throttled)
+    monkeypatch.setattr(time, "sleep", lambda _: None)  # the backoff between retries
+
+    # When jobs are listed
+    code, out, err = query(endpoint, golden, "jobs", *MARCH)
+
+    # Then the command gives up after its retries with one line, not a traceback
+    assert (code, out) == (1, "")
+    assert err.startswith("batchlens: query: DynamoDB throttled the reads (region us-east-1 at ")
+    assert err.endswith("keys unprocessed); try again in a moment\n")
+
+
 def test_an_unknown_job_is_one_line_and_exit_1(endpoint: str, golden: str) -> None:
     code, out, err = query(endpoint, golden, "job", "no-such-job")
 
@@ -636,6 +672,28 @@ def test_a_local_endpoint_needs_no_credentials_or_region(
 
     assert code == 0
     assert names(out) == ["align-NA12878-chr1"]
+
+
+def test_aws_region_comes_before_the_profile_region(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given a profile with a region, and AWS_REGION set, as the AWS CLI and the SDKs read them
+    config = tmp_path / "config"
+    config.write_text("[default]\nregion = us-east-1\n", encoding="utf-8")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+
+    def region(flag: str | None) -> str | None:
+        return access.connect(
+            profile=None, region=flag, endpoint_url=None, environ=os.environ
+        ).region
+
+    # Then AWS_REGION wins over the profile, --region over both, and the profile serves alone
+    assert region(None) == "eu-west-1"
+    assert region("ap-south-1") == "ap-south-1"
+    monkeypatch.delenv("AWS_REGION")
+    assert region(None) == "us-east-1"
 
 
 # --- errors a person can act on ---------------------------------------------------------------

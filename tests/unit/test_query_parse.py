@@ -50,6 +50,40 @@ def test_time_expressions(text: str, expected: datetime) -> None:
     assert parse_time(text, NOW) == expected
 
 
+@pytest.mark.parametrize(
+    ("now", "text", "expected"),
+    [
+        # The day after summer time ends in Berlin (26 Oct 2025): yesterday began at UTC+2
+        (
+            datetime(2025, 10, 27, 10, 0, tzinfo=UTC),
+            "yesterday",
+            datetime(2025, 10, 25, 22, 0, tzinfo=UTC),
+        ),
+        (
+            datetime(2025, 10, 27, 10, 0, tzinfo=UTC),
+            "today",
+            datetime(2025, 10, 26, 23, 0, tzinfo=UTC),
+        ),
+        # The day after it begins (30 Mar 2025): yesterday began at UTC+1
+        (
+            datetime(2025, 3, 31, 10, 0, tzinfo=UTC),
+            "yesterday",
+            datetime(2025, 3, 29, 23, 0, tzinfo=UTC),
+        ),
+    ],
+)
+def test_yesterday_and_today_begin_at_their_own_local_midnight(
+    now: datetime, text: str, expected: datetime
+) -> None:
+    assert parse_time(text, now) == expected
+
+
+@pytest.mark.parametrize("text", ["1000000d", "100000000w", "0001-01-01"])
+def test_a_time_out_of_range_is_a_query_error(text: str) -> None:
+    with pytest.raises(QueryError, match=rf"time '{text}' is out of range"):
+        parse_time(text, NOW)
+
+
 @pytest.mark.parametrize("text", ["", "7", "d7", "7 days ago", "2025-13-01", "last tuesday"])
 def test_a_bad_time_expression_says_which_forms_work(text: str) -> None:
     with pytest.raises(QueryError, match=r"bad time .*use a duration ago \(30m, 24h, 7d, 2w\)"):
@@ -117,6 +151,10 @@ def test_a_range_that_ends_before_it_starts_is_refused() -> None:
 def test_job_ids_may_be_given_as_job_arns() -> None:
     arn = "arn:aws:batch:us-east-1:123456789012:job/91d1d12f-bc0b-41ab-bc38-add9e258cb98"
     assert job_id_of(arn) == "91d1d12f-bc0b-41ab-bc38-add9e258cb98"
+    service = (
+        "arn:aws:batch:us-east-1:123456789012:service-job/dd1ae850-27f7-4cbb-be07-b4d50cb5c32a"
+    )
+    assert job_id_of(service) == "dd1ae850-27f7-4cbb-be07-b4d50cb5c32a"
     assert job_id_of(" 7e5f376f-6a34-459d-a1e0-46a88061cd91:7 ") == (
         "7e5f376f-6a34-459d-a1e0-46a88061cd91:7"
     )

@@ -26,6 +26,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from batchlens.history import ReadThrottled
+
 if TYPE_CHECKING:
     import boto3
     from mypy_boto3_batch import BatchClient
@@ -115,12 +117,13 @@ def connect(
     with translated("AWS"):
         session = boto3_session(profile, region)
         local = is_loopback(endpoint)
-        # AWS_REGION too, as the AWS CLI honours it (boto3 reads only AWS_DEFAULT_REGION).
+        # AWS_REGION too, as the AWS CLI and SDKs honour it: before AWS_DEFAULT_REGION and the
+        # profile's region (session.region_name), as there (boto3 reads only those two).
         chosen_region = (
             region
             or (LOCAL_REGION if local else None)
-            or session.region_name
             or environ.get("AWS_REGION")
+            or session.region_name
         )
         if not chosen_region:
             raise AccessError(
@@ -199,3 +202,7 @@ def translated(
         raise AccessError(f"{what}: {operation} failed{where}: {code}: {message}") from exc
     except BotoCoreError as exc:
         raise AccessError(f"{what}: {exc}") from exc
+    except ReadThrottled as exc:
+        raise AccessError(
+            f"{what}: DynamoDB throttled the reads{where} ({exc}); try again in a moment"
+        ) from exc

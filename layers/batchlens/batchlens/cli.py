@@ -218,8 +218,9 @@ def job(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: TextIO)
     from batchlens.query import job_id_of
 
     status = EXIT_OK
+    shown = 0
     with _for_a_person(), _querying(args, stderr) as (history, _):
-        for n, given in enumerate(args.job_ids):
+        for given in args.job_ids:
             job_id = job_id_of(given)
             stored = history.get_latest(job_id)
             if stored is None:
@@ -227,9 +228,11 @@ def job(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: TextIO)
                 status = EXIT_BAD_INPUT
                 continue
             timeline = history.timeline(job_id) if args.output == "table" else []
-            if n and args.output == "table":
+            if shown and args.output == "table":
                 print(file=stdout)
-            render.write_job(stored.record, timeline, args.output, stdout)
+            # Several jobs as CSV are one CSV: its header comes once.
+            render.write_job(stored.record, timeline, args.output, stdout, header=not shown)
+            shown += 1
     return status
 
 

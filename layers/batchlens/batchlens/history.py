@@ -130,6 +130,10 @@ def index_keys(record: JobRecord) -> dict[str, str]:
     return keys
 
 
+class ReadThrottled(RuntimeError):
+    """DynamoDB still held back part of a batch read (UnprocessedKeys) after every retry."""
+
+
 @dataclass(frozen=True, slots=True)
 class StoredJob:
     """A latest item read back: the record as stored and its version."""
@@ -451,7 +455,7 @@ class HistoryTable:
                 # UnprocessedKeys means throttling: back off before asking again.
                 time.sleep(min(0.05 * 2**attempt, 1.0))
             else:
-                raise RuntimeError(f"BatchGetItem left {len(pending)} keys unprocessed")
+                raise ReadThrottled(f"BatchGetItem left {len(pending)} keys unprocessed")
         return items
 
     def _query(self, **kwargs: Any) -> Iterable[dict[str, AttributeValueTypeDef]]:

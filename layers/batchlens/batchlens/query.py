@@ -69,21 +69,29 @@ def parse_time(text: str, now: datetime) -> datetime:
     lowered = value.lower()
     if lowered == "now":
         return now
-    if lowered in ("today", "yesterday"):
-        midnight = datetime.combine(now.astimezone().date(), time()).astimezone()
-        return midnight - timedelta(days=1) if lowered == "yesterday" else midnight
-    relative = _RELATIVE.match(value)
-    if relative:
-        amount, unit = int(relative.group(1)), relative.group(2).lower()
-        return now - timedelta(seconds=amount * _UNITS[unit])
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise QueryError(
-            f"bad time {text!r}: use a duration ago (30m, 24h, 7d, 2w), now, today, yesterday, "
-            "or an ISO date or time (2025-03-14, 2025-03-14T09:30, 2025-03-14T09:30:00Z)"
-        ) from None
-    return moment if moment.tzinfo is not None else moment.astimezone()
+        if lowered in ("today", "yesterday"):
+            # The day is counted back before the local offset is taken: across a change to or
+            # from summer time, yesterday's midnight has another offset than today's.
+            day = now.astimezone().date() - timedelta(days=1 if lowered == "yesterday" else 0)
+            return datetime.combine(day, time()).astimezone()
+        relative = _RELATIVE.match(value)
+        if relative:
+            amount, unit = int(relative.group(1)), relative.group(2).lower()
+            return now - timedelta(seconds=amount * _UNITS[unit])
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise QueryError(
+                f"bad time {text!r}: use a duration ago (30m, 24h, 7d, 2w), now, today, "
+                "yesterday, or an ISO date or time (2025-03-14, 2025-03-14T09:30, "
+                "2025-03-14T09:30:00Z)"
+            ) from None
+        return moment if moment.tzinfo is not None else moment.astimezone()
+    except (OverflowError, ValueError) as exc:
+        if isinstance(exc, QueryError):
+            raise
+        raise QueryError(f"time {text!r} is out of range") from None
 
 
 def parse_statuses(values: Iterable[str] | None) -> tuple[str, ...]:
@@ -347,10 +355,12 @@ def table_from_stack(cloudformation: CloudFormationClient, stack_name: str) -> s
 
 
 def job_id_of(text: str) -> str:
-    """A job id, also when given as a job ARN (`arn:…:job/<id>`)."""
+    """A job id, also when given as a job ARN (`arn:…:job/<id>`, `arn:…:service-job/<id>`)."""
     value = text.strip()
-    if value.startswith("arn:") and ":job/" in value:
-        return value.rsplit(":job/", 1)[1]
+    if value.startswith("arn:"):
+        for resource in (":job/", ":service-job/"):
+            if resource in value:
+                return value.rsplit(resource, 1)[1]
     return value
 
 

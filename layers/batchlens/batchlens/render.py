@@ -204,15 +204,24 @@ def write_jobs(records: Iterable[Mapping[str, Any]], output: str, out: TextIO) -
 
 
 def write_job(
-    record: Mapping[str, Any], timeline: Sequence[Mapping[str, Any]], output: str, out: TextIO
+    record: Mapping[str, Any],
+    timeline: Sequence[Mapping[str, Any]],
+    output: str,
+    out: TextIO,
+    *,
+    header: bool = True,
 ) -> None:
-    """One job: its latest record, attempts and timeline (table); the record (JSON, CSV row)."""
+    """One job: its latest record, attempts and timeline (table); the record (JSON, CSV row).
+
+    `header=False` leaves out the CSV header, for a job after the first.
+    """
     if output == "json":
         print(json.dumps(record), file=out)
         return
     if output == "csv":
         writer = csv.DictWriter(out, fieldnames=JOB_COLUMNS, lineterminator="\n")
-        writer.writeheader()
+        if header:
+            writer.writeheader()
         writer.writerow(job_row(record))
         return
     failure = _failure(record)
