@@ -228,3 +228,39 @@ def test_dependency_failure_names_the_dependency_and_its_category(stack: Stack) 
     assert oom["detail"]["jobId"] in text
     assert "OUT_OF_MEMORY" in text
     assert published(session, created) == []
+
+
+def dependent_on(*job_ids: str) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS / "job-failed-dependency.json").read_text())
+    event["detail"]["dependsOn"] = [{"jobId": j, "type": "SEQUENTIAL"} for j in job_ids]
+    return event
+
+
+def test_a_dependency_that_succeeded_is_never_blamed(stack: Stack) -> None:
+    # Given a job that depends on one that succeeded (in the history) and on the OOM job, whose
+    # FAILED event is not stored yet (it sits later in the same batch)
+    enricher = stack[0]
+    succeeded = json.loads((EVENTS / "job-succeeded.json").read_text())
+    enricher.process(messages([succeeded]))
+    succeeded_id = succeeded["detail"]["jobId"]
+    oom_id = json.loads((EVENTS / "job-failed-oom.json").read_text())["detail"]["jobId"]
+
+    def failure_of(event: dict[str, Any]) -> str:
+        record = enricher.process(messages([event])).processed[0].record
+        assert record is not None
+        assert record.failure is not None
+        assert record.failure.category.value == "DEPENDENCY_FAILED"
+        return record.failure.summary + " | " + record.failure.next_step
+
+    # Then the one dependency not known to have succeeded is named
+    assert failure_of(dependent_on(succeeded_id, oom_id)) == (
+        f"Dependency failed: job {oom_id} failed, so this job never ran"
+        f" | Look at dependency job {oom_id}"
+    )
+    # And with two unknown, both are listed rather than one guessed
+    other = str(uuid.uuid4())
+    assert failure_of(dependent_on(succeeded_id, oom_id, other)) == (
+        "Dependency failed: a job it depends on failed, so this job never ran"
+        f" | Look at the dependency jobs ({succeeded_id}, {oom_id}, {other}) to find the one "
+        "that failed"
+    )

@@ -367,6 +367,59 @@ def test_ecs_properties_attempts_link_the_failed_or_first_task_container(
     assert attempt["exitCode"] == 0
 
 
+def test_ecs_properties_logs_are_in_the_task_containers_group_beside_an_empty_container(
+    load_event: EventLoader,
+) -> None:
+    # Given an ECS-properties job whose task containers log to their own group, and which
+    # carries an empty `container` beside them
+    event = load_event("ecs-properties-succeeded")
+    assert event["detail"]["container"] == {}
+    for container in event["detail"]["ecsProperties"]["taskProperties"][0]["containers"]:
+        container["logConfiguration"] = {
+            "logDriver": "awslogs",
+            "options": {"awslogs-group": "/custom/report-render"},
+        }
+
+    # When normalised
+    record = record_of(event).to_json_dict()
+
+    # Then the links open the stream in that group
+    stream = event["detail"]["attempts"][0]["taskProperties"][0]["containers"][0]["logStreamName"]
+    assert record["attempts"][0]["logGroup"] == "/custom/report-render"
+    assert cloudwatch_target(record["links"]["logs"]) == ("/custom/report-render", stream)
+
+
+def test_a_sidecar_killed_first_does_not_hide_the_app_containers_oom(
+    load_event: EventLoader,
+) -> None:
+    # Given a failed ECS-properties job: the sidecar is listed first and was killed (137) as the
+    # task stopped; the app container after it was killed for memory
+    event = load_event("ecs-properties-succeeded")
+    detail = event["detail"]
+    detail["status"] = "FAILED"
+    oom = "OutOfMemoryError: Container killed due to memory usage"
+    for containers in (
+        detail["ecsProperties"]["taskProperties"][0]["containers"],
+        detail["attempts"][0]["taskProperties"][0]["containers"],
+    ):
+        containers.reverse()
+        containers[0]["exitCode"] = 137
+        containers[1].update(exitCode=137, reason=oom)
+    assert [c["name"] for c in detail["attempts"][0]["taskProperties"][0]["containers"]] == [
+        "otel-collector",
+        "app",
+    ]
+
+    # When normalised
+    record = record_of(event).to_json_dict()
+
+    # Then the app's reason speaks for the attempt and the job: it ran out of memory
+    app = detail["attempts"][0]["taskProperties"][0]["containers"][1]
+    assert record["attempts"][0]["reason"] == oom
+    assert record["attempts"][0]["logStreamName"] == app["logStreamName"]
+    assert record["failure"]["category"] == "OUT_OF_MEMORY"
+
+
 def test_service_jobs_link_the_sagemaker_training_job_and_its_logs(load_event: EventLoader) -> None:
     # Given a SageMaker training service job
     event = load_event("service-job-succeeded")

@@ -233,19 +233,28 @@ class Enricher:
         return limits.fit_for_store(record)
 
     def _failed_dependency(self, event: BatchEvent) -> tuple[str, FailureCategory | None] | None:
-        """The dependency that failed (first found in the history), with its own category."""
+        """The dependency that failed (first found in the history), with its own category.
+
+        Where the history shows none failed yet (its event may sit later in this very batch),
+        the one dependency not known to have succeeded, if only one is left; else None, and the
+        failure lists them all rather than blame one that may have succeeded.
+        """
         job = event.job
         depends_on = [d.job_id for d in getattr(job, "depends_on", []) if d.job_id]
-        for job_id in depends_on:
+        unknown: list[str] = []
+        for n, job_id in enumerate(depends_on):
             try:
                 stored = self.history.get_latest(job_id)
-            except Exception as exc:  # the alert still names the dependency without its cause
+            except Exception as exc:  # the failure still lists the dependencies
                 logger.warning("Dependency lookup failed", extra={"error": repr(exc)})
-                return job_id, None
+                unknown.extend(depends_on[n:])
+                break
             if stored is not None and stored.record.get("status") == "FAILED":
                 category = (stored.record.get("failure") or {}).get("category")
                 return job_id, FailureCategory(category) if category else None
-        return (depends_on[0], None) if depends_on else None
+            if stored is None or stored.record.get("status") != "SUCCEEDED":
+                unknown.append(job_id)
+        return (unknown[0], None) if len(unknown) == 1 else None
 
     @staticmethod
     def _is_parent(group: list[Processed]) -> bool:

@@ -245,21 +245,37 @@ def _parent_job_id(job: AnyJobDetail, kind: JobKind) -> str | None:
     return None
 
 
+# The container shapes that report an exit code and a reason.
+_C = TypeVar("_C", ContainerDetail, AttemptTaskContainer, EksAttemptContainer)
+
+
+def _first_failed(containers: Sequence[_C]) -> _C | None:
+    """The container that failed, as the most specific evidence names it; None if none did.
+
+    One with a reason first ("OutOfMemoryError: …"), then one with a non-zero exit code: a
+    sidecar listed first and killed (137) as its task stopped must not hide the app's OOM.
+    """
+    with_reason = (c for c in containers if c.reason)
+    exited = (c for c in containers if c.exit_code not in (None, 0))
+    return next(with_reason, None) or next(exited, None)
+
+
 def _containers(job: JobDetail) -> list[ContainerDetail]:
-    """The job's container definitions: `container`, or every ECS-properties task container."""
-    if job.container is not None:
-        return [job.container]
+    """The job's container definitions: every ECS-properties task container, else `container`.
+
+    An ECS-properties job may carry an empty `container` beside them, which holds no log group.
+    """
     if job.ecs_properties is not None:
-        return [c for task in job.ecs_properties.task_properties for c in task.containers]
-    return []
+        tasks = [c for task in job.ecs_properties.task_properties for c in task.containers]
+        if tasks:
+            return tasks
+    return [job.container] if job.container is not None else []
 
 
 def _primary_container(job: JobDetail) -> ContainerDetail | None:
     containers = _containers(job)
-    failed = [c for c in containers if c.exit_code not in (None, 0) or c.reason]
     essential = [c for c in containers if c.essential is not False]
-    chosen = failed or essential or containers
-    return chosen[0] if chosen else None
+    return _first_failed(containers) or next(iter(essential or containers), None)
 
 
 def _log_group(job: JobDetail) -> str:
@@ -314,17 +330,6 @@ def _image(job: AnyJobDetail) -> str | None:
 # --- attempts ------------------------------------------------------------------------------
 
 
-# The per-attempt container shapes that report an exit code and a reason.
-_C = TypeVar("_C", AttemptTaskContainer, EksAttemptContainer)
-
-
-def _first_failed(containers: Sequence[_C]) -> _C | None:
-    """The container that speaks for an attempt: the first that failed, else the first."""
-    failed = [c for c in containers if c.exit_code not in (None, 0) or c.reason]
-    candidates = failed or containers
-    return candidates[0] if candidates else None
-
-
 def _attempt(number: int, started_ms: int | None, stopped_ms: int | None, **fields: Any) -> Attempt:
     """An attempt with its times and duration; fields not given are null."""
     started, stopped = _time(started_ms), _time(stopped_ms)
@@ -361,7 +366,7 @@ def _container_attempt(
         # ECS-properties jobs: the first container that failed speaks for the attempt.
         task = attempt.task_properties[0]
         resource = resource or task.task_arn
-        chosen = _first_failed(task.containers)
+        chosen = _first_failed(task.containers) or next(iter(task.containers), None)
         if chosen is not None:
             exit_code = exit_code if exit_code is not None else chosen.exit_code
             reason = reason or chosen.reason
@@ -402,7 +407,8 @@ def _attempts(job: AnyJobDetail, partition: str, region: str) -> list[Attempt]:
     if job.eks_attempts:
         result = []
         for number, eks_attempt in enumerate(job.eks_attempts, start=1):
-            chosen = _first_failed(eks_attempt.containers + eks_attempt.init_containers)
+            containers = eks_attempt.containers + eks_attempt.init_containers
+            chosen = _first_failed(containers) or next(iter(containers), None)
             result.append(
                 _attempt(
                     number,
