@@ -46,6 +46,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 EVENTS_DIR = REPO_ROOT / "events"
 SQS_SAMPLE = "sqs-batch.json"
 EVENT_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:batchlens-events"
+#: A retention under which the sample events (of early 2025) have not expired yet: queries leave
+#: out what has, as DynamoDB deletes it only some time after its TTL.
+UNEXPIRED_RETENTION_DAYS = int((time.time() - 1_735_689_600) // 86_400) + 365  # since 2025-01-01
 
 
 @cache

@@ -29,13 +29,13 @@ from batchlens import access, cli, local
 from batchlens.events import parse_event
 from batchlens.history import LATEST_SK, HistoryTable, job_pk, latest_item
 from batchlens.records import JobRecord, normalise
-from tests.conftest import local_time
+from tests.conftest import UNEXPIRED_RETENTION_DAYS, local_time
 from tests.moto_server import cli_endpoint, hook_cli_sessions
 
 pytestmark = pytest.mark.integration
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
-RETENTION_DAYS = 90
+RETENTION_DAYS = UNEXPIRED_RETENTION_DAYS
 #: The golden history: sample events as the enricher stored them (all but one on 2025-03-14).
 GOLDEN_EVENTS = (
     "job-failed-oom.json",
@@ -504,6 +504,29 @@ def test_batch_reads_throttled_to_the_end_are_one_line_and_exit_1(
     assert (code, out) == (1, "")
     assert err.startswith("batchlens: query: DynamoDB throttled the reads (region us-east-1 at ")
     assert err.endswith("keys unprocessed); try again in a moment\n")
+
+
+def test_a_job_past_its_retention_is_shown_nowhere_before_dynamodb_deletes_it(
+    session: boto3.Session, endpoint: str
+) -> None:
+    # Given a table holding the golden jobs, the OOM job's with a retention that has passed
+    live = new_table(session, endpoint)
+    oom = next(r for r in golden_records() if r.job_id == OOM_JOB)
+    others = [r for r in golden_records() if r.job_id != OOM_JOB]
+    for record in others:
+        live.put_latest(record)
+    days = (datetime.now(tz=UTC) - oom.event_time).days - 1
+    client = session.client("dynamodb", endpoint_url=endpoint)
+    HistoryTable(client, live.table_name, days).put_latest(oom)
+
+    # When it is asked for, listed or counted, then it is not there, as once DynamoDB deletes it
+    code, _, err = query(endpoint, live.table_name, "job", OOM_JOB)
+    assert (code, err) == (1, f"batchlens: no job {OOM_JOB!r} in {live.table_name}\n")
+    code, out, _ = query(endpoint, live.table_name, "jobs", *MARCH, "-o", "json")
+    assert code == 0
+    assert sorted(json.loads(line)["jobId"] for line in out.splitlines()) == sorted(
+        r.job_id for r in others
+    )
 
 
 def test_an_unknown_job_is_one_line_and_exit_1(endpoint: str, golden: str) -> None:

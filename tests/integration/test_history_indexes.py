@@ -7,6 +7,7 @@ template.yaml. Stale entries (an index behind the table) cannot happen on moto, 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -15,10 +16,10 @@ from mypy_boto3_dynamodb import DynamoDBClient
 
 from batchlens import aws
 from batchlens.events import parse_event
-from batchlens.history import INDEX_ATTRIBUTES, HistoryTable
+from batchlens.history import INDEX_ATTRIBUTES, HistoryTable, WriteOutcome, job_pk
 from batchlens.local import LocalStack
 from batchlens.records import JobRecord, normalise
-from tests.conftest import read_event
+from tests.conftest import UNEXPIRED_RETENTION_DAYS, read_event
 
 FAILED_EVENTS = ("job-failed-oom.json", "job-failed-spot.json", "job-failed-image-pull.json")
 
@@ -31,7 +32,7 @@ def dynamodb(aws_session: boto3.Session, stack: LocalStack) -> DynamoDBClient:
 @pytest.fixture
 def failed_jobs(dynamodb: DynamoDBClient, stack: LocalStack) -> HistoryTable:
     """The history, through `dynamodb`, holding three jobs that failed on one day."""
-    table = HistoryTable(dynamodb, stack.table_name, stack.settings().retention_days)
+    table = HistoryTable(dynamodb, stack.table_name, UNEXPIRED_RETENTION_DAYS)
     for name in FAILED_EVENTS:
         table.put_latest(normalise(parse_event(read_event(name))))
     return table
@@ -102,3 +103,27 @@ def test_an_entry_whose_job_is_gone_is_left_out(
     found = list(failed_jobs.query_latest("byDay", *failed_on(oom())))
     assert len(found) == 3
     assert "gone" not in {item["record"]["jobId"] for item in found}
+
+
+def test_a_job_past_its_retention_is_left_out_before_dynamodb_deletes_it(
+    dynamodb: DynamoDBClient, failed_jobs: HistoryTable
+) -> None:
+    # Given a later event of the OOM job written with a retention that has passed (moto, like
+    # DynamoDB for a while after the TTL, still returns the item)
+    later = oom().model_copy(update={"event_time": oom().event_time + timedelta(seconds=1)})
+    expired_by_now = (datetime.now(tz=UTC) - later.event_time).days - 1
+    outcome, _ = HistoryTable(dynamodb, failed_jobs.table_name, expired_by_now).put_latest(later)
+    assert outcome is WriteOutcome.FRESH
+    item = dynamodb.get_item(
+        TableName=failed_jobs.table_name,
+        Key={"pk": {"S": job_pk(oom().job_id)}, "sk": {"S": "LATEST"}},
+    )["Item"]
+    assert int(item["expiresAt"]["N"]) < datetime.now(tz=UTC).timestamp()
+
+    # When the day is queried, then the other two come back, and the job reads as expired
+    found = list(failed_jobs.query_latest("byDay", *failed_on(oom())))
+    assert oom().job_id not in {item["record"]["jobId"] for item in found}
+    assert len(found) == 2
+    stored = failed_jobs.get_latest(oom().job_id)
+    assert stored is not None
+    assert stored.expired

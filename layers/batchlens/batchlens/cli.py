@@ -223,7 +223,7 @@ def job(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: TextIO)
         for given in args.job_ids:
             job_id = job_id_of(given)
             stored = history.get_latest(job_id)
-            if stored is None:
+            if stored is None or stored.expired:
                 print(f"batchlens: no job {job_id!r} in {history.table_name}", file=stderr)
                 status = EXIT_BAD_INPUT
                 continue

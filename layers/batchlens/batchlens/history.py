@@ -92,6 +92,13 @@ def job_pk(job_id: str) -> str:
     return f"JOB#{job_id}"
 
 
+def expired(item: Mapping[str, Any], now: float | None = None) -> bool:
+    """Has the item's TTL passed? DynamoDB deletes such items only some time later (typically
+    within days), and until then reads return them: what a person reads leaves them out."""
+    ttl = item.get(TTL_ATTRIBUTE)
+    return ttl is not None and "N" in ttl and float(ttl["N"]) <= (now or time.time())
+
+
 def _job_id(pk: str) -> str:
     return pk.removeprefix("JOB#")
 
@@ -140,6 +147,12 @@ class StoredJob:
 
     record: dict[str, Any]
     version: str
+    #: Epoch seconds of its TTL; past it, DynamoDB deletes the item some time later.
+    expires_at: int | None = None
+
+    @property
+    def expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= time.time()
 
 
 def expires_at(record: JobRecord, retention_days: int) -> int:
@@ -314,9 +327,11 @@ class HistoryTable:
         item = response.get("Item")
         if not item:
             return None
+        ttl = item.get(TTL_ATTRIBUTE, {}).get("N")
         return StoredJob(
             record=json.loads(item["record"]["S"]),
             version=item["version"]["S"],
+            expires_at=int(float(ttl)) if ttl else None,
         )
 
     def timeline(self, job_id: str) -> list[dict[str, Any]]:
@@ -421,16 +436,17 @@ class HistoryTable:
 
         Read consistently, so the table is never behind the index: an entry whose version the
         table has moved past is left out (the job's newer entry sits where it now belongs), as
-        is one whose job has expired since.
+        is one whose job has expired since, deleted or not (the indexes hold no `expiresAt`).
         """
         if not entries:
             return
         pks = list(dict.fromkeys(entry["pk"]["S"] for entry in entries))
         keys: list[Any] = [{"pk": _s(pk), "sk": _s(LATEST_SK)} for pk in pks]
         found = {item["pk"]["S"]: item for item in self._batch_get(keys, {"ConsistentRead": True})}
+        now = time.time()
         for entry in entries:
             item = found.get(entry["pk"]["S"])
-            if item is None or item.get("version") != entry.get("version"):
+            if item is None or item.get("version") != entry.get("version") or expired(item, now):
                 continue
             plain = _plain_item(item)
             if isinstance(plain.get("record"), str):
