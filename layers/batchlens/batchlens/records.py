@@ -249,15 +249,16 @@ def _parent_job_id(job: AnyJobDetail, kind: JobKind) -> str | None:
 _C = TypeVar("_C", ContainerDetail, AttemptTaskContainer, EksAttemptContainer)
 
 
-def _first_failed(containers: Sequence[_C]) -> _C | None:
-    """The container that failed, as the most specific evidence names it; None if none did.
+def _speaking(containers: Sequence[_C], otherwise: Sequence[_C]) -> _C | None:
+    """The container that speaks for a job or an attempt: the one that failed, as the most
+    specific evidence names it; if none did, the first of `otherwise`.
 
     One with a reason first ("OutOfMemoryError: …"), then one with a non-zero exit code: a
     sidecar listed first and killed (137) as its task stopped must not hide the app's OOM.
     """
     with_reason = (c for c in containers if c.reason)
     exited = (c for c in containers if c.exit_code not in (None, 0))
-    return next(with_reason, None) or next(exited, None)
+    return next(with_reason, None) or next(exited, None) or next(iter(otherwise), None)
 
 
 def _containers(job: JobDetail) -> list[ContainerDetail]:
@@ -275,7 +276,7 @@ def _containers(job: JobDetail) -> list[ContainerDetail]:
 def _primary_container(job: JobDetail) -> ContainerDetail | None:
     containers = _containers(job)
     essential = [c for c in containers if c.essential is not False]
-    return _first_failed(containers) or next(iter(essential or containers), None)
+    return _speaking(containers, otherwise=essential or containers)
 
 
 def _log_group(job: JobDetail) -> str:
@@ -363,10 +364,10 @@ def _container_attempt(
     stream = container.log_stream_name if container else None
     resource = container.task_arn if container else None
     if attempt.task_properties:
-        # ECS-properties jobs: the first container that failed speaks for the attempt.
+        # ECS-properties jobs: the container that failed speaks for the attempt.
         task = attempt.task_properties[0]
         resource = resource or task.task_arn
-        chosen = _first_failed(task.containers) or next(iter(task.containers), None)
+        chosen = _speaking(task.containers, otherwise=task.containers)
         if chosen is not None:
             exit_code = exit_code if exit_code is not None else chosen.exit_code
             reason = reason or chosen.reason
@@ -408,7 +409,7 @@ def _attempts(job: AnyJobDetail, partition: str, region: str) -> list[Attempt]:
         result = []
         for number, eks_attempt in enumerate(job.eks_attempts, start=1):
             containers = eks_attempt.containers + eks_attempt.init_containers
-            chosen = _first_failed(containers) or next(iter(containers), None)
+            chosen = _speaking(containers, otherwise=containers)
             result.append(
                 _attempt(
                     number,
