@@ -147,12 +147,8 @@ class StoredJob:
 
     record: dict[str, Any]
     version: str
-    #: Epoch seconds of its TTL; past it, DynamoDB deletes the item some time later.
-    expires_at: int | None = None
-
-    @property
-    def expired(self) -> bool:
-        return self.expires_at is not None and self.expires_at <= time.time()
+    #: Its TTL has passed when read (see `expired`): DynamoDB deletes it some time later.
+    expired: bool = False
 
 
 def expires_at(record: JobRecord, retention_days: int) -> int:
@@ -327,11 +323,10 @@ class HistoryTable:
         item = response.get("Item")
         if not item:
             return None
-        ttl = item.get(TTL_ATTRIBUTE, {}).get("N")
         return StoredJob(
             record=json.loads(item["record"]["S"]),
             version=item["version"]["S"],
-            expires_at=int(float(ttl)) if ttl else None,
+            expired=expired(item),
         )
 
     def timeline(self, job_id: str) -> list[dict[str, Any]]:

@@ -88,9 +88,9 @@ def parse_time(text: str, now: datetime) -> datetime:
                 "2025-03-14T09:30:00Z)"
             ) from None
         return moment if moment.tzinfo is not None else moment.astimezone()
-    except (OverflowError, ValueError) as exc:
-        if isinstance(exc, QueryError):
-            raise
+    except QueryError:
+        raise
+    except (OverflowError, ValueError):  # year 0 or 10000, a duration of a million days
         raise QueryError(f"time {text!r} is out of range") from None
 
 
