@@ -43,6 +43,11 @@ DB_PASSWORD = "hunter2-prod-Zx9"
         ('{"level":"error","password":"s3cr3t value here","msg":"login failed"}', "value here"),
         # JSON inside a JSON log line: its quotes are escaped
         (r'{"message":"request body {\"user\": \"etl\", \"password\": \"hunter2\"}"}', "hunter2"),
+        # The other quote, or an escaped one, inside a quoted value does not end it
+        ('export DB_PASSWORD="it\'s my s3cr3t" && run', "s3cr3t"),
+        ("psql --password 'say \"hi\" s3cr3t' -h db", "s3cr3t"),
+        (r'{"level":"error","password":"a\"b s3cr3t","msg":"login failed"}', "s3cr3t"),
+        (r'{"message":"body {\"password\": \"a\\\"b s3cr3t\", \"user\": \"etl\"}"}', "s3cr3t"),
     ],
 )
 def test_secret_values_are_masked_and_counted(text: str, secret: str) -> None:

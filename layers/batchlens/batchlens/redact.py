@@ -59,8 +59,13 @@ _NAMED_VALUE = re.compile(
     r"(?<![A-Za-z0-9_.-])(?P<head>(?:(?P<flag>--?)(?P<fname>" + SECRET_NAME + r")(?:\s*=\s*|\s+)"
     r"|(?P<qname>\\?[\"'](?:" + SECRET_NAME + r")\\?[\"'])\s*:\s*"
     r"|(?P<name>" + SECRET_NAME + r")\s*=\s*)"
-    r"(?P<quote>\\?[\"'])?)"
-    r"(?P<secret>(?(quote)(?:(?!\\?[\"']).)+|[^\s\"',;&]+))",
+    r"(?P<quote>(?P<plain>[\"'])|\\(?P<escaped>[\"']))?)"
+    # Inside quotes a backslash escapes the next character, and only the opening quote closes.
+    r"(?P<secret>(?(plain)(?:\\.|(?!(?P=plain))[^\\\n])+"
+    # Escaped quotes (JSON in JSON): in the inner text, four backslashes are one escaped backslash,
+    # and three before the quote are an escaped quote.
+    r"|(?(escaped)(?:\\\\\\\\|\\\\\\(?P=escaped)|\\(?!(?P=escaped)).|[^\\\n])+"
+    r"|[^\s\"',;&]+)))",
     re.IGNORECASE,
 )
 _SECRET_NAME = re.compile(r"^" + SECRET_NAME + r"$", re.IGNORECASE)
