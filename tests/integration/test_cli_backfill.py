@@ -14,17 +14,19 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.exceptions import ClientError
 
 from batchlens import backfill, cli, local
 from batchlens.events import JOB_STATUSES, parse_event
 from batchlens.history import HistoryTable
 from batchlens.records import JobRecord, normalise
+from tests.chaos.faults import http_response
 from tests.conftest import array_child_event
 from tests.moto_server import cli_endpoint, hook_cli_sessions
 
@@ -478,3 +480,54 @@ def test_a_failed_array_parent_whose_children_cannot_be_read_is_rolled_up_from_i
         "3/3 children failed (their records are not in the history yet)"
     )
     assert f"{parent}: its children could not be read" in progress
+
+
+def test_the_state_the_enricher_stored_is_left_alone(
+    session: boto3.Session, endpoint: str, jobs: dict[str, list[str]]
+) -> None:
+    # Given a job whose SUCCEEDED event the enricher stored. EventBridge's `time` has whole seconds
+    # (AWS's example: "23:36:40Z" for a createdAt of 1641944200058), before the job's own stoppedAt.
+    history = new_table(session, endpoint)
+    details = session.client("batch", endpoint_url=endpoint).describe_jobs(jobs=jobs["ml"])["jobs"]
+    detail = next(d for d in details if d["stoppedAt"] % 1000)
+    event = backfill.synthesize_event(detail, service=False, region="us-east-1", account="1" * 12)
+    event["time"] = f"{datetime.fromtimestamp(detail['stoppedAt'] // 1000, tz=UTC):%FT%TZ}"
+    event["id"] = "c8f9c4b5-76e5-d76a-f980-7011e206042b"
+    record = normalise(parse_event(event))
+    history.put_latest(record)
+    history.put_transitions([record])
+    before = snapshot(history, [detail["jobId"]])
+
+    # When the backfill runs
+    code, summary, _ = run_backfill(endpoint, history.table_name, "--queue", "ml")
+
+    # Then that job counts as unchanged: neither its latest item nor its timeline is written again
+    assert code == 0
+    assert (summary["written"], summary["unchanged"]) == (ML_OK - 1, 1)
+    assert snapshot(history, [detail["jobId"]]) == before
+
+
+def test_a_job_whose_timeline_item_was_not_written_is_written_whole_by_the_next_run(
+    session: boto3.Session, endpoint: str, jobs: dict[str, list[str]], monkeypatch: Any
+) -> None:
+    # Given DynamoDB leaving every timeline item unprocessed, on every retry of the first run
+    def unprocessed(request: AWSPreparedRequest, **_: Any) -> AWSResponse:
+        assert isinstance(request.body, bytes)
+        (table, items), *_ = json.loads(request.body)["RequestItems"].items()
+        body = json.dumps({"UnprocessedItems": {table: items}}).encode()
+        return http_response(request, 200, body, {"Content-Type": "application/x-amz-json-1.0"})
+
+    history = new_table(session, endpoint)
+    with monkeypatch.context() as throttled:
+        hook_cli_sessions(throttled, "before-send.dynamodb.BatchWriteItem", unprocessed)
+        code, first, _ = run_backfill(endpoint, history.table_name, "--queue", "ml")
+
+    # Then each job counts once, as failed, and none is stored without its timeline
+    assert code == 1
+    assert (first["written"], first["failed"]) == (0, ML_OK)
+    assert all(history.get_latest(job_id) is None for job_id in jobs["ml"])
+
+    # And the next run writes every job and its timeline item
+    code, second, _ = run_backfill(endpoint, history.table_name, "--queue", "ml")
+    assert (code, second["written"], second["failed"]) == (0, ML_OK, 0)
+    assert [len(history.timeline(job_id)) for job_id in jobs["ml"]] == [1] * ML_OK

@@ -303,3 +303,35 @@ def test_a_queue_that_is_no_dead_letter_queue_needs_a_destination(
     assert code == 1
     assert "--to-queue-url" in err
     assert move_tasks.tasks == []
+
+
+@pytest.mark.parametrize("flag", ["--no-wait", "--dry-run"])
+def test_a_task_under_way_is_not_followed_when_told_not_to_wait(
+    aws_session: boto3.Session, deployed: Stack, move_tasks: MoveTasks, flag: str
+) -> None:
+    # Given a move task still running
+    dead_letters(aws_session, deployed, 12)
+    assert run("--stack", deployed.name, "--no-wait")[0] == 0
+
+    # When redrive runs again without waiting, or only to look
+    code, out, _ = run("--stack", deployed.name, flag)
+
+    # Then it says so and returns, leaving the task running
+    assert code == 0
+    assert "already under way (RUNNING" in out
+    assert [task.status for task in move_tasks.tasks] == ["RUNNING"]
+
+
+def test_no_second_task_starts_while_one_is_cancelling(
+    aws_session: boto3.Session, deployed: Stack, move_tasks: MoveTasks
+) -> None:
+    # Given a task cancelled but not yet CANCELLED (SQS runs one active task per queue)
+    dead_letters(aws_session, deployed, 12)
+    assert run("--stack", deployed.name, "--no-wait")[0] == 0
+    move_tasks.tasks[0].status = "CANCELLING"
+
+    # When redrive runs again; then it starts no second task
+    code, out, _ = run("--stack", deployed.name, "--no-wait")
+    assert code == 0
+    assert "already under way (CANCELLING" in out
+    assert len(move_tasks.tasks) == 1

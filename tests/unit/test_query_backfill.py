@@ -120,10 +120,12 @@ def test_the_made_up_event_is_the_same_for_the_same_state() -> None:
     assert first["id"].startswith("backfill-")
     assert first["id"] != moved_on["id"]
     assert (first["time"], first["region"], first["account"]) == (
-        "2025-03-14T09:14:00.000Z",  # the job's last activity
+        "2025-03-14T09:14:00Z",  # the job's last activity, in whole seconds as EventBridge's
         "eu-west-1",
         "210987654321",
     )
+    late = {**detail, "stoppedAt": T0 + 120_999}
+    assert synthesize_event(late, service=False, region="", account="")["time"] == first["time"]
     assert first["detail-type"] == "Batch Job State Change"
 
 

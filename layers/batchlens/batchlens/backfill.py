@@ -166,7 +166,12 @@ def synthesize_event(
     same state always makes the same event (and the same version in the history).
     """
     moment_ms = last_activity_ms(detail)
-    moment = datetime.fromtimestamp(moment_ms / 1000, tz=UTC) if moment_ms else datetime.now(tz=UTC)
+    # In whole seconds, as EventBridge's `time` is (its events' times can fall before the job's own
+    # millisecond times): with the milliseconds kept, this event would outrank the real one of the
+    # same state that the enricher stored, and rewrite it.
+    moment = (
+        datetime.fromtimestamp(moment_ms // 1000, tz=UTC) if moment_ms else datetime.now(tz=UTC)
+    ).replace(microsecond=0)
     arn_region, arn_account = _arn_region_account(detail.get("jobArn"))
     attempts = detail.get("attempts") or []
     state = (
@@ -179,7 +184,7 @@ def synthesize_event(
         "detail-type": "Batch Service Job State Change" if service else "Batch Job State Change",
         "source": "aws.batch",
         "account": arn_account or account,
-        "time": moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "time": moment.isoformat(timespec="seconds").replace("+00:00", "Z"),
         "region": arn_region or region,
         "resources": [detail["jobArn"]] if detail.get("jobArn") else [],
         "detail": dict(detail),
@@ -382,15 +387,23 @@ class Backfill:
 
     def _store(self, records: list[JobRecord]) -> None:
         stored = self._history.stored_versions(record.job_id for record in records)
-        fresh: list[JobRecord] = []
+        newer: list[JobRecord] = []
         for record in records:
             version = version_of(record)
             previous = stored.get(record.job_id)
-            if previous is not None and previous >= version:
-                if previous == version:
-                    self.result.unchanged += 1
-                else:
-                    self.result.newer_in_table += 1
+            if previous is None or previous < version:
+                newer.append(record)
+            elif previous == version:
+                self.result.unchanged += 1
+            else:
+                self.result.newer_in_table += 1
+        # The timeline first (its keys come from the event, so writing one again is harmless): a
+        # job whose transition could not be written is not stored either, so the next run tries
+        # it again instead of finding it unchanged and leaving its timeline without it.
+        unwritten = {record.job_id for record in self._history.put_transitions(newer)}
+        for record in newer:
+            if record.job_id in unwritten:
+                self._fail(f"{record.job_id}: timeline write failed")
                 continue
             try:
                 outcome, _ = self._history.put_latest(record)
@@ -399,14 +412,10 @@ class Backfill:
                 continue
             if outcome is WriteOutcome.FRESH:
                 self.result.written += 1
-                fresh.append(record)
             elif outcome is WriteOutcome.DUPLICATE:
                 self.result.unchanged += 1
             else:
                 self.result.newer_in_table += 1
-        if fresh:
-            for record in self._history.put_transitions(fresh):
-                self._fail(f"{record.job_id}: timeline write failed")
 
     def _fail(self, message: str) -> None:
         self.result.failed += 1

@@ -184,9 +184,18 @@ def redrive(
 ) -> int:
     """Move the dead-letter queue back to its queue, showing progress; the exit status."""
     running = latest_task(sqs, route)
-    if running is not None and running.status == "RUNNING":
-        # SQS runs one move task per queue at a time: show the one already running.
-        print(f"A move task out of {route.source_name} is already running; following it.", file=out)
+    if running is not None and running.status not in FINISHED:
+        # SQS runs one move task per queue at a time, and a CANCELLING one is still that task.
+        if dry_run or not wait:
+            print(
+                f"A move task out of {route.source_name} is already under way "
+                f"({running.describe()}); not starting another.",
+                file=out,
+            )
+            return 0
+        print(
+            f"A move task out of {route.source_name} is already under way; following it.", file=out
+        )
         return _outcome(follow(sqs, route, out, interval=interval, sleep=sleep), route, out)
 
     waiting = depth(sqs, route.source_url)
