@@ -106,10 +106,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         if record.message_id in failures:
             raise RecordFailed(failures[record.message_id])
 
+    # A batch whose every record failed is reported like any other, not raised: SQS redelivers it
+    # the same way, and on a quiet queue (batches of one) a raise would make each poison record an
+    # invocation error, firing the errors alarm meant for crashes and timeouts.
     response = process_partial_response(
         event=event,
         record_handler=check,
-        processor=BatchProcessor(event_type=EventType.SQS),
+        processor=BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False),
         context=context,
     )
     return dict(response)

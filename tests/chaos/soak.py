@@ -31,7 +31,6 @@ from types import ModuleType
 from typing import Any
 
 import boto3
-from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from botocore.retries.standard import ExponentialBackoff
 
 from batchlens import aws
@@ -314,8 +313,6 @@ class Poller:
             if self._injector.chance(self._injector.rates.lost_ack):
                 self._injector.stats.add("lostAcks")  # the answer never reached Lambda's poller
                 acknowledged = set()
-        except BatchProcessingError:
-            pass  # every record failed: all go back
         except SimulatedCrash:
             pass  # the environment died: nothing was acknowledged
         finally:
