@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.session
 import pytest
 from moto import mock_aws
+from pydantic import ValidationError
 
 from batchlens.history import INDEX_ATTRIBUTES
 from batchlens.local import create_table
@@ -490,11 +492,35 @@ def test_every_parameter_is_described_grouped_and_its_default_allowed(template: 
         assert spec.get("Description"), f"{name} has no Description"
         default = spec["Default"]
         if "AllowedValues" in spec:
-            assert default in spec["AllowedValues"], name
+            # CloudFormation checks a list's every member against AllowedValues.
+            listed = spec["Type"] == "CommaDelimitedList"
+            assert set(default.split(",") if listed else [default]) <= set(spec["AllowedValues"])
         if "MinValue" in spec:
             assert spec["MinValue"] <= default <= spec["MaxValue"], name
         if "AllowedPattern" in spec:
             assert re.fullmatch(spec["AllowedPattern"], str(default)), name
+
+
+def test_alert_on_allows_at_deploy_time_exactly_what_the_enricher_accepts(
+    template: Template,
+) -> None:
+    # A token the enricher rejects would fail every batch: the deployment must refuse it instead.
+    allowed = set(template["Parameters"]["AlertOn"]["AllowedValues"])
+    assert allowed == {*ALERTABLE, ""}  # empty: alert on nothing
+    assert Settings.from_env({"ALERT_ON": ""}).alert_on == ()
+    with pytest.raises(ValidationError):
+        Settings.from_env({"ALERT_ON": "FAILED,QUEUE_BLOKED"})
+
+
+def test_job_log_group_prefix_takes_every_log_group_name(template: Template) -> None:
+    pattern = template["Parameters"]["JobLogGroupPrefix"]["AllowedPattern"]
+    logs = botocore.session.get_session().get_service_model("logs")
+    names = logs.shape_for("LogGroupName").metadata["pattern"]
+    for prefix in ("/aws/batch/", "batch-jobs", "team#1/etl.prod_", "/"):
+        assert re.fullmatch(names, prefix)
+        assert re.fullmatch(pattern, prefix), prefix
+    for wrong in ("", "batch jobs", "logs*", "/aws/batch/:x"):
+        assert not re.fullmatch(pattern, wrong), wrong
 
 
 def test_alert_email_pattern_takes_addresses_and_nothing_else(template: Template) -> None:
