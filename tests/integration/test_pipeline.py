@@ -377,6 +377,22 @@ def test_the_notification_carries_the_record_and_filter_attributes(
     assert notification["Subject"].startswith("[batchlens]")
 
 
+def test_a_time_without_an_offset_fails_nothing_in_its_batch(
+    make_enricher: EnricherFactory, history: HistoryTable
+) -> None:
+    # Given a hand-made event whose time has no offset, at year 1, beside a real one
+    odd = variant(read_event("job-succeeded"), envelope={"time": "0001-01-01T00:00:00"})
+    good = read_event("job-failed-oom")
+
+    # When one batch carries both
+    result = make_enricher().process([Message("odd", odd), Message("good", good)])
+
+    # Then nothing fails (a naive time is UTC), and both jobs are stored
+    assert result.failures == {}
+    assert [p.write for p in result.processed] == [WriteOutcome.FRESH, WriteOutcome.FRESH]
+    assert history.get_latest(good["detail"]["jobId"]) is not None
+
+
 def test_every_sample_event_in_one_batch_is_stored(
     make_enricher: EnricherFactory, history: HistoryTable, drain_alerts: Drain
 ) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+from datetime import UTC, datetime
 
 import pytest
 
@@ -16,6 +17,8 @@ from batchlens.events import (
     ServiceJobDetail,
     parse_event,
 )
+from batchlens.history import version_of
+from batchlens.records import normalise
 from tests.conftest import EventLoader, read_event, sample_event_names, variant
 
 DETAIL_TYPE_TO_EVENT_TYPE = {
@@ -66,6 +69,18 @@ def test_json_text_and_bytes_parse_like_the_decoded_mapping(load_event: EventLoa
     assert parsed[1].job == parsed[0].job
     assert parsed[2].job == parsed[0].job
     assert {p.event_id for p in parsed} == {event["id"]}
+
+
+@pytest.mark.parametrize("time", ["2025-03-14T13:10:00", "0001-01-01T00:00:00"])
+def test_a_time_without_an_offset_is_utc_as_eventbridge_times_are(time: str) -> None:
+    # Given an event whose time has no offset (a hand-made one: EventBridge writes "…Z")
+    event = variant(read_event("job-failed-oom"), envelope={"time": time})
+
+    # When it is parsed, then its time is that moment in UTC, not in the machine's local time
+    moment = parse_event(event).envelope.time
+    assert moment == datetime.fromisoformat(time).replace(tzinfo=UTC)
+    # And its version, which orders the job's states in the history, can be worked out
+    assert version_of(normalise(parse_event(event)))
 
 
 def test_unknown_fields_in_envelope_and_detail_are_ignored(load_event: EventLoader) -> None:

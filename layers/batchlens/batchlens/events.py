@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 
@@ -72,6 +72,12 @@ class AwsShape(BaseModel):
     )
 
 
+def _utc_if_naive(moment: datetime) -> datetime:
+    # EventBridge's times are UTC ("…Z"); one written without an offset (a hand-made test event)
+    # means UTC too, not the reading machine's local time.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 class EventEnvelope(BaseModel):
     """The EventBridge envelope, field for field as Powertools Parser's `EventBridgeModel`.
 
@@ -85,7 +91,7 @@ class EventEnvelope(BaseModel):
     id: str
     source: str
     account: str
-    time: datetime
+    time: Annotated[datetime, AfterValidator(_utc_if_naive)]
     region: str
     resources: list[str]
     detail_type: str = Field(alias="detail-type")

@@ -275,20 +275,17 @@ class Enricher:
         """One conditional write per job: the newest of its events in this batch."""
 
         def write(group: list[Processed]) -> None:
-            ordered = sorted(group, key=lambda p: version_of(_record(p)))
-            newest = _record(ordered[-1])
-            try:
+            job_id = _record(group[0]).job_id
+            try:  # whatever goes wrong with one job fails its records only, not the batch
+                ordered = sorted(group, key=lambda p: version_of(_record(p)))
+                newest = _record(ordered[-1])
                 outcome, previous = self.history.put_latest(newest)
             except Exception as exc:
                 for processed in group:
                     processed.error = f"store failed: {exc!r}"
                 logger.warning(
                     "Store failed",
-                    extra={
-                        "correlation_id": newest.job_id,
-                        "job_id": newest.job_id,
-                        "error": repr(exc),
-                    },
+                    extra={"correlation_id": job_id, "job_id": job_id, "error": repr(exc)},
                 )
                 return
             stored_at = datetime.now(UTC)
