@@ -393,6 +393,45 @@ def test_a_time_without_an_offset_fails_nothing_in_its_batch(
     assert history.get_latest(good["detail"]["jobId"]) is not None
 
 
+def test_a_record_cut_to_fit_its_item_still_counts_every_finished_attempt(
+    make_enricher: EnricherFactory, history: HistoryTable
+) -> None:
+    # Given a job on its sixth attempt whose attempts carry reasons too long for one item, so
+    # that its records are cut to fit (middle attempts dropped): RUNNING with five attempts
+    # finished, then RUNNABLE ten minutes later, the sixth having failed too
+    base = read_event("job-retried-runnable")
+    attempt = base["detail"]["attempts"][0]
+    attempt["container"]["reason"] = attempt["statusReason"] = "\U0001f4a5" * 9000
+    strategy = {"attempts": 10, "evaluateOnExit": []}
+    running, runnable = (
+        variant(
+            base,
+            envelope={"time": f"2025-03-14T13:{minute}:00Z"},
+            status=status,
+            attempts=[attempt] * finished,
+            retryStrategy=strategy,
+        )
+        for status, finished, minute in (("RUNNING", 5, 10), ("RUNNABLE", 6, 20))
+    )
+    enricher = make_enricher()
+    enricher.process([Message("running", running)])
+
+    # When the RUNNABLE arrives
+    result = enricher.process([Message("runnable", runnable)])
+
+    # Then it is the newer state (six attempts finished, not the five kept), stored and timed
+    assert result.processed[0].write is WriteOutcome.FRESH
+    stored = history.get_latest(base["detail"]["jobId"])
+    assert stored is not None
+    assert stored.record["status"] == "RUNNABLE"
+    assert stored.record["truncated"]
+    assert [a["number"] for a in stored.record["attempts"]] == [1, 3, 4, 5, 6]
+    assert [item["attemptsFinished"] for item in history.timeline(base["detail"]["jobId"])] == [
+        5,
+        6,
+    ]
+
+
 def test_every_sample_event_in_one_batch_is_stored(
     make_enricher: EnricherFactory, history: HistoryTable, drain_alerts: Drain
 ) -> None:

@@ -129,7 +129,7 @@ def alert_key(record: JobRecord) -> dict[str, Any]:
     return {
         "jobId": record.job_id,
         "status": alert_status(record),
-        "attempt": len(record.attempts),
+        "attempt": record.attempts_finished,
     }
 
 
@@ -212,7 +212,7 @@ def headline(record: JobRecord) -> str:
         return f"Job {record.job_name} is blocked in queue {record.job_queue.name}"
     if is_retried_attempt(record):
         return (
-            f"Job {record.job_name} failed attempt {len(record.attempts)} of "
+            f"Job {record.job_name} failed attempt {record.attempts_finished} of "
             f"{record.attempts_allowed} in queue {record.job_queue.name}; Batch retries it"
         )
     words = _STATUS_WORDS.get(status, f"is {status}")
@@ -389,7 +389,7 @@ def chatbot_body(record: JobRecord) -> dict[str, Any]:
                 "jobQueue": record.job_queue.name,
                 "status": alert_status(record),
                 "category": failure.category.value if failure else "NONE",
-                "attempt": str(len(record.attempts)),
+                "attempt": str(record.attempts_finished),
             },
         },
     }

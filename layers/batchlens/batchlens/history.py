@@ -82,7 +82,7 @@ def version_of(record: JobRecord) -> str:
     epoch_ms = int(record.event_time.timestamp() * 1000)
     return (
         f"{int(record.is_terminal)}"
-        f"|{min(len(record.attempts), 999):03d}"
+        f"|{min(record.attempts_finished, 999):03d}"
         f"|{STATUS_RANK.get(record.status, 0)}"
         f"|{max(epoch_ms, 0):015d}"
     )
@@ -292,7 +292,7 @@ class HistoryTable:
             "eventType": _s(record.event_type.value),
             "eventId": _s(record.event_id),
             "status": _s(record.status),
-            "attemptsFinished": _n(len(record.attempts)),
+            "attemptsFinished": _n(record.attempts_finished),
             "enrichment": _s(record.enrichment.value),
             TTL_ATTRIBUTE: _n(expires_at(record, self.retention_days)),
         }

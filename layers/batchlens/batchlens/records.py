@@ -145,6 +145,12 @@ class JobRecord(RecordModel):
     #: The record was cut to fit DynamoDB's item or SNS's message limit (see batchlens.limits).
     truncated: bool = False
 
+    @property
+    def attempts_finished(self) -> int:
+        """How many attempts finished: the last one's number, not a count of the list, which a
+        record cut to fit (batchlens.limits) shortens by dropping middle attempts."""
+        return self.attempts[-1].number if self.attempts else 0
+
     def to_json_dict(self) -> dict[str, Any]:
         """The public JSON form: camelCase keys, ISO times, absent values as null."""
         return self.model_dump(mode="json", by_alias=True)
