@@ -432,6 +432,28 @@ def test_a_record_cut_to_fit_its_item_still_counts_every_finished_attempt(
     ]
 
 
+def test_a_queue_block_reported_in_the_second_its_job_became_runnable_is_stored(
+    make_enricher: EnricherFactory, history: HistoryTable
+) -> None:
+    # Given a job's RUNNABLE event stored, and its queue-blocked event of the same second
+    blocked = read_event("job-queue-blocked-misconfiguration")
+    runnable = variant(
+        blocked, envelope={"detail-type": "Batch Job State Change"}, drop=["statusReason"]
+    )
+    enricher = make_enricher()
+    enricher.process([Message("runnable", runnable)])
+
+    # When the block arrives
+    result = enricher.process([Message("blocked", blocked)])
+
+    # Then it is the job's latest state, with its failure, not a duplicate of the RUNNABLE
+    assert result.processed[0].write is WriteOutcome.FRESH
+    stored = history.get_latest(blocked["detail"]["jobId"])
+    assert stored is not None
+    assert stored.record["eventType"] == "JOB_QUEUE_BLOCKED"
+    assert stored.record["failure"]["category"] == "MISCONFIGURATION"
+
+
 def test_every_sample_event_in_one_batch_is_stored(
     make_enricher: EnricherFactory, history: HistoryTable, drain_alerts: Drain
 ) -> None:

@@ -1,6 +1,6 @@
 """The latest item's version orders job states: terminal, then finished attempts, then the
-status's place in the lifecycle, then event time. DynamoDB compares it as a string, so string order
-must be exactly that order.
+status's place in the lifecycle, then event time, then a queue-blocked event over a state change.
+DynamoDB compares it as a string, so string order must be exactly that order.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from batchlens.events import parse_event
+from batchlens.events import EventType, parse_event
 from batchlens.history import version_of
 from batchlens.records import JobRecord, normalise
 from tests.conftest import read_event, variant
@@ -24,8 +24,9 @@ BASE = normalise(parse_event(read_event("job-failed-oom")))
 T0 = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
 
 
-def state(status: str, attempts: int, at: datetime) -> JobRecord:
-    """The OOM job's record, moved to another status, number of finished attempts and time."""
+def state(status: str, attempts: int, at: datetime, *, blocked: bool = False) -> JobRecord:
+    """The OOM job's record, moved to another status, number of finished attempts and time (and
+    made a queue-blocked event when `blocked`)."""
     finished = [BASE.attempts[0].model_copy(update={"number": n + 1}) for n in range(attempts)]
     return BASE.model_copy(
         update={
@@ -33,13 +34,15 @@ def state(status: str, attempts: int, at: datetime) -> JobRecord:
             "is_terminal": status in TERMINAL,
             "attempts": finished,
             "event_time": at,
+            "event_type": EventType.JOB_QUEUE_BLOCKED if blocked else EventType.JOB_STATE_CHANGE,
         }
     )
 
 
-def expected_order(record: JobRecord) -> tuple[bool, int, int, datetime]:
+def expected_order(record: JobRecord) -> tuple[bool, int, int, datetime, bool]:
     rank = len(LIFECYCLE) if record.status in TERMINAL else LIFECYCLE.index(record.status)
-    return (record.is_terminal, len(record.attempts), rank, record.event_time)
+    blocked = record.event_type is EventType.JOB_QUEUE_BLOCKED
+    return (record.is_terminal, len(record.attempts), rank, record.event_time, blocked)
 
 
 def sign(a: Any, b: Any) -> int:
@@ -55,6 +58,7 @@ states = st.builds(
         max_value=datetime(2035, 1, 1),
         timezones=st.just(UTC),
     ).map(lambda moment: moment.replace(microsecond=moment.microsecond // 1000 * 1000)),
+    blocked=st.booleans(),
 )
 
 
@@ -102,6 +106,16 @@ def test_event_time_breaks_ties_to_the_millisecond() -> None:
     earlier = state("RUNNING", 1, T0)
     later = state("RUNNING", 1, T0 + timedelta(milliseconds=1))
     assert version_of(later) > version_of(earlier)
+
+
+def test_a_queue_blocked_event_beats_the_runnable_of_the_same_second() -> None:
+    # EventBridge's times have whole seconds, and Batch reports a block of a RUNNABLE job
+    runnable = state("RUNNABLE", 0, T0)
+    blocked = state("RUNNABLE", 0, T0, blocked=True)
+    assert version_of(blocked) > version_of(runnable)
+    # But not a later state: the job moving on ends the block
+    assert version_of(state("RUNNABLE", 0, T0 + timedelta(seconds=1))) > version_of(blocked)
+    assert version_of(state("STARTING", 0, T0)) > version_of(blocked)
 
 
 def test_a_redelivered_event_has_the_same_version() -> None:

@@ -85,6 +85,9 @@ def version_of(record: JobRecord) -> str:
         f"|{min(record.attempts_finished, 999):03d}"
         f"|{STATUS_RANK.get(record.status, 0)}"
         f"|{max(epoch_ms, 0):015d}"
+        # Last, a queue-blocked event outranks the RUNNABLE of the same moment: Batch reports a
+        # block of a job already RUNNABLE, and EventBridge's times have whole seconds only.
+        f"|{int(record.event_type.is_queue_blocked)}"
     )
 
 
