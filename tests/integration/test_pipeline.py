@@ -393,6 +393,17 @@ def test_a_time_without_an_offset_fails_nothing_in_its_batch(
     assert history.get_latest(good["detail"]["jobId"]) is not None
 
 
+def stored_fresh_after(enricher: Enricher, history: HistoryTable, first: Json, then: Json) -> Json:
+    """`then`, processed after `first` in a batch of its own: the job's latest record, once
+    checked that `then` was the newer state (FRESH)."""
+    enricher.process([Message("first", first)])
+    result = enricher.process([Message("then", then)])
+    assert result.processed[0].write is WriteOutcome.FRESH
+    stored = history.get_latest(then["detail"]["jobId"])
+    assert stored is not None
+    return stored.record
+
+
 def test_a_record_cut_to_fit_its_item_still_counts_every_finished_attempt(
     make_enricher: EnricherFactory, history: HistoryTable
 ) -> None:
@@ -413,19 +424,13 @@ def test_a_record_cut_to_fit_its_item_still_counts_every_finished_attempt(
         )
         for status, finished, minute in (("RUNNING", 5, 10), ("RUNNABLE", 6, 20))
     )
-    enricher = make_enricher()
-    enricher.process([Message("running", running)])
 
-    # When the RUNNABLE arrives
-    result = enricher.process([Message("runnable", runnable)])
-
-    # Then it is the newer state (six attempts finished, not the five kept), stored and timed
-    assert result.processed[0].write is WriteOutcome.FRESH
-    stored = history.get_latest(base["detail"]["jobId"])
-    assert stored is not None
-    assert stored.record["status"] == "RUNNABLE"
-    assert stored.record["truncated"]
-    assert [a["number"] for a in stored.record["attempts"]] == [1, 3, 4, 5, 6]
+    # When the RUNNABLE arrives; then it is the newer state (six attempts finished, not the five
+    # kept), stored and timed
+    stored = stored_fresh_after(make_enricher(), history, running, runnable)
+    assert stored["status"] == "RUNNABLE"
+    assert stored["truncated"]
+    assert [a["number"] for a in stored["attempts"]] == [1, 3, 4, 5, 6]
     assert [item["attemptsFinished"] for item in history.timeline(base["detail"]["jobId"])] == [
         5,
         6,
@@ -440,18 +445,12 @@ def test_a_queue_block_reported_in_the_second_its_job_became_runnable_is_stored(
     runnable = variant(
         blocked, envelope={"detail-type": "Batch Job State Change"}, drop=["statusReason"]
     )
-    enricher = make_enricher()
-    enricher.process([Message("runnable", runnable)])
 
-    # When the block arrives
-    result = enricher.process([Message("blocked", blocked)])
-
-    # Then it is the job's latest state, with its failure, not a duplicate of the RUNNABLE
-    assert result.processed[0].write is WriteOutcome.FRESH
-    stored = history.get_latest(blocked["detail"]["jobId"])
-    assert stored is not None
-    assert stored.record["eventType"] == "JOB_QUEUE_BLOCKED"
-    assert stored.record["failure"]["category"] == "MISCONFIGURATION"
+    # When the block arrives; then it is the job's latest state, with its failure, not a
+    # duplicate of the RUNNABLE
+    stored = stored_fresh_after(make_enricher(), history, runnable, blocked)
+    assert stored["eventType"] == "JOB_QUEUE_BLOCKED"
+    assert stored["failure"]["category"] == "MISCONFIGURATION"
 
 
 def test_every_sample_event_in_one_batch_is_stored(
