@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -188,6 +189,31 @@ def test_a_deadline_stops_retrying(fake_slack: FakeSlack) -> None:
     fake_slack.replies = [Reply(429, "rate_limited", {"Retry-After": "20"})]
     with pytest.raises(webhook.WebhookError, match="no time left"):
         webhook.post(fake_slack.url, {"text": "hi"}, sleep=Sleeps(), deadline=time.monotonic() + 5)
+
+
+def test_no_post_outlives_the_deadline(
+    fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a deadline nearer than a POST's own timeout (10 s), and a first reply of 503
+    fake_slack.replies = [Reply(503, "busy")]
+    deadline = time.monotonic() + 3
+    timeouts: list[tuple[float, float]] = []
+    send = webhook._send
+
+    def timed(url: str, data: bytes, timeout: float) -> tuple[int, str, str | None]:
+        timeouts.append((timeout, deadline - time.monotonic()))
+        return send(url, data, timeout)
+
+    monkeypatch.setattr(webhook, "_send", timed)
+
+    # When the message is posted (and retried once)
+    webhook.post(fake_slack.url, {"text": "hi"}, sleep=Sleeps(), deadline=deadline)
+
+    # Then no POST could have run past the deadline: it would end as a Lambda timeout, not as
+    # the error that names what went wrong
+    assert len(timeouts) == 2
+    # (left is read a moment after post() set the timeout: allow it that moment)
+    assert all(timeout <= left + 0.05 for timeout, left in timeouts), timeouts
 
 
 def test_an_unreachable_webhook_raises_without_the_url() -> None:

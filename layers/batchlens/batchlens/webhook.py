@@ -144,8 +144,11 @@ def post(
     waited = 0.0
     last = "nothing sent"
     for attempt in range(1, policy.max_attempts + 1):
+        timeout = policy.timeout_seconds
+        if deadline is not None:  # the POST itself must end by the deadline too, not only waits
+            timeout = max(min(timeout, deadline - time.monotonic()), 0.05)
         try:
-            status, body, retry_after = _send(url, data, policy.timeout_seconds)
+            status, body, retry_after = _send(url, data, timeout)
         except (http.client.InvalidURL, ValueError):
             # InvalidURL (and a UnicodeEncodeError) quote the URL: name the problem, never the text.
             raise WebhookRejected("the webhook URL is not one http.client can send to") from None
