@@ -62,6 +62,21 @@ def read_event(name: str) -> Json:
     return copy.deepcopy(json.loads(_read(file_name)))
 
 
+def ecs_app_failed_sidecar_logging_apart() -> Json:
+    """The ECS-properties sample, failed: its app container exited 1 and logs to Batch's default
+    group, its sidecar logs to a group of its own (/ecs/otel-collector)."""
+    event = read_event("ecs-properties-succeeded")
+    detail = event["detail"]
+    detail["status"] = "FAILED"
+    app, sidecar = detail["ecsProperties"]["taskProperties"][0]["containers"]
+    app["exitCode"] = detail["attempts"][0]["taskProperties"][0]["containers"][0]["exitCode"] = 1
+    sidecar["logConfiguration"] = {
+        "logDriver": "awslogs",
+        "options": {"awslogs-group": "/ecs/otel-collector"},
+    }
+    return event
+
+
 def array_child_event(
     parent_id: str, index: int, *, failed: bool, exit_code: int = 2, reason: str | None = None
 ) -> Json:

@@ -20,7 +20,7 @@ from batchlens import aws
 from batchlens.history import HistoryTable
 from batchlens.local import LocalStack
 from batchlens.pipeline import Enricher, Message
-from tests.conftest import Json, read_event
+from tests.conftest import Json, ecs_app_failed_sidecar_logging_apart, read_event
 
 pytestmark = pytest.mark.integration
 
@@ -40,10 +40,13 @@ class LogsCalls:
         self.count += 1
 
 
-def write_log(session: boto3.Session, event: Json, lines: list[str]) -> None:
-    """What the job's (latest) container printed, in the stream its event names."""
+def write_log(
+    session: boto3.Session, event: Json, lines: list[str], stream: str | None = None
+) -> None:
+    """What the job's (latest) container printed, in the stream its event names (or `stream`),
+    in Batch's default group."""
     logs = session.client("logs")
-    stream = event["detail"]["container"]["logStreamName"]
+    stream = stream or event["detail"]["container"]["logStreamName"]
     group = "/aws/batch/job"
     logs.create_log_group(logGroupName=group)
     logs.create_log_stream(logGroupName=group, logStreamName=stream)
@@ -130,6 +133,23 @@ def test_a_failed_jobs_alert_quotes_its_last_log_lines_masked(
     stored = history.get_latest(event["detail"]["jobId"])
     assert stored is not None
     assert stored.record["logExcerpt"] is None
+
+
+def test_an_ecs_properties_alert_quotes_the_failed_container_from_its_own_group(
+    aws_session: boto3.Session,
+    enricher_with_logs: Callable[..., Enricher],
+    drain_alerts: Callable[[], list[Json]],
+) -> None:
+    # Given an ECS-properties job whose app container failed, logging to Batch's default group,
+    # while its sidecar logs to a group of its own
+    event = ecs_app_failed_sidecar_logging_apart()
+    app = event["detail"]["attempts"][0]["taskProperties"][0]["containers"][0]
+    write_log(aws_session, event, ["KeyError: 'week'"], stream=app["logStreamName"])
+
+    # When its event is processed; then its alert quotes the app's log
+    process(enricher_with_logs(), event)
+    (notification,) = drain_alerts()
+    assert json.loads(notification["Message"])["logExcerpt"] == ["KeyError: 'week'"]
 
 
 @pytest.mark.parametrize("deny", [False, True], ids=["missing stream", "access denied"])

@@ -15,7 +15,14 @@ import pytest
 
 from batchlens.events import parse_event
 from batchlens.records import Enrichment, JobRecord, normalise
-from tests.conftest import EventLoader, Json, read_event, sample_event_names, variant
+from tests.conftest import (
+    EventLoader,
+    Json,
+    ecs_app_failed_sidecar_logging_apart,
+    read_event,
+    sample_event_names,
+    variant,
+)
 
 # ARCHITECTURE.md, "JobRecord, schema v1": the keys of the public JSON, exactly.
 RECORD_KEYS = {
@@ -591,3 +598,18 @@ def test_a_description_fills_gaps_but_never_moves_the_job_past_the_event(
     assert record["statusReason"] is None
     assert record["attempts"] == []
     assert record["isTerminal"] is False
+
+
+def test_ecs_properties_logs_are_in_the_failed_containers_own_group() -> None:
+    # Given a failed ECS-properties job: the app container (exit 1) logs to Batch's default group,
+    # the sidecar to a group of its own
+    event = ecs_app_failed_sidecar_logging_apart()
+
+    # When normalised
+    record = record_of(event).to_json_dict()
+
+    # Then the app's stream is looked for in the app's group (the default), not the sidecar's
+    stream = event["detail"]["attempts"][0]["taskProperties"][0]["containers"][0]["logStreamName"]
+    assert record["attempts"][0]["logStreamName"] == stream
+    assert record["attempts"][0]["logGroup"] == "/aws/batch/job"
+    assert cloudwatch_target(record["links"]["logs"]) == ("/aws/batch/job", stream)

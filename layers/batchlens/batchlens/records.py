@@ -285,7 +285,13 @@ def _primary_container(job: JobDetail) -> ContainerDetail | None:
     return _speaking(containers, otherwise=essential or containers)
 
 
-def _log_group(job: JobDetail) -> str:
+def _log_group(job: JobDetail, container_name: str | None = None) -> str:
+    """The awslogs group of the named container (Batch's default without one); unnamed: the
+    first group any container sets."""
+    if container_name is not None:
+        for container in _containers(job):
+            if container.name == container_name:
+                return container.log_group or DEFAULT_LOG_GROUP
     for container in _containers(job):
         if container.log_group:
             return container.log_group
@@ -362,8 +368,9 @@ def _attempt(number: int, started_ms: int | None, stopped_ms: int | None, **fiel
 
 
 def _container_attempt(
-    number: int, attempt: AttemptDetail, log_group: str, partition: str, region: str
+    number: int, attempt: AttemptDetail, job: JobDetail, partition: str, region: str
 ) -> Attempt:
+    log_group = _log_group(job)
     container = attempt.container
     exit_code = container.exit_code if container else None
     reason = container.reason if container else None
@@ -377,7 +384,9 @@ def _container_attempt(
         if chosen is not None:
             exit_code = exit_code if exit_code is not None else chosen.exit_code
             reason = reason or chosen.reason
-            stream = stream or chosen.log_stream_name
+            if not stream and chosen.log_stream_name:
+                stream = chosen.log_stream_name
+                log_group = _log_group(job, chosen.name)
     return _attempt(
         number,
         attempt.started_at,
@@ -428,9 +437,8 @@ def _attempts(job: AnyJobDetail, partition: str, region: str) -> list[Attempt]:
                 )
             )
         return result
-    group = _log_group(job)
     return [
-        _container_attempt(number, attempt, group, partition, region)
+        _container_attempt(number, attempt, job, partition, region)
         for number, attempt in enumerate(job.attempts, start=1)
     ]
 
@@ -586,7 +594,8 @@ def normalise(
     if logs_link is None and isinstance(job, JobDetail):
         container = _primary_container(job)
         if container is not None and container.log_stream_name:
-            logs_link = log_url(partition, region, _log_group(job), container.log_stream_name)
+            group = _log_group(job, container.name)
+            logs_link = log_url(partition, region, group, container.log_stream_name)
     if logs_link is None and training_job_arn:
         logs_link = _training_log_url(partition, region, training_job_arn.rsplit("/", 1)[-1])
 
