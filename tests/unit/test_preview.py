@@ -123,3 +123,20 @@ def test_retry_after_in_seconds(header: str | None, seconds: float) -> None:
 
 def test_retry_after_as_an_http_date() -> None:
     assert webhook.retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past
+
+
+@pytest.mark.parametrize("name", ["job-queue-blocked-capacity", "service-job-failed"])
+def test_preview_quotes_a_log_only_where_the_enricher_would(name: str, tmp_path: Path) -> None:
+    # Given an event whose alert the enricher publishes without an excerpt (a blocked queue, a
+    # SageMaker training job: it reads no log for them), and a log file
+    log = tmp_path / "job.log"
+    log.write_text("starting\nboom\n")
+
+    # When it is previewed with --log
+    code, out, _ = run(
+        "preview", str(EVENTS_DIR / f"{name}.json"), "--format", "json", "--log", str(log)
+    )
+
+    # Then the preview shows what a subscriber would receive: no excerpt
+    assert code == 0
+    assert json.loads(out)["logExcerpt"] is None

@@ -88,6 +88,17 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _running(pid: int) -> bool:
+    """Whether the detached server's process group still exists."""
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # it exists, owned by someone else
+    return True
+
+
 def _wait_for(port: int, seconds: float = 30.0) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -111,7 +122,7 @@ def start_server(port: int, log_path: Path, detach: bool) -> subprocess.Popen[by
     )
     try:
         _wait_for(port)
-    except RuntimeError:
+    except BaseException:  # not started, or Ctrl-C while waiting
         process.kill()
         raise
     return process
@@ -266,6 +277,8 @@ def run(*, keep_running: bool, port: int, out: TextIO) -> int:
 
     root = repository_root()
     state_file = _state_file()
+    if state_file.exists() and not _running(json.loads(state_file.read_text())["pid"]):
+        state_file.unlink()  # a leftover: its server is gone (killed, or a reboot)
     if state_file.exists():
         state = json.loads(state_file.read_text())
         print(
@@ -277,6 +290,7 @@ def run(*, keep_running: bool, port: int, out: TextIO) -> int:
     port = port or _free_port()
     endpoint_url = f"http://127.0.0.1:{port}"
     server = start_server(port, state_file.parent / "server.log", detach=keep_running)
+    recorded = False  # only a server recorded in the state file may outlive this run
     try:
         os.environ.update(_environment(endpoint_url))
         session = boto3.Session(region_name=local.REGION)
@@ -340,6 +354,7 @@ def run(*, keep_running: bool, port: int, out: TextIO) -> int:
                     indent=2,
                 )
             )
+            recorded = True
             print(
                 f"\nThe local stack keeps running at {endpoint_url}. Query it with:\n"
                 f"  export BATCHLENS_TABLE={stack.table_name} "
@@ -349,7 +364,7 @@ def run(*, keep_running: bool, port: int, out: TextIO) -> int:
             )
         return 0 if failed == 0 else 1
     finally:
-        if not keep_running:
+        if not recorded:
             server.terminate()
             server.wait(timeout=10)
 

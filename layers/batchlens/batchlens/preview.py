@@ -55,7 +55,7 @@ def preview(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: Tex
     first = True
     for where, found in inputs.records(redactor):
         record = found
-        if log_text is not None and record.failure is not None:
+        if log_text is not None and logtail.wants_excerpt(record, lines):  # as the enricher
             record = with_log(record, log_text, lines, redactor)
         if not alerts.should_alert(record, settings):
             print(

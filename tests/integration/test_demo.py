@@ -1,0 +1,106 @@
+"""`make demo` / `demo-up` / `demo-down` around their state file: a server is never left running
+that `demo-down` cannot stop, and a state file whose server is gone does not block the demo.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from batchlens import demo
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def state_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The demo's state file in a directory of the test's own; the environment the demo sets
+    is restored after it."""
+    path = tmp_path / ".batchlens-demo" / "state.json"
+    monkeypatch.setattr(demo, "_state_file", lambda: path)
+    saved = dict(os.environ)
+    yield path
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def process_group(alive: bool) -> int:
+    """The id of a process group of its own, still running or already gone."""
+    process = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    if not alive:
+        process.kill()
+        process.wait()
+    return process.pid
+
+
+class Started(Exception):
+    """Raised instead of starting the server: the demo got past its state-file check."""
+
+
+def test_a_state_file_whose_server_is_gone_does_not_block_the_demo(
+    state_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given demo-up's state file whose detached server died (killed, or the machine rebooted)
+    state_file.parent.mkdir(parents=True)
+    state_file.write_text(json.dumps({"pid": process_group(alive=False), "endpointUrl": "x"}))
+
+    def start(*_: Any, **__: Any) -> Any:
+        raise Started
+
+    monkeypatch.setattr(demo, "start_server", start)
+
+    # When the demo runs; then it goes on to start its server, the leftover removed
+    with pytest.raises(Started):
+        demo.run(keep_running=False, port=0, out=io.StringIO())
+    assert not state_file.exists()
+
+
+def test_a_state_file_whose_server_runs_still_blocks_the_demo(state_file: Path) -> None:
+    pid = process_group(alive=True)
+    try:
+        state_file.parent.mkdir(parents=True)
+        state_file.write_text(json.dumps({"pid": pid, "endpointUrl": "http://127.0.0.1:1"}))
+        out = io.StringIO()
+        assert demo.run(keep_running=False, port=0, out=out) == 1
+        assert "already running at http://127.0.0.1:1" in out.getvalue()
+    finally:
+        os.killpg(pid, 9)
+
+
+def test_an_interrupted_demo_up_leaves_no_server_running(
+    state_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given `make demo-up` whose user presses Ctrl-C after its server started, before the state
+    # file (which `demo-down` reads) is written
+    started: list[subprocess.Popen[bytes]] = []
+    start_server = demo.start_server
+
+    def start(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        started.append(start_server(*args, **kwargs))
+        return started[-1]
+
+    def ctrl_c(*_: Any, **__: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo, "start_server", start)
+    monkeypatch.setattr(demo, "seed_job_logs", ctrl_c)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            demo.run(keep_running=True, port=0, out=io.StringIO())
+
+        # Then its server is stopped with it, and nothing is recorded as running
+        (server,) = started
+        assert server.wait(timeout=10) is not None
+        assert not state_file.exists()
+    finally:
+        for process in started:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
