@@ -1,5 +1,6 @@
-"""The pipeline on moto: events arrive late, out of order, twice and concurrently, and the history
-still never moves a job backwards, while every alert goes out exactly once, through PublishBatch.
+"""The pipeline on moto: events arrive late, out of order and twice, and the history still never
+moves a job backwards, while every alert goes out exactly once, through PublishBatch. (Concurrent
+invocations race over moto's server, one request at a time: test_exactly_once, test_concurrency.)
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from mypy_boto3_sns import SNSClient
 from batchlens import aws
 from batchlens.history import LATEST_SK, HistoryTable, WriteOutcome, job_pk
 from batchlens.local import LocalStack
-from batchlens.pipeline import BatchResult, Enricher, Message
+from batchlens.pipeline import Enricher, Message
 from batchlens.publish import PUBLISH_ATTEMPTS
 from tests.conftest import EnricherFactory, Json, read_event, sample_event_names, variant
 
@@ -196,38 +197,6 @@ def test_a_failure_delivered_twice_in_one_batch_alerts_once(
     assert alerted_job_ids(drain_alerts()) == [failed["detail"]["jobId"]]
     assert result.failures == {}
     assert {p.write for p in result.processed} == {WriteOutcome.FRESH, WriteOutcome.DUPLICATE}
-
-
-def test_concurrent_invocations_publish_one_alert(
-    make_enricher: EnricherFactory, drain_alerts: Drain
-) -> None:
-    # Given five invocations receiving the same FAILED event at the same moment
-    failed = read_event("job-failed-timeout")
-    enrichers = [make_enricher() for _ in range(5)]
-    results: list[BatchResult] = []
-    start = threading.Barrier(len(enrichers))
-
-    def invoke(enricher: Enricher) -> None:
-        start.wait()
-        results.append(enricher.process(messages(failed), remaining_ms=60_000))
-
-    threads = [threading.Thread(target=invoke, args=(e,)) for e in enrichers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-
-    # Then exactly one publish happened; the others either saw it done or must retry later
-    assert len(results) == 5
-    assert alerted_job_ids(drain_alerts()) == [failed["detail"]["jobId"]]
-    assert sum(p.alerted for r in results for p in r.processed) == 1
-    retry = [m for r in results for m in r.failures.values()]
-    assert all("another invocation" in reason for reason in retry)
-
-    # And when SQS redelivers the ones told to retry, nothing more is published
-    for _ in retry:
-        assert enrichers[0].process(messages(failed)).failures == {}
-    assert drain_alerts() == []
 
 
 def test_twenty_five_failures_go_out_in_three_publish_batch_calls(
