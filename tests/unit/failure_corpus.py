@@ -139,7 +139,8 @@ CASES: tuple[Case, ...] = (
         retryable=True,
         batch_will_retry=False,
         summary_has=("i-0e234208f6fc9291f", "attempt 3/3"),
-        next_step_has=("Host EC2*", "RETRY"),
+        # No rule matched, so Batch retried every reclaim: only more attempts help
+        next_step_has=("retryStrategy.attempts (now 3)",),
     ),
     Case(
         "host-ec2-terminated-retried",
@@ -422,7 +423,65 @@ CASES: tuple[Case, ...] = (
         retryable=True,
         batch_will_retry=False,
         summary_has=("timed out",),
-        next_step_has=("VPC endpoints",),
+        next_step_has=("VPC endpoints", "for Secrets Manager"),
+    ),
+    Case(
+        "fargate-ssm-context-deadline",
+        "Fargate 'ResourceInitializationError: … unable to retrieve secrets from ssm: … context "
+        "deadline exceeded' (umotif-public/terraform-aws-ecs-fargate#50)",
+        ended(
+            AttemptFacts(
+                "Task failed to start",
+                "ResourceInitializationError: unable to pull secrets or registry auth: execution "
+                "resource retrieval failed: unable to retrieve secrets from ssm: service call has "
+                "been retried 5 time(s): RequestCanceled: request context canceled caused by: "
+                "context deadline exceeded",
+            ),
+        ),
+        C.RESOURCE_INITIALIZATION,
+        retryable=True,
+        batch_will_retry=False,
+        summary_has=("SSM parameter", "timed out"),
+        next_step_has=("VPC endpoints", "for Systems Manager"),
+    ),
+    Case(
+        "fargate-log-stream-timeout",
+        "Fargate 'ResourceInitializationError: failed to validate logger args: … failed to create "
+        "Cloudwatch log stream: … i/o timeout' (ECS task execution role docs: awslogs)",
+        ended(
+            AttemptFacts(
+                "Task failed to start",
+                "ResourceInitializationError: failed to validate logger args: create stream has "
+                "been retried 1 times: failed to create Cloudwatch log stream: RequestError: send "
+                'request failed caused by: Post "https://logs.us-east-1.amazonaws.com/": dial tcp '
+                "10.0.1.23:443: i/o timeout : exit status 1",
+            ),
+        ),
+        C.RESOURCE_INITIALIZATION,
+        retryable=True,
+        batch_will_retry=False,
+        summary_has=("CloudWatch Logs stream", "timed out"),
+        next_step_has=("VPC endpoints", "for CloudWatch Logs"),
+    ),
+    Case(
+        "fargate-log-stream-access-denied",
+        "Fargate 'ResourceInitializationError: failed to validate logger args: … not authorized "
+        "to perform: logs:CreateLogStream' (ECS task execution role docs: awslogs)",
+        ended(
+            AttemptFacts(
+                "Task failed to start",
+                "ResourceInitializationError: failed to validate logger args: create stream has "
+                "been retried 1 times: failed to create Cloudwatch log stream: "
+                "AccessDeniedException: User: arn:aws:sts::123456789012:assumed-role/"
+                "ecsTaskExecutionRole/abc is not authorized to perform: logs:CreateLogStream on "
+                "resource: arn:aws:logs:us-east-1:123456789012:log-group:/aws/batch/job",
+            ),
+        ),
+        C.RESOURCE_INITIALIZATION,
+        retryable=False,
+        batch_will_retry=False,
+        summary_has=("access denied",),
+        next_step_has=("logs:CreateLogStream",),
     ),
     Case(
         "fargate-ssm-access-denied",
@@ -441,6 +500,7 @@ CASES: tuple[Case, ...] = (
         C.RESOURCE_INITIALIZATION,
         retryable=False,
         batch_will_retry=False,
+        next_step_has=("ssm:GetParameters",),
     ),
     Case(
         "fargate-log-group-missing",

@@ -220,6 +220,40 @@ def test_a_retried_attempt_keeps_a_long_summary_within_bounds() -> None:
 # --- which evidence decides ------------------------------------------------------------------
 
 
+HOST = "Host EC2 (instance i-0a1b2c3d4e5f67890) terminated."
+RETRY_RECLAIMS = ExitRule("RETRY", on_status_reason="Host EC2*")
+EXIT_REST = ExitRule("EXIT", on_reason="*")
+
+
+@pytest.mark.parametrize(
+    ("attempts", "rules", "step"),
+    [
+        # A RETRY rule for reclaims, or none matching (Batch retries then): only more attempts help
+        (2, (RETRY_RECLAIMS, EXIT_REST), "Raise retryStrategy.attempts (now 2)"),
+        (3, (), "Raise retryStrategy.attempts (now 3)"),
+        # An EXIT rule caught the reclaim: a RETRY rule must come before it
+        (3, (ExitRule("EXIT", on_status_reason="*"),), "before the EXIT rule that caught it"),
+        # One attempt: retries need more, with a rule so that only reclaims retry
+        (1, (), "Set retryStrategy.attempts above 1 with a rule {onStatusReason: 'Host EC2*'"),
+    ],
+    ids=["retry rule", "no rule", "exit rule", "one attempt"],
+)
+def test_a_host_termination_step_fits_the_jobs_retry_strategy(
+    attempts: int, rules: tuple[ExitRule, ...], step: str
+) -> None:
+    # Given a job whose every attempt ended with its host terminated
+    facts = JobFacts(
+        event_type="JOB_STATE_CHANGE",
+        status="FAILED",
+        status_reason=HOST,
+        attempts=tuple(AttemptFacts(HOST) for _ in range(attempts)),
+        retry_strategy=RetryStrategy(attempts, rules),
+    )
+
+    # When classified; then the next step changes what Batch does, not what it already does
+    assert step in failure_of(facts).next_step
+
+
 def test_the_latest_attempt_decides() -> None:
     # Given an OOM on attempt 1 and a Spot reclaim on attempt 2
     facts = JobFacts(

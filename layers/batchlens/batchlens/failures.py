@@ -670,7 +670,7 @@ def _image_pull_words(text: str, facts: JobFacts, attempt: str | None) -> _Words
     return _Words(f"Image pull failed: {what}{_on(attempt)}", step)
 
 
-def _host_words(text: str, evidence: _Evidence, attempt: str | None) -> _Words:
+def _host_words(text: str, facts: JobFacts, evidence: _Evidence, attempt: str | None) -> _Words:
     during = f" during {attempt}" if attempt else ""
     found = _INSTANCE_ID.search(text)
     instance = found.group(0) if found else evidence.instance_id
@@ -682,40 +682,95 @@ def _host_words(text: str, evidence: _Evidence, attempt: str | None) -> _Words:
         verb = "stopped" if re.search(r"\bstopped\b", text, re.IGNORECASE) else "terminated"
         what = f"instance {_clip(instance, 40)} was {verb}" if instance else f"the host was {verb}"
         pattern = "Host EC2*"
-    step = (
-        f"Add a retryStrategy.evaluateOnExit rule {{onStatusReason: '{pattern}', action: RETRY}} "
-        "with attempts > 1, or run on On-Demand capacity"
-    )
+    # Batch retries when no evaluateOnExit rule matches: a RETRY rule helps only past an EXIT rule
+    # that caught the termination; otherwise the job already retries it, as often as attempts say.
+    rule = _matching_rule(facts, evidence)
+    allowed = evidence.attempts_allowed
+    if rule is not None and rule.action.upper() == "EXIT":
+        step = (
+            f"Put a retryStrategy.evaluateOnExit rule {{onStatusReason: '{pattern}', action: "
+            "RETRY}} before the EXIT rule that caught it, or run on On-Demand capacity"
+        )
+    elif allowed > 1:
+        step = f"Raise retryStrategy.attempts (now {allowed}), or run on On-Demand capacity"
+    else:
+        step = (
+            f"Set retryStrategy.attempts above 1 with a rule {{onStatusReason: '{pattern}', "
+            "action: RETRY}} (then one EXIT for the rest, so only this retries), or run on "
+            "On-Demand capacity"
+        )
     return _Words(f"Spot/host terminated: {what}{during}", step)
 
 
-#: What a ResourceInitializationError was fetching, by a word in its text.
-_INITIALIZING: tuple[tuple[_Pattern, str], ...] = (
-    (_Pattern(r"\basm\b|secrets ?manager", re.I), "the Secrets Manager secret"),
-    (_Pattern(r"\bssm\b|parameter store", re.I), "the SSM parameter"),
-    (_Pattern(r"registry auth|\becr\b", re.I), "the ECR registry auth"),
-    (_Pattern(r"logger|log stream|log group", re.I), "the CloudWatch Logs stream"),
+class _Fetched(NamedTuple):
+    """What a ResourceInitializationError was fetching, and what the task needs to fetch it."""
+
+    what: str  # as the summary names it
+    endpoint: str  # the VPC endpoint(s) a private subnet needs to reach it
+    permissions: str  # what the execution role needs on it
+
+
+#: By a word in the error's text.
+_INITIALIZING: tuple[tuple[_Pattern, _Fetched], ...] = (
+    (
+        _Pattern(r"\basm\b|secrets ?manager", re.I),
+        _Fetched(
+            "the Secrets Manager secret",
+            "Secrets Manager",
+            "secretsmanager:GetSecretValue, kms:Decrypt as needed",
+        ),
+    ),
+    (
+        _Pattern(r"\bssm\b|parameter store", re.I),
+        _Fetched(
+            "the SSM parameter", "Systems Manager (ssm)", "ssm:GetParameters, kms:Decrypt as needed"
+        ),
+    ),
+    (
+        _Pattern(r"registry auth|\becr\b", re.I),
+        _Fetched(
+            "the ECR registry auth",
+            "ECR (api, dkr) and S3",
+            "ecr:GetAuthorizationToken, ecr:BatchGetImage",
+        ),
+    ),
+    (
+        _Pattern(r"logger|log stream|log group", re.I),
+        _Fetched(
+            "the CloudWatch Logs stream",
+            "CloudWatch Logs",
+            "logs:CreateLogStream, logs:PutLogEvents",
+        ),
+    ),
+)
+#: When the text names none of them.
+_ANY_FETCHED = _Fetched(
+    "",
+    "Secrets Manager / Systems Manager / ECR",
+    "secretsmanager:GetSecretValue, ssm:GetParameters, kms:Decrypt, ecr:GetAuthorizationToken, "
+    "logs:CreateLogStream as needed",
 )
 
 
 def _resource_initialization_words(text: str, shown: str, attempt: str | None) -> _Words:
     # The last subsystem named is the one that failed ("registry auth: … from asm: …").
     named = [
-        (found.start(), what) for pattern, what in _INITIALIZING for found in pattern.finditer(text)
+        (found.start(), fetched)
+        for pattern, fetched in _INITIALIZING
+        for found in pattern.finditer(text)
     ]
-    what = max(named)[1] if named else None
+    fetched = max(named, key=lambda found: found[0])[1] if named else _ANY_FETCHED
+    what = fetched.what
+    network_step = (
+        f"Add VPC endpoints (or a NAT route) for {fetched.endpoint} and check the execution role "
+        f"has {fetched.permissions}"
+    )
     if _TIMEOUT_WORDS.search(text):
         problem = "timed out"
-        step = (
-            "Add VPC endpoints (or a NAT route) for Secrets Manager / ECR and check the "
-            "execution role can read the secret"
-        )
+        step = network_step
     elif re.search(r"access ?denied|not authorized|forbidden", text, re.IGNORECASE):
         problem = "access denied"
-        step = (
-            "Let the execution role read it (secretsmanager:GetSecretValue, ssm:GetParameters, "
-            "kms:Decrypt, ecr:GetAuthorizationToken as needed)"
-        )
+        step = f"Let the execution role use it ({fetched.permissions})"
     elif re.search(r"does not exist|not found", text, re.IGNORECASE):
         problem = "not found"
         step = (
@@ -724,10 +779,7 @@ def _resource_initialization_words(text: str, shown: str, attempt: str | None) -
         )
     else:
         problem = "failed"
-        step = (
-            "Add VPC endpoints (or a NAT route) for Secrets Manager / ECR and check the "
-            "execution role can read the secret"
-        )
+        step = network_step
     if what:
         return _Words(f"Resource initialization failed: {what} — {problem}{_on(attempt)}", step)
     return _Words(
@@ -818,7 +870,7 @@ def _words(facts: JobFacts, assessment: _Assessment, attempt: str | None) -> _Wo
                 "Raise memory in the job definition or fix the leak",
             )
         case FailureCategory.HOST_TERMINATED:
-            return _host_words(text, evidence, attempt)
+            return _host_words(text, facts, evidence, attempt)
         case FailureCategory.TIMEOUT:
             seconds = (
                 facts.timeout_seconds
