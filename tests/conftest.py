@@ -62,6 +62,11 @@ def read_event(name: str) -> Json:
     return copy.deepcopy(json.loads(_read(file_name)))
 
 
+def read_log(name: str) -> list[str]:
+    """The lines of a sample job's log, events/<name>.log (what the demo's jobs write)."""
+    return (EVENTS_DIR / f"{name}.log").read_text(encoding="utf-8").splitlines()
+
+
 def ecs_app_failed_sidecar_logging_apart() -> Json:
     """The ECS-properties sample, failed: its app container exited 1 and logs to Batch's default
     group, its sidecar logs to a group of its own (/ecs/otel-collector)."""

@@ -345,14 +345,22 @@ def _history_options() -> argparse.ArgumentParser:
     return options
 
 
+_OUTPUT_FORMATS = {
+    "table": "table (local times)",
+    "json": "json (JSON Lines, UTC)",
+    "csv": "csv (UTC)",
+}
+
+
 def _output_option(choices: Sequence[str] = ("table", "json", "csv")) -> argparse.ArgumentParser:
+    formats = [_OUTPUT_FORMATS[choice] for choice in choices]
     options = argparse.ArgumentParser(add_help=False)
     options.add_argument(
         "-o",
         "--output",
         choices=choices,
         default="table",
-        help="table (local times), json (JSON Lines, UTC) or csv (UTC); default: table",
+        help=f"{', '.join(formats[:-1])} or {formats[-1]}; default: table",
     )
     return options
 

@@ -42,40 +42,20 @@ DEMO_EVENTS = (
     "job-queue-blocked-capacity.json",
 )
 STACK_NAME = "batchlens-demo"
-#: What the sample jobs wrote to their logs (the last attempt's stream), so alerts quote real lines.
-DEMO_LOGS: dict[str, tuple[str, ...]] = {
-    "job-failed-oom.json": (
-        "[M::bwa_idx_load_from_disk] read 0 ALT contigs",
-        "[M::process] read 1000000 sequences (150000000 bp)...",
-        "[M::mem_pestat] # candidate unique pairs for (FF, FR, RF, RR): (12, 412533, 9, 14)",
-        "[M::mem_process_seqs] Processed 1000000 reads in 612.331 CPU sec, 78.124 real sec",
-        "samtools sort: allocating 3.9 GiB for the sort buffer (-m 4G)",
-        "[bam_sort_core] merging from 24 files and 8 in-memory blocks...",
-        "Killed",
-    ),
-    "job-failed-spot.json": (
-        "2025-03-14T11:25:02Z INFO  reading s3://clickstream-raw/2025/03/14/11/ (4812 objects)",
-        "2025-03-14T11:31:40Z INFO  partition 2025-03-14T11: 2.1M events, 43% written",
-        "2025-03-14T11:36:58Z WARN  received SIGTERM: the instance is being reclaimed",
-        "2025-03-14T11:36:58Z INFO  flushing checkpoint to s3://clickstream-checkpoints/hourly/",
-    ),
-    "job-failed-app-error.json": (
-        "2025-03-14 06:31:20 INFO export: starting invoice export for 2025-02",
-        "2025-03-14 06:31:20 DEBUG config: DB_HOST=db.internal DB_PASSWORD=hunter2-prod-Zx9",
-        "Traceback (most recent call last):",
-        '  File "/app/export.py", line 88, in main',
-        "    rows = fetch_invoices(conn, period)",
-        '  File "/app/export.py", line 41, in fetch_invoices',
-        '    raise ValueError(f"invoice {row.id} has no customer")',
-        "ValueError: invoice INV-2025-02-0042 has no customer",
-    ),
-}
+#: What a sample job without a sample log (events/<name>.log) wrote.
 _GENERIC_LOG = ("starting", "working", "done")
 _TIME_FIELDS = frozenset({"createdAt", "startedAt", "stoppedAt", "scheduledAt"})
 
 
 def repository_root() -> Path:
     return cfn.default_template_path().parent
+
+
+def sample_log(event_file: str) -> tuple[str, ...]:
+    """What the sample job of `event_file` wrote to its log: events/<name>.log, so that alerts
+    quote real lines (and `preview --log` has the same file to quote)."""
+    path = repository_root() / "events" / event_file.replace(".json", ".log")
+    return tuple(path.read_text(encoding="utf-8").splitlines()) if path.exists() else _GENERIC_LOG
 
 
 def _state_file() -> Path:
@@ -191,7 +171,7 @@ def seed_job_logs(session: Any, endpoint_url: str, events: Mapping[str, Mapping[
                 logs.create_log_stream(
                     logGroupName=attempt.log_group, logStreamName=attempt.log_stream_name
                 )
-            lines = DEMO_LOGS.get(name, _GENERIC_LOG)
+            lines = sample_log(name)
             logs.put_log_events(
                 logGroupName=attempt.log_group,
                 logStreamName=attempt.log_stream_name,

@@ -14,7 +14,7 @@ import json
 from typing import TextIO
 
 from batchlens import alerts, logtail, slack
-from batchlens.cli import EventFiles, _read
+from batchlens.cli import CliError, EventFiles, _read
 from batchlens.records import JobRecord
 from batchlens.redact import Redactor
 from batchlens.settings import Settings
@@ -49,7 +49,10 @@ def preview(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: Tex
     """Print each input event's body for the chosen channel; note events that would not alert."""
     settings = Settings.from_env()
     redactor = Redactor(args.allow or settings.redact_allowlist)
-    log_text = _read(args.log, stdin) if args.log else None
+    try:
+        log_text = _read(args.log, stdin) if args.log else None
+    except CliError as exc:
+        raise CliError(f"--log {args.log}: {exc}") from exc
     lines = settings.log_tail_lines if args.lines is None else args.lines
     inputs = EventFiles(args.files, stdin, stderr)
     first = True
