@@ -140,3 +140,21 @@ def test_preview_quotes_a_log_only_where_the_enricher_would(name: str, tmp_path:
     # Then the preview shows what a subscriber would receive: no excerpt
     assert code == 0
     assert json.loads(out)["logExcerpt"] is None
+
+
+def test_a_log_file_that_cannot_be_read_is_named(tmp_path: Path) -> None:
+    missing = tmp_path / "job.log"
+    code, out, err = run("preview", OOM, "--log", str(missing))
+    assert (code, out) == (1, "")
+    assert f"--log {missing}: No such file or directory" in err
+
+
+def test_the_readme_preview_example_quotes_the_sample_log() -> None:
+    # The README example: preview the app-error job with its sample log, 5 lines
+    event = str(EVENTS_DIR / "job-failed-app-error.json")
+    log = str(EVENTS_DIR / "job-failed-app-error.log")
+    code, out, _ = run("preview", event, "--format", "json", "--log", log, "--lines", "5")
+    assert code == 0
+    assert (
+        json.loads(out)["logExcerpt"][-1] == "ValueError: invoice INV-2025-02-0042 has no customer"
+    )
