@@ -194,14 +194,14 @@ def test_a_deadline_stops_retrying(fake_slack: FakeSlack) -> None:
 def test_no_post_outlives_the_deadline(
     fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given a deadline nearer than a POST's own timeout (10 s), and a first reply of 503
+    # Given a deadline 3 s away, nearer than a POST's own timeout (10 s), and a first reply of 503
     fake_slack.replies = [Reply(503, "busy")]
     deadline = time.monotonic() + 3
-    timeouts: list[tuple[float, float]] = []
+    timeouts: list[float] = []
     send = webhook._send
 
     def timed(url: str, data: bytes, timeout: float) -> tuple[int, str, str | None]:
-        timeouts.append((timeout, deadline - time.monotonic()))
+        timeouts.append(timeout)
         return send(url, data, timeout)
 
     monkeypatch.setattr(webhook, "_send", timed)
@@ -209,11 +209,10 @@ def test_no_post_outlives_the_deadline(
     # When the message is posted (and retried once)
     webhook.post(fake_slack.url, {"text": "hi"}, sleep=Sleeps(), deadline=deadline)
 
-    # Then no POST could have run past the deadline: it would end as a Lambda timeout, not as
-    # the error that names what went wrong
+    # Then no POST could run past the deadline (it would end as a Lambda timeout, not as the error
+    # that names what went wrong): each may take only what is left, less for the retry
     assert len(timeouts) == 2
-    # (left is read a moment after post() set the timeout: allow it that moment)
-    assert all(timeout <= left + 0.05 for timeout, left in timeouts), timeouts
+    assert 3 >= timeouts[0] > timeouts[1] > 0
 
 
 def test_an_unreachable_webhook_raises_without_the_url() -> None:
