@@ -341,11 +341,12 @@ print(json.dumps(cpu_per_event(workload.build({events}).events)))
 
 
 def cpu_per_event_median(events: int, processes: int) -> dict[str, Any]:
-    """`cpu_per_event` in fresh processes, alternately, and the one of median ratio.
+    """`cpu_per_event` in `processes` fresh processes, each on `workload.build(events)`: the run
+    of median ratio (rounded), and every ratio.
 
-    For the same code the ratio moves by about a fifth from one process to the next (it measured
-    6.3 to 9.2; the process's memory layout and hash seed), far more than between the passes of
-    one process: like the cold start, it takes the median of several processes.
+    For the same code the ratio moves by about a fifth from one process to the next (6.1 to 8.9
+    in one series; the process's memory layout and hash seed), far more than between the passes
+    of one process: like the cold start, it takes the median of several processes.
     """
     runs = []
     for _ in range(processes):
@@ -358,7 +359,8 @@ def cpu_per_event_median(events: int, processes: int) -> dict[str, Any]:
         ).stdout
         runs.append(json.loads(output.strip().splitlines()[-1]))
     runs.sort(key=lambda run: run["ratio"])
-    return {**runs[len(runs) // 2], "ratios": [round(run["ratio"], 2) for run in runs]}
+    median = {key: round(value, 2) for key, value in runs[len(runs) // 2].items()}
+    return {**median, "ratios": [round(run["ratio"], 2) for run in runs]}
 
 
 PEAK_RSS = """
@@ -682,7 +684,7 @@ def main(argv: list[str] | None = None) -> int:
                 "naive": [round(t, 4) for t in naive_by_size],
             },
             "coldStart": {k: round(v, 4) for k, v in cold.items()},
-            "cpuPerEvent": {k: v if isinstance(v, list) else round(v, 2) for k, v in cpu.items()},
+            "cpuPerEvent": cpu,
             "alerts": ours["outcomes"].get("alerted", 0),
             "recordFailures": ours["outcomes"].get("failed", 0),
             "python": sys.version.split()[0],

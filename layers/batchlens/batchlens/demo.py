@@ -257,10 +257,11 @@ def run(*, keep_running: bool, port: int, out: TextIO) -> int:
 
     root = repository_root()
     state_file = _state_file()
-    if state_file.exists() and not _running(json.loads(state_file.read_text())["pid"]):
+    state = json.loads(state_file.read_text()) if state_file.exists() else None
+    if state is not None and not _running(state["pid"]):
         state_file.unlink()  # a leftover: its server is gone (killed, or a reboot)
-    if state_file.exists():
-        state = json.loads(state_file.read_text())
+        state = None
+    if state is not None:
         print(
             f"A demo stack is already running at {state['endpointUrl']}; "
             "stop it first with `make demo-down`.",

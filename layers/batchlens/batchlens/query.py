@@ -65,33 +65,37 @@ def parse_time(text: str, now: datetime) -> datetime:
 
     A date or date-time without an offset is local time, like the times in the table output.
     """
-    value = text.strip()
+    try:
+        moment = _moment(text.strip(), now)
+    except (OverflowError, ValueError):  # year 0 or 10000, a duration of a million days
+        raise QueryError(f"time {text!r} is out of range") from None
+    if moment is None:
+        raise QueryError(
+            f"bad time {text!r}: use a duration ago (30m, 24h, 7d, 2w), now, today, yesterday, "
+            "or an ISO date or time (2025-03-14, 2025-03-14T09:30, 2025-03-14T09:30:00Z)"
+        )
+    return moment
+
+
+def _moment(value: str, now: datetime) -> datetime | None:
+    """The moment `value` names; None when it is none of the forms `parse_time` takes."""
     lowered = value.lower()
     if lowered == "now":
         return now
+    if lowered in ("today", "yesterday"):
+        # The day is counted back before the local offset is taken: across a change to or from
+        # summer time, yesterday's midnight has another offset than today's.
+        day = now.astimezone().date() - timedelta(days=1 if lowered == "yesterday" else 0)
+        return datetime.combine(day, time()).astimezone()
+    relative = _RELATIVE.match(value)
+    if relative:
+        amount, unit = int(relative.group(1)), relative.group(2).lower()
+        return now - timedelta(seconds=amount * _UNITS[unit])
     try:
-        if lowered in ("today", "yesterday"):
-            # The day is counted back before the local offset is taken: across a change to or
-            # from summer time, yesterday's midnight has another offset than today's.
-            day = now.astimezone().date() - timedelta(days=1 if lowered == "yesterday" else 0)
-            return datetime.combine(day, time()).astimezone()
-        relative = _RELATIVE.match(value)
-        if relative:
-            amount, unit = int(relative.group(1)), relative.group(2).lower()
-            return now - timedelta(seconds=amount * _UNITS[unit])
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            raise QueryError(
-                f"bad time {text!r}: use a duration ago (30m, 24h, 7d, 2w), now, today, "
-                "yesterday, or an ISO date or time (2025-03-14, 2025-03-14T09:30, "
-                "2025-03-14T09:30:00Z)"
-            ) from None
-        return moment if moment.tzinfo is not None else moment.astimezone()
-    except QueryError:
-        raise
-    except (OverflowError, ValueError):  # year 0 or 10000, a duration of a million days
-        raise QueryError(f"time {text!r} is out of range") from None
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.astimezone()
 
 
 def parse_statuses(values: Iterable[str] | None) -> tuple[str, ...]:

@@ -368,9 +368,15 @@ def _attempt(number: int, started_ms: int | None, stopped_ms: int | None, **fiel
 
 
 def _container_attempt(
-    number: int, attempt: AttemptDetail, job: JobDetail, partition: str, region: str
+    number: int,
+    attempt: AttemptDetail,
+    job: JobDetail,
+    *,
+    log_group: str,
+    partition: str,
+    region: str,
 ) -> Attempt:
-    log_group = _log_group(job)
+    """`log_group` is the job's (`_log_group(job)`, worked out once for all its attempts)."""
     container = attempt.container
     exit_code = container.exit_code if container else None
     reason = container.reason if container else None
@@ -437,8 +443,11 @@ def _attempts(job: AnyJobDetail, partition: str, region: str) -> list[Attempt]:
                 )
             )
         return result
+    group = _log_group(job)
     return [
-        _container_attempt(number, attempt, job, partition, region)
+        _container_attempt(
+            number, attempt, job, log_group=group, partition=partition, region=region
+        )
         for number, attempt in enumerate(job.attempts, start=1)
     ]
 
