@@ -162,6 +162,12 @@ def build() -> list[BadInput]:
         BadInput("jobId empty", _changed(_set("detail.jobId", "")), True, "detail.jobId"),
         BadInput("jobId 10 KB", _changed(_set("detail.jobId", "j" * 10_240)), True, "bytes long"),
         BadInput("no jobName", _changed(_drop("detail.jobName")), True, "jobName"),
+        BadInput(
+            "jobQueue empty",
+            _changed(_set("detail.jobQueue", "")),
+            True,
+            "jobQueue: String should have at least 1 character",
+        ),
         BadInput("no status", _changed(_drop("detail.status")), True, "status"),
         BadInput("status a number", _changed(_set("detail.status", 7)), True, "status"),
         BadInput("attempts an object", _changed(_set("detail.attempts", {})), True, "attempts"),
@@ -194,6 +200,12 @@ def build() -> list[BadInput]:
             _changed(_drop("detail.jobQueue"), "service-job-failed"),
             True,
             "jobQueue",
+        ),
+        BadInput(
+            "service job with an empty queue",
+            _changed(_set("detail.jobQueue", ""), "service-job-failed"),
+            True,
+            "jobQueue: String should have at least 1 character",
         ),
     ]
     hostile_but_valid = [

@@ -261,13 +261,18 @@ class JobTimeout(AwsShape):
     attempt_duration_seconds: int | None = None
 
 
+#: A job's queue names its metrics' `queue` dimension and its byQueue index key: an empty one
+#: (which AWS Batch never sends) would file the job where no query or dashboard widget looks.
+QueueName = Annotated[str, Field(min_length=1)]
+
+
 class JobDetail(AwsShape):
     """DescribeJobs `JobDetail`: container, array, multi-node, EKS and ECS-properties jobs."""
 
     job_arn: str | None = None
     job_name: str
     job_id: str
-    job_queue: str
+    job_queue: QueueName
     status: str
     share_identifier: str | None = None
     attempts: list[AttemptDetail] = Field(default_factory=list)
@@ -319,7 +324,7 @@ class ServiceJobDetail(AwsShape):
     job_arn: str | None = None
     job_name: str
     job_id: str
-    job_queue: str
+    job_queue: QueueName
     status: str
     status_reason: str | None = None
     service_job_type: str | None = None
