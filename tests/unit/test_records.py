@@ -427,6 +427,93 @@ def test_a_sidecar_killed_first_does_not_hide_the_app_containers_oom(
     assert record["failure"]["category"] == "OUT_OF_MEMORY"
 
 
+def _sidecar_first(detail: Json, *, app_exit: int) -> None:
+    """The ECS-properties sample with its non-essential sidecar listed first, killed (137) as
+    the task stopped after the essential app exited with `app_exit`."""
+    for containers in (
+        detail["ecsProperties"]["taskProperties"][0]["containers"],
+        detail["attempts"][0]["taskProperties"][0]["containers"],
+    ):
+        containers.reverse()
+        containers[0]["exitCode"] = 137
+        containers[1]["exitCode"] = app_exit
+    assert detail["ecsProperties"]["taskProperties"][0]["containers"][0]["essential"] is False
+
+
+def test_a_non_essential_sidecar_killed_as_the_task_stopped_never_speaks_for_the_job(
+    load_event: EventLoader,
+) -> None:
+    # Given a failed ECS-properties job: the essential app exited 1, and ECS then killed the
+    # non-essential sidecar listed before it
+    event = load_event("ecs-properties-succeeded")
+    event["detail"]["status"] = "FAILED"
+    _sidecar_first(event["detail"], app_exit=1)
+
+    # When normalised
+    record = record_of(event).to_json_dict()
+
+    # Then the app's exit and stream speak for the attempt and the job, not the sidecar's kill
+    app = event["detail"]["attempts"][0]["taskProperties"][0]["containers"][1]
+    assert record["attempts"][0]["exitCode"] == 1
+    assert record["attempts"][0]["logStreamName"] == app["logStreamName"]
+    assert record["failure"]["category"] == "APPLICATION_ERROR"
+    assert "137" not in record["failure"]["summary"]
+
+
+def test_a_succeeded_job_does_not_take_its_killed_sidecars_exit_code(
+    load_event: EventLoader,
+) -> None:
+    # Given a succeeded ECS-properties job whose sidecar, listed first, was killed at the end
+    event = load_event("ecs-properties-succeeded")
+    _sidecar_first(event["detail"], app_exit=0)
+
+    # When normalised
+    record = record_of(event).to_json_dict()
+
+    # Then its attempt exited 0, as its essential app did
+    app = event["detail"]["attempts"][0]["taskProperties"][0]["containers"][1]
+    assert record["attempts"][0]["exitCode"] == 0
+    assert record["attempts"][0]["logStreamName"] == app["logStreamName"]
+
+
+def test_an_eks_container_that_completed_does_not_hide_the_one_that_failed(
+    load_event: EventLoader,
+) -> None:
+    # Given a failed EKS attempt: a sidecar listed first completed (exit 0, Kubernetes' reason
+    # "Completed"), the main container exited 1
+    event = load_event("eks-failed-oom")
+    attempt = event["detail"]["eksAttempts"][0]
+    main = attempt["containers"][0]
+    main.update(exitCode=1, reason="Error")
+    attempt["containers"] = [{"name": "sidecar", "exitCode": 0, "reason": "Completed"}, main]
+
+    # When normalised
+    record = record_of(event).to_json_dict()
+
+    # Then the failed container speaks for the attempt
+    assert record["attempts"][0]["exitCode"] == 1
+    assert record["attempts"][0]["reason"] == "Error"
+    assert record["failure"]["category"] == "APPLICATION_ERROR"
+
+
+def test_an_eks_job_without_attempts_is_classified_by_its_pod_containers(
+    load_event: EventLoader,
+) -> None:
+    # Given a failed EKS job that lists no attempt; its pod container says it was OOM-killed
+    event = load_event("eks-failed-oom")
+    event["detail"]["eksAttempts"] = []
+    event["detail"]["eksProperties"]["podProperties"]["containers"][0].update(
+        exitCode=137, reason="OOMKilled"
+    )
+
+    # When normalised
+    record = record_of(event).to_json_dict()
+
+    # Then the pod container's exit and reason classify the failure
+    assert record["attempts"] == []
+    assert record["failure"]["category"] == "OUT_OF_MEMORY"
+
+
 def test_service_jobs_link_the_sagemaker_training_job_and_its_logs(load_event: EventLoader) -> None:
     # Given a SageMaker training service job
     event = load_event("service-job-succeeded")

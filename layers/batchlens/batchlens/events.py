@@ -201,6 +201,8 @@ class EksAttemptDetail(AwsShape):
 class EksContainer(AwsShape):
     name: str | None = None
     image: str | None = None
+    exit_code: int | None = None
+    reason: str | None = None
     resources: dict[str, dict[str, str]] = Field(default_factory=dict)
 
 

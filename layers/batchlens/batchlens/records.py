@@ -24,6 +24,7 @@ from batchlens.events import (
     BatchEvent,
     ContainerDetail,
     EksAttemptContainer,
+    EksContainer,
     EventType,
     JobDetail,
     ServiceJobDetail,
@@ -252,19 +253,38 @@ def _parent_job_id(job: AnyJobDetail, kind: JobKind) -> str | None:
 
 
 # The container shapes that report an exit code and a reason.
-_C = TypeVar("_C", ContainerDetail, AttemptTaskContainer, EksAttemptContainer)
+_C = TypeVar("_C", ContainerDetail, AttemptTaskContainer, EksAttemptContainer, EksContainer)
 
 
-def _speaking(containers: Sequence[_C], otherwise: Sequence[_C]) -> _C | None:
+def _speaking(
+    containers: Sequence[_C], otherwise: Sequence[_C], essential: frozenset[str] | None = None
+) -> _C | None:
     """The container that speaks for a job or an attempt: the one that failed, as the most
     specific evidence names it; if none did, the first of `otherwise`.
 
-    One with a reason first ("OutOfMemoryError: …"), then one with a non-zero exit code: a
-    sidecar listed first and killed (137) as its task stopped must not hide the app's OOM.
+    One with a reason and no clean exit first ("OutOfMemoryError: …"; Kubernetes says
+    "Completed" of a container that exited 0), then an `essential` one (any, when None) with a
+    non-zero exit code: a sidecar killed (137) as its task stopped must not hide the app's exit.
     """
-    with_reason = (c for c in containers if c.reason)
-    exited = (c for c in containers if c.exit_code not in (None, 0))
+    with_reason = (c for c in containers if c.reason and c.exit_code != 0)
+    exited = (
+        c
+        for c in containers
+        if c.exit_code not in (None, 0) and (essential is None or c.name in essential)
+    )
     return next(with_reason, None) or next(exited, None) or next(iter(otherwise), None)
+
+
+def _essential_names(job: JobDetail) -> frozenset[str] | None:
+    """The names of the job's essential containers; None when no container is marked otherwise.
+
+    An attempt's task containers do not say whether they are essential: their names match the
+    job's. ECS stops a task when an essential container exits, never for another one.
+    """
+    containers = _containers(job)
+    if all(c.essential is not False for c in containers):
+        return None
+    return frozenset(c.name for c in containers if c.essential is not False and c.name)
 
 
 def _containers(job: JobDetail) -> list[ContainerDetail]:
@@ -282,7 +302,7 @@ def _containers(job: JobDetail) -> list[ContainerDetail]:
 def _primary_container(job: JobDetail) -> ContainerDetail | None:
     containers = _containers(job)
     essential = [c for c in containers if c.essential is not False]
-    return _speaking(containers, otherwise=essential or containers)
+    return _speaking(containers, otherwise=essential or containers, essential=_essential_names(job))
 
 
 def _log_group(job: JobDetail, container_name: str | None = None) -> str:
@@ -373,10 +393,12 @@ def _container_attempt(
     job: JobDetail,
     *,
     log_group: str,
+    essential: frozenset[str] | None,
     partition: str,
     region: str,
 ) -> Attempt:
-    """`log_group` is the job's (`_log_group(job)`, worked out once for all its attempts)."""
+    """`log_group` and `essential` are the job's (`_log_group(job)`, `_essential_names(job)`),
+    worked out once for all its attempts."""
     container = attempt.container
     exit_code = container.exit_code if container else None
     reason = container.reason if container else None
@@ -386,7 +408,8 @@ def _container_attempt(
         # ECS-properties jobs: the container that failed speaks for the attempt.
         task = attempt.task_properties[0]
         resource = resource or task.task_arn
-        chosen = _speaking(task.containers, otherwise=task.containers)
+        named = [c for c in task.containers if essential is None or c.name in essential]
+        chosen = _speaking(task.containers, otherwise=named or task.containers, essential=essential)
         if chosen is not None:
             exit_code = exit_code if exit_code is not None else chosen.exit_code
             reason = reason or chosen.reason
@@ -443,10 +466,16 @@ def _attempts(job: AnyJobDetail, partition: str, region: str) -> list[Attempt]:
                 )
             )
         return result
-    group = _log_group(job)
+    group, essential = _log_group(job), _essential_names(job)
     return [
         _container_attempt(
-            number, attempt, job, log_group=group, partition=partition, region=region
+            number,
+            attempt,
+            job,
+            log_group=group,
+            essential=essential,
+            partition=partition,
+            region=region,
         )
         for number, attempt in enumerate(job.attempts, start=1)
     ]
@@ -510,7 +539,11 @@ def _failure_facts(
             if job.timeout_config
             else None,
         )
-    container = _primary_container(job)
+    container: ContainerDetail | EksContainer | None = _primary_container(job)
+    if container is None and job.eks_properties and job.eks_properties.pod_properties:
+        # An EKS job's pod containers carry their own exit code and reason.
+        pods = job.eks_properties.pod_properties.containers
+        container = _speaking(pods, otherwise=pods)
     return failures.JobFacts(
         event_type=event_type.value,
         status=job.status,
