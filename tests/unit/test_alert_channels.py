@@ -187,6 +187,52 @@ def test_chat_notification_of_a_huge_record_still_validates() -> None:
     assert chat["content"]["description"].count("```") in (0, 2)  # never a half-open code block
 
 
+def test_a_fence_in_a_reason_cannot_swallow_the_chat_description_into_a_code_block() -> None:
+    # Given a failed job whose status reason (the words of whoever terminated it) quotes a code
+    # fence, and a log excerpt
+    event = variant(read_event("job-failed-app-error"), statusReason="Killed: ```rm -rf``` oops")
+    record = record_of(event, APP_LOG)
+
+    # When its chat notification is built
+    description = chatbot_body(record)["content"]["description"]
+
+    # Then the only fences are the log excerpt's, and the links come after it
+    assert description.count("```") == 2
+    assert record.log_excerpt
+    assert "```\n" + "\n".join(record.log_excerpt) + "\n```" in description
+    assert description.endswith(f"<{record.links.logs}|Logs>")
+
+
+def test_a_long_failure_detail_gives_way_before_the_chat_facts_and_links() -> None:
+    # Given a failure whose reasons make its detail longer than the description may be
+    event = read_event("job-failed-app-error")
+    attempt = event["detail"]["attempts"][-1]
+    attempt["container"]["reason"] = "RuntimeError: " + "b" * 1_200
+    attempt["statusReason"] = "Essential container in task exited " + "a" * 1_200
+    record = record_of(
+        variant(
+            event,
+            attempts=[attempt],
+            statusReason="Essential container in task exited " + "c" * 700,
+        )
+    )
+    assert record.failure is not None
+    assert len(record.failure.detail) > 2_000
+
+    # When its chat notification is built
+    description = chatbot_body(record)["content"]["description"]
+
+    # Then it fits, its why line is cut, and its facts and both links are whole
+    assert chat_problems(chatbot_body(record)) == []
+    assert len(description) == alerts.CHAT_DESCRIPTION_MAX
+    why = next(line for line in description.split("\n") if line.startswith("*Why:*"))
+    assert why.endswith("…")
+    assert "*Run time:*" in description
+    assert description.endswith(
+        f"<{record.links.console}|Job in the Batch console> | <{record.links.logs}|Logs>"
+    )
+
+
 # --- Slack ---------------------------------------------------------------------------------------
 
 

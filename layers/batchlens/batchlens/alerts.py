@@ -153,6 +153,11 @@ def one_line(text: str | None) -> str:
     return " ".join((text or "").split())
 
 
+def unfenced(text: str) -> str:
+    """`text` that can neither open nor close a markdown code block."""
+    return text.replace("```", "`\u200b``")
+
+
 def clip(text: str, limit: int) -> str:
     """`text` cut to at most `limit` characters, marked with an ellipsis when cut."""
     if len(text) <= limit:
@@ -314,7 +319,7 @@ def _chat_link(url: str, label: str) -> str:
 
 def chat_fence(lines: list[str]) -> str:
     """A code block whose lines cannot close it early."""
-    body = "\n".join(line.replace("```", "`\u200b``") for line in lines)
+    body = "\n".join(unfenced(line) for line in lines)
     return f"```\n{body}\n```"
 
 
@@ -331,11 +336,13 @@ def chatbot_body(record: JobRecord) -> dict[str, Any]:
         f"*Queue wait:* {duration(record.queued_seconds)}",
         f"*Run time:* {duration(record.run_seconds)}",
     ]
+    # Reasons are the job's own words (TerminateJob takes any): a fence in one would swallow
+    # the rest of the description into a code block.
     head: list[str] = []
     if failure is not None:
-        head += [failure.summary, f"*Why:* {failure.detail}"]
+        head += [unfenced(failure.summary), f"*Why:* {unfenced(failure.detail)}"]
     elif record.status_reason:
-        head.append(one_line(record.status_reason))
+        head.append(unfenced(one_line(record.status_reason)))
     links = [_chat_link(record.links.console or "", "Job in the Batch console")]
     if record.links.logs:
         links.append(_chat_link(record.links.logs, "Logs"))
@@ -350,14 +357,19 @@ def chatbot_body(record: JobRecord) -> dict[str, Any]:
             parts += [f"*{heading}:*", chat_fence(excerpt)]
         return "\n".join(parts + tail)
 
-    # The log excerpt gives way first (oldest lines first), then the text is cut.
+    # The log excerpt gives way first (oldest lines first), then the last reason line, so the
+    # facts and links stay whole; only a summary too long on its own cuts the text's end.
     excerpt = list(record.log_excerpt or [])
     description = describe(excerpt)
     while excerpt and len(description) > CHAT_DESCRIPTION_MAX:
         excerpt.pop(0)
         description = describe(excerpt)
+    over = len(description) - CHAT_DESCRIPTION_MAX
+    if over > 0 and head:
+        head[-1] = clip(head[-1], max(len(head[-1]) - over, 0))
+        description = describe([])
     if len(description) > CHAT_DESCRIPTION_MAX:
-        description = clip(describe([]), CHAT_DESCRIPTION_MAX)
+        description = clip(description, CHAT_DESCRIPTION_MAX)
 
     keywords = [alert_status(record), record.job_queue.name, record.job_kind.value]
     if failure is not None:

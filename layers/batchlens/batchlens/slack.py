@@ -26,6 +26,7 @@ from batchlens.alerts import (
     retry_words,
     severity,
     subject,
+    unfenced,
 )
 from batchlens.records import JobRecord
 
@@ -91,7 +92,7 @@ def _field(label: str, value: str) -> dict[str, Any]:
 
 
 def _code_block(lines: list[str]) -> str:
-    body = "\n".join(escape(line).replace("```", "`\u200b``") for line in lines)
+    body = "\n".join(unfenced(escape(line)) for line in lines)
     return f"```\n{body}\n```"
 
 
