@@ -168,6 +168,12 @@ def build() -> list[BadInput]:
             True,
             "jobQueue: String should have at least 1 character",
         ),
+        BadInput(
+            "queue ARN without a name",
+            _changed(_set("detail.jobQueue", "arn:aws:batch:us-east-1:123456789012:job-queue/")),
+            True,
+            "jobQueue: String should match pattern",
+        ),
         BadInput("no status", _changed(_drop("detail.status")), True, "status"),
         BadInput("status a number", _changed(_set("detail.status", 7)), True, "status"),
         BadInput("attempts an object", _changed(_set("detail.attempts", {})), True, "attempts"),

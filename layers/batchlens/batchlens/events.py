@@ -263,9 +263,10 @@ class JobTimeout(AwsShape):
     attempt_duration_seconds: int | None = None
 
 
-#: A job's queue names its metrics' `queue` dimension and its byQueue index key: an empty one
-#: (which AWS Batch never sends) would file the job where no query or dashboard widget looks.
-QueueName = Annotated[str, Field(min_length=1)]
+#: A job's queue names its metrics' `queue` dimension, its byQueue index key and an SNS message
+#: attribute (which SNS refuses empty): an empty name, or an ARN that ends before its name (AWS
+#: Batch sends neither), would file the job where no query or dashboard widget looks.
+QueueName = Annotated[str, Field(min_length=1, pattern=r"[^/]$")]
 
 
 class JobDetail(AwsShape):
