@@ -137,6 +137,12 @@ def build() -> list[BadInput]:
         BadInput("truncated JSON", valid[:200], True, "not JSON"),
         BadInput("byte-order mark", "\ufeff" + valid, True, "not JSON"),
         BadInput("deeply nested junk", "[" * 100_000 + "]" * 100_000, True, "nested too deeply"),
+        BadInput(
+            "lone surrogate",
+            _changed(_set("detail.statusReason", "half \ud800 a pair")),
+            True,
+            "half of a UTF-16 surrogate pair",
+        ),
         BadInput("JSON null", "null", True, "expected a JSON object"),
         BadInput("JSON array", json.dumps([_event()]), True, "expected a JSON object"),
         BadInput("JSON string", json.dumps(valid), True, "expected a JSON object"),

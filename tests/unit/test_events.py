@@ -229,3 +229,20 @@ def test_a_required_job_field_missing_is_refused(load_event: EventLoader) -> Non
     # When parsed, then the refusal names the missing field
     with pytest.raises(InvalidEvent, match="jobQueue"):
         parse_event(event)
+
+
+def test_a_character_written_as_a_surrogate_pair_parses_but_half_a_pair_is_refused(
+    load_event: EventLoader,
+) -> None:
+    # Given the same reason written with an emoji as a JSON surrogate pair, and with half of it
+    event = load_event("job-failed-oom")
+    paired = json.dumps({**event, "detail": {**event["detail"], "statusReason": "boom 🚀"}})
+    assert "\\ud83d\\ude80" in paired
+    half = paired.replace("\\ude80", "")
+
+    # Then the pair is one character, and half of it is refused as no Unicode text
+    assert parse_event(paired).job.status_reason == "boom 🚀"
+    with pytest.raises(InvalidEvent, match="half of a UTF-16 surrogate pair"):
+        parse_event(half)
+    with pytest.raises(InvalidEvent, match="half of a UTF-16 surrogate pair"):
+        parse_event(half.encode())

@@ -8,6 +8,7 @@ fields, and every field that AWS may omit is optional.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -386,6 +387,22 @@ def _account_from(event: Mapping[str, Any]) -> str | None:
     return None
 
 
+#: A UTF-16 surrogate written as a JSON escape: paired, `json.loads` joins it into one character;
+#: alone, it decodes to a string no UTF-8 writer (DynamoDB, SNS, the logs) can encode.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _has_lone_surrogate(text: str | bytes, decoded: Any) -> bool:
+    raw = text if isinstance(text, str) else text.decode("utf-8", "replace")
+    if not _SURROGATE_ESCAPE.search(raw):
+        return False  # the usual case, decided without walking the event
+    try:
+        json.dumps(decoded, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def parse_event(payload: str | bytes | Mapping[str, Any]) -> BatchEvent:
     """Parse one EventBridge event (JSON text or an already-decoded mapping).
 
@@ -399,6 +416,8 @@ def parse_event(payload: str | bytes | Mapping[str, Any]) -> BatchEvent:
             raise InvalidEvent(f"not JSON: {exc}") from exc
         except RecursionError as exc:  # nested deeper than the decoder can follow
             raise InvalidEvent("not JSON: nested too deeply") from exc
+        if _has_lone_surrogate(payload, decoded):
+            raise InvalidEvent("not Unicode text: a string holds half of a UTF-16 surrogate pair")
     else:
         decoded = payload
     if not isinstance(decoded, Mapping):
