@@ -830,6 +830,37 @@ def test_an_unreachable_local_stack_says_to_start_it() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "url", ["localhost:4566", "127.0.0.1:4566", "http://127.0.0.1:99999", "http://127.0.0.1:abc"]
+)
+def test_a_malformed_endpoint_url_is_one_line(url: str) -> None:
+    # Given an endpoint typed without its scheme, or with a port that is no port
+    code, out, err = run("jobs", "--table", "t", "--region", "us-east-1", "--endpoint-url", url)
+
+    # Then one line naming it, not a traceback
+    assert (code, out) == (1, "")
+    assert err == (
+        f"batchlens: bad endpoint URL {url!r}: expected http://HOST:PORT or https://HOST "
+        "(the local stack's is printed by make demo-up)\n"
+    )
+
+
+def test_an_until_in_the_future_reads_no_future_day_partitions(
+    endpoint: str, golden: str, calls: Calls
+) -> None:
+    # Given a range that ends a year from now ("through the end of the year", "until 2099")
+    next_year = (datetime.now(tz=UTC) + timedelta(days=365)).date().isoformat()
+
+    # When the last day's failures are listed
+    code, _, _ = query(
+        endpoint, golden, "jobs", "--status", "FAILED", "--since", "1d", "--until", next_year
+    )
+
+    # Then only the day partitions up to now are read: nothing is stored after now
+    assert code == 0
+    assert calls.indexes() == Counter({"byDay": 2})
+
+
 # --- pagination, and queries that grow with pages, not with the table ------------------------
 
 BIG = 2_500

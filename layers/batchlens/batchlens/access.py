@@ -25,6 +25,7 @@ from botocore.exceptions import (
     ProfileNotFound,
     ReadTimeoutError,
 )
+from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
 
 from batchlens.history import ReadThrottled
 
@@ -113,7 +114,7 @@ def connect(
     environ: Mapping[str, str],
 ) -> Connection:
     """The connection of one command; a local endpoint needs neither credentials nor a region."""
-    endpoint = endpoint_url or environ.get(ENDPOINT_VARIABLE) or None
+    endpoint = _checked_endpoint(endpoint_url or environ.get(ENDPOINT_VARIABLE) or None)
     with translated("AWS"):
         session = boto3_session(profile, region)
         local = is_loopback(endpoint)
@@ -136,6 +137,25 @@ def connect(
     return Connection(
         session=session, endpoint_url=endpoint, region=chosen_region, credentials=credentials
     )
+
+
+def _checked_endpoint(url: str | None) -> str | None:
+    """`url` if botocore can send to it: a scheme, a host and a port that is a port."""
+    if url is None:
+        return None
+    try:
+        # botocore's own checks of the scheme and host; a port out of range or not a number it
+        # finds only at the first call, with a traceback, as `.port` does here
+        _ = urlparse(url).port
+        valid = is_valid_endpoint_url(url) or is_valid_ipv6_endpoint_url(url)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise AccessError(
+            f"bad endpoint URL {url!r}: expected http://HOST:PORT or https://HOST "
+            "(the local stack's is printed by make demo-up)"
+        )
+    return url
 
 
 def table_name(

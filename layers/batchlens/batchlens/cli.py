@@ -167,7 +167,8 @@ def _time_range(args: argparse.Namespace) -> tuple[datetime, datetime]:
     from batchlens.query import parse_time
 
     now = datetime.now(tz=UTC)
-    until = parse_time(args.until, now) if args.until else now
+    # Nothing is stored after now: a later --until would only add empty day partitions to read.
+    until = min(parse_time(args.until, now), now) if args.until else now
     return parse_time(args.since, now), until
 
 
@@ -331,7 +332,8 @@ def _history_options() -> argparse.ArgumentParser:
     where.add_argument(
         "--region",
         metavar="REGION",
-        help="the AWS region (default: the profile's; us-east-1 for an endpoint on this machine)",
+        help="the AWS region (default: $AWS_REGION, $AWS_DEFAULT_REGION, then the profile's; "
+        "us-east-1 for an endpoint on this machine)",
     )
     where.add_argument(
         "--endpoint-url",
