@@ -195,3 +195,17 @@ def subject_problems(subject: str) -> list[str]:
     if not subject or not (subject[0].isalnum() or subject[0] in string.punctuation):
         problems.append("does not begin with a letter, number or punctuation mark")
     return problems
+
+
+def sns_batch_bytes(entries: list[dict[str, Any]]) -> int:
+    """The bytes of a PublishBatch that count towards its 262,144: every entry's message and every
+    part of every message attribute (name, type and value); and its subject, to be safe."""
+    total = 0
+    for entry in entries:
+        total += len(entry["Message"].encode("utf-8")) + len(
+            entry.get("Subject", "").encode("utf-8")
+        )
+        for name, attribute in entry.get("MessageAttributes", {}).items():
+            parts = (name, attribute["DataType"], attribute.get("StringValue", ""))
+            total += sum(len(part.encode("utf-8")) for part in parts)
+    return total

@@ -4,10 +4,13 @@ the alert without an excerpt instead of blocking it.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from typing import Any
 
+import boto3
 import pytest
-from botocore.exceptions import ClientError
+from botocore.stub import Stubber
 
 from batchlens import logtail
 from batchlens.events import parse_event
@@ -21,33 +24,48 @@ def record_of(name: str) -> JobRecord:
     return normalise(parse_event(read_event(name)))
 
 
-class FakeLogs:
-    """GetLogEvents answering pages from a list, or raising."""
+class Logs:
+    """A real CloudWatch Logs client whose GetLogEvents answers `pages` in turn (Stubber: botocore
+    still validates every request and answer against the service model), or fails with `error`
+    (an error code, or an exception raised before anything is sent); it keeps the requests."""
 
-    def __init__(self, pages: list[list[str]] | None = None, error: Exception | None = None):
-        self.pages = pages or []
-        self.error = error
+    def __init__(
+        self, pages: Sequence[list[str]] = (), error: str | Exception | None = None
+    ) -> None:
+        self.client = boto3.client(
+            "logs", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+        )
         self.requests: list[dict[str, Any]] = []
+        events = self.client.meta.events
+        events.register("before-parameter-build.logs.GetLogEvents", self._keep)
+        stubber = Stubber(self.client)
+        for number, page in enumerate(pages, start=1):
+            answer = {
+                "events": [{"timestamp": 1, "message": message} for message in page],
+                "nextBackwardToken": f"b/{number}",
+                "nextForwardToken": "f/0",
+            }
+            stubber.add_response("get_log_events", answer)
+        if isinstance(error, str):
+            stubber.add_client_error("get_log_events", service_error_code=error)
+        if isinstance(error, Exception):
+            events.register("before-send.cloudwatch-logs.GetLogEvents", self._raiser(error))
+        else:
+            stubber.activate()
 
-    def get_log_events(self, **request: Any) -> dict[str, Any]:
-        self.requests.append(request)
-        if self.error is not None:
-            raise self.error
-        page = self.pages.pop(0) if self.pages else []
-        token = f"b/{len(self.requests)}"
-        return {
-            "events": [{"timestamp": 1, "message": m} for m in page],
-            "nextBackwardToken": token,
-            "nextForwardToken": "f/0",
-        }
+    def _keep(self, params: dict[str, Any], **_: Any) -> None:
+        self.requests.append(dict(params))
+
+    @staticmethod
+    def _raiser(error: Exception) -> Any:
+        def send(**_: Any) -> None:
+            raise error
+
+        return send
 
 
-def fetch(logs: FakeLogs, record: JobRecord, lines: int = 20) -> JobRecord:
-    return fetch_excerpt(logs, record, lines, Redactor())  # type: ignore[arg-type]
-
-
-def client_error(code: str) -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": "no"}}, "GetLogEvents")
+def fetch(logs: Logs, record: JobRecord, lines: int = 20) -> JobRecord:
+    return fetch_excerpt(logs.client, record, lines, Redactor())
 
 
 # --- the pure part -------------------------------------------------------------------------------
@@ -108,7 +126,7 @@ def test_cuts_long_lines_and_drops_the_oldest_to_fit() -> None:
 def test_reads_the_latest_attempts_stream_from_the_end() -> None:
     # Given the OOM job (three attempts, each with its own stream)
     record = record_of("job-failed-oom")
-    logs = FakeLogs([["heap at 98%", "Killed"]])
+    logs = Logs([["heap at 98%", "Killed"]])
 
     # When its excerpt is fetched
     quoted = fetch(logs, record, 20)
@@ -127,12 +145,12 @@ def test_reads_the_latest_attempts_stream_from_the_end() -> None:
 
 
 def test_follows_empty_pages_backwards_a_bounded_number_of_times() -> None:
-    logs = FakeLogs([[], [], ["late line"]])
+    logs = Logs([[], [], ["late line"]])
     quoted = fetch(logs, record_of("job-failed-app-error"), 5)
     assert quoted.log_excerpt == ["late line"]
     assert [r.get("nextToken") for r in logs.requests] == [None, "b/1", "b/2"]
 
-    endless = FakeLogs([[]] * 10)
+    endless = Logs([[]] * 10)
     assert fetch(endless, record_of("job-failed-app-error"), 5).log_excerpt is None
     assert len(endless.requests) == logtail.MAX_PAGES
 
@@ -140,25 +158,33 @@ def test_follows_empty_pages_backwards_a_bounded_number_of_times() -> None:
 @pytest.mark.parametrize(
     "error",
     [
-        client_error("ResourceNotFoundException"),
-        client_error("AccessDeniedException"),
-        client_error("ThrottlingException"),
+        "ResourceNotFoundException",
+        "AccessDeniedException",
+        "ThrottlingException",
         TimeoutError("read timed out"),
     ],
 )
-def test_a_failed_read_leaves_the_record_without_an_excerpt(error: Exception) -> None:
+def test_a_failed_read_leaves_the_record_without_an_excerpt(
+    error: str | Exception, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="batchlens")
+    logs = Logs(error=error)
     record = record_of("job-failed-app-error")
-    assert fetch_excerpt(FakeLogs(error=error), record, 20, Redactor()) is record  # type: ignore[arg-type]
+    assert fetch(logs, record) is record
+    assert len(logs.requests) == 1
+    # the read failed for this reason, not another (such as the unit tests' network guard)
+    code = error if isinstance(error, str) else type(error).__name__
+    assert [r.getMessage() for r in caplog.records] == [f"No log excerpt: {code}"]
 
 
 @pytest.mark.parametrize(
     "name", ["job-failed-image-pull", "service-job-failed", "job-queue-blocked-capacity"]
 )
 def test_no_stream_means_no_call(name: str) -> None:
-    logs = FakeLogs([["never"]])
+    logs = Logs([["never"]])
     record = record_of(name)
     assert not logtail.wants_excerpt(record, 20)
-    assert fetch_excerpt(logs, record, 20, Redactor()) is record  # type: ignore[arg-type]
+    assert fetch(logs, record) is record
     assert logs.requests == []
 
 

@@ -72,6 +72,18 @@ def test_every_planted_secret_is_masked_in_text(where: str) -> None:
     assert count >= 1
 
 
+@pytest.mark.parametrize("kind", sorted(PATTERN_SAMPLES))
+def test_every_kind_of_credential_is_masked_in_free_text(kind: str) -> None:
+    # Given a credential of each kind in a log line, under no telling variable name
+    sample = PATTERN_SAMPLES[kind]
+
+    # When the line is masked
+    masked, count = Redactor().text(f"request failed with {sample} (retrying)")
+
+    # Then the whole credential, and only it, is masked
+    assert (masked, count) == (f"request failed with {MASK} (retrying)", 1)
+
+
 def test_every_credential_pattern_has_a_sample_that_it_matches_and_the_pre_scan_trips() -> None:
     # Given one sample per credential pattern (matched by a fragment of the pattern's source)
     for pattern in redact._CREDENTIAL_PATTERNS:
