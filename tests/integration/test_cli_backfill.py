@@ -347,6 +347,29 @@ def test_since_leaves_older_jobs_out(
     assert (summary["listed"], summary["outsideRange"], summary["written"]) == (ML_OK, ML_OK, 0)
 
 
+def test_since_keeps_a_job_whose_last_activity_is_exactly_then(
+    session: boto3.Session, endpoint: str, jobs: dict[str, list[str]]
+) -> None:
+    # Given the ml queue's jobs as Batch describes them, and the newest moment one of them moved
+    described = session.client("batch", endpoint_url=endpoint).describe_jobs(jobs=jobs["ml"])
+    moved = {
+        job["jobId"]: max(job.get("stoppedAt", 0), job.get("startedAt", 0), job.get("createdAt", 0))
+        for job in described["jobs"]
+    }
+    newest = max(moved.values())
+    since = datetime.fromtimestamp(newest / 1000, tz=UTC).isoformat(timespec="milliseconds")
+    history = new_table(session, endpoint)
+
+    # When backfilled --since that very millisecond
+    code, summary, _ = run_backfill(endpoint, history.table_name, "--queue", "ml", "--since", since)
+
+    # Then the bound is inclusive: the jobs that moved then are stored, only older ones left out
+    at_since = [job_id for job_id, moment in moved.items() if moment == newest]
+    assert code == 0
+    assert (summary["written"], summary["outsideRange"]) == (len(at_since), ML_OK - len(at_since))
+    assert all(history.get_latest(job_id) is not None for job_id in at_since)
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

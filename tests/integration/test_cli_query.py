@@ -397,6 +397,35 @@ def test_limit_keeps_the_newest_and_says_so_on_a_table(
     assert err == "(the newest 2; --limit N shows more, --limit 0 all)\n"
 
 
+def test_jobs_updated_in_the_same_millisecond_keep_one_order_whatever_the_statuses_typed(
+    session: boto3.Session, endpoint: str
+) -> None:
+    # Given a failed and a succeeded job stored with the same update time (two byDay partitions)
+    history = new_table(session, endpoint)
+    same_time = "2025-03-14T12:00:00Z"
+    tied = [
+        record_of(event(name, time=same_time))
+        for name in ("job-failed-oom.json", "job-succeeded.json")
+    ]
+    for record in tied:
+        history.put_latest(record)
+    # Sort keys are `<updatedAt>#<jobId>`: at equal times, the greater job id comes first
+    newest_first = sorted((record.job_id for record in tied), reverse=True)
+
+    def job_ids(*argv: str) -> list[str]:
+        code, out, _ = query(endpoint, history.table_name, "jobs", *MARCH, "-o", "json", *argv)
+        assert code == 0
+        return [json.loads(line)["jobId"] for line in out.splitlines()]
+
+    # When listed with the statuses typed in either order, or through the queue-less default
+    # Then the tie is broken by job id, as each index's own sort key orders it, every time
+    assert job_ids("--status", "FAILED,SUCCEEDED") == newest_first
+    assert job_ids("--status", "SUCCEEDED,FAILED") == newest_first
+    assert job_ids() == newest_first
+    # and --limit 1 names the same job whichever way the question was typed
+    assert job_ids("--status", "SUCCEEDED,FAILED", "--limit", "1") == newest_first[:1]
+
+
 def test_no_match_is_not_an_error(endpoint: str, golden: str) -> None:
     code, out, err = query(endpoint, golden, "jobs", *MARCH, "--queue", "no-such-queue")
 

@@ -197,6 +197,26 @@ def test_parent_in_the_same_batch_as_its_children_reads_them_back(stack: Stack) 
     assert alerts[0]["failure"]["summary"].startswith("2/4 children failed: APPLICATION_ERROR 2")
 
 
+def test_a_succeeded_array_parent_is_not_rolled_up_into_a_failure(stack: Stack) -> None:
+    # Given a 4-child array job whose children all succeeded, in the history
+    enricher, created, session = stack
+    parent_id = PARENT["detail"]["jobId"]
+    children = [array_child_event(parent_id, i, failed=False) for i in range(4)]
+    assert enricher.process(messages(children)).failures == {}
+
+    # When the parent's final SUCCEEDED event arrives
+    succeeded = parent_event(4, 0)
+    succeeded["detail"]["status"] = "SUCCEEDED"
+    succeeded["detail"]["statusReason"] = "Array Child Job succeeded"
+    assert enricher.process(messages([succeeded])).failures == {}
+
+    # Then it is stored as a success, with no failure made up from its children, and no alert
+    stored = enricher.history.get_latest(parent_id)
+    assert stored is not None
+    assert (stored.record["status"], stored.record["failure"]) == ("SUCCEEDED", None)
+    assert published(session, created) == []
+
+
 def test_failed_children_alone_never_alert(stack: Stack) -> None:
     enricher, created, session = stack
     parent_id = PARENT["detail"]["jobId"]

@@ -201,6 +201,37 @@ def test_a_job_back_in_the_queue_is_retrying_even_when_the_rules_predicted_exit(
     assert "Batch will retry: the job is back in RUNNABLE after attempt 1/2" in failure.detail
 
 
+def test_exit_rules_read_the_attempts_status_reason_not_the_jobs_newer_one() -> None:
+    # Given a Spot reclaim ended attempt 1 of 3, the rules retry reclaims and exit on the rest,
+    # and the job, back in RUNNABLE, now waits for capacity: Batch writes that into the job's
+    # statusReason (AWS Batch user guide, "Jobs stuck in RUNNABLE due to capacity")
+    facts = JobFacts(
+        event_type="JOB_STATE_CHANGE",
+        status="RUNNABLE",
+        status_reason="CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY - Service cannot fulfill the "
+        "capacity requested for instance type [c5.large]",
+        attempts=(AttemptFacts("Host EC2 (instance i-0a1b2c3d4e5f60718) terminated.", None, 143),),
+        retry_strategy=RetryStrategy(
+            attempts=3,
+            evaluate_on_exit=(
+                ExitRule("RETRY", on_status_reason="Host EC2*"),
+                ExitRule("EXIT", on_reason="*"),
+            ),
+        ),
+    )
+
+    # When classified
+    failure = failure_of(facts)
+
+    # Then the attempt's own reason met the RETRY rule, as Batch judged it when the attempt ended
+    assert failure.category is C.HOST_TERMINATED
+    assert "Batch will retry: exit rule `onStatusReason Host EC2*` matched (RETRY)" in (
+        failure.detail
+    )
+    # and the step does not ask for the RETRY rule the job already has
+    assert failure.next_step.startswith("Raise retryStrategy.attempts (now 3)")
+
+
 def test_a_retried_attempt_keeps_a_long_summary_within_bounds() -> None:
     facts = JobFacts(
         event_type="JOB_STATE_CHANGE",

@@ -53,6 +53,8 @@ PLANTED: dict[str, tuple[str, str]] = {
 PATTERN_SAMPLES: dict[str, str] = {
     "PRIVATE KEY": PRIVATE_KEY,
     "AKIA": AWS_KEY_ID,
+    # Temporary credentials (STS, a job role, an instance profile): the key id a job leaks.
+    "ASIA": "ASIAIOSFODNN7EXAMPLE",
     "eyJ": JWT,
     "xox": SLACK_TOKEN,
     "hooks": SLACK_WEBHOOK,
