@@ -259,8 +259,10 @@ def test_a_partial_publish_batch_failure_fails_only_its_records_and_a_retry_send
     # When the batch is processed
     with stubber:
         first = enricher.process(batch)
+        stubber.assert_no_pending_responses()
 
-    # Then only the record behind the rejected entry is a failure
+    # Then the rejected entry was tried again, in vain, and only its record is a failure
+    assert first.publish_calls == PUBLISH_ATTEMPTS
     rejected = next(e for e in sent[0] if e["Id"] == "1")
     rejected_job = json.loads(json.loads(rejected["Message"])["default"])["jobId"]
     rejected_message = next(
@@ -281,7 +283,116 @@ def test_a_partial_publish_batch_failure_fails_only_its_records_and_a_retry_send
     assert alerted_job_ids(drain_alerts()) == [rejected_job]
 
 
+def test_an_entry_failed_for_the_senders_fault_is_not_tried_again(
+    make_enricher: EnricherFactory, sns: SNSClient, stack: LocalStack
+) -> None:
+    # Given a failing job, and SNS rejecting its entry for the sender's fault
+    event = with_job_id(read_event("job-failed-oom"), str(uuid.uuid4()))
+    stubber = Stubber(sns)
+    stubber.add_response(
+        "publish_batch",
+        {
+            "Successful": [],
+            "Failed": [
+                {"Id": "0", "Code": "InvalidParameter", "Message": "bad", "SenderFault": True}
+            ],
+        },
+        {"TopicArn": stack.topic_arn, "PublishBatchRequestEntries": ANY},
+    )
+
+    # When it is processed (a second PublishBatch would find no stubbed answer)
+    with stubber:
+        result = make_enricher(sns=sns).process(messages(event))
+
+    # Then its record fails after one call, for SQS to redeliver (and, in the end, the DLQ)
+    (message_id,) = result.failures
+    assert "InvalidParameter" in result.failures[message_id]
+    assert result.publish_calls == 1
+
+
+def test_an_entry_sns_neither_confirmed_nor_rejected_fails_its_record(
+    make_enricher: EnricherFactory, sns: SNSClient, stack: LocalStack
+) -> None:
+    # Given two failing jobs, and a PublishBatch answer that names entry 0 only
+    base = read_event("job-failed-oom")
+    batch = messages(*(with_job_id(base, str(uuid.uuid4())) for _ in range(2)))
+    stubber = Stubber(sns)
+    stubber.add_response(
+        "publish_batch",
+        {"Successful": [{"Id": "0", "MessageId": "m-0"}], "Failed": []},
+        {"TopicArn": stack.topic_arn, "PublishBatchRequestEntries": ANY},
+    )
+
+    # When the batch is processed
+    with stubber:
+        result = make_enricher(sns=sns).process(batch)
+
+    # Then entry 1 is not sent again in this invocation (it may have gone out), but its record
+    # is not acknowledged either: the redelivery settles it through the alert ledger
+    assert result.publish_calls == 1
+    assert [p.alerted for p in result.processed] == [True, False]
+    assert result.failures == {batch[1].message_id: "publish: no result from SNS"}
+
+
+def test_a_postponed_alert_goes_out_when_redelivered_beside_a_newer_event(
+    make_enricher: EnricherFactory, history: HistoryTable, drain_alerts: Drain
+) -> None:
+    # Given a blocked-queue event stored, but its alert postponed (too little time left), so
+    # that its record failed for SQS to redeliver
+    blocked = read_event("job-queue-blocked-capacity")
+    enricher = make_enricher()
+    first = enricher.process([Message("blocked-1", blocked)], remaining_ms=1)
+    assert set(first.failures) == {"blocked-1"}
+    assert drain_alerts() == []
+
+    # When SQS redelivers it in one batch with the job's later RUNNING event (capacity came)
+    running = variant(
+        blocked,
+        envelope={"detail-type": "Batch Job State Change", "time": "2025-03-14T12:30:00Z"},
+        status="RUNNING",
+        drop=["statusReason"],
+    )
+    again = enricher.process(
+        [Message("blocked-2", blocked), Message(str(uuid.uuid4()), running)],
+        remaining_ms=60_000,
+    )
+
+    # Then the job moved on to RUNNING, the redelivery is a duplicate of what the table held,
+    # and the blocked-queue alert went out once
+    assert again.failures == {}
+    assert again.processed[0].write is WriteOutcome.DUPLICATE
+    stored = history.get_latest(blocked["detail"]["jobId"])
+    assert stored is not None
+    assert stored.record["status"] == "RUNNING"
+    notifications = drain_alerts()
+    assert alerted_job_ids(notifications) == [blocked["detail"]["jobId"]]
+    assert notifications[0]["MessageAttributes"]["status"]["Value"] == "QUEUE_BLOCKED"
+
+
 # --- what alerts ------------------------------------------------------------------------------
+
+
+def test_each_retried_attempt_alerts_once_when_retried_attempts_alert(
+    make_enricher: EnricherFactory, drain_alerts: Drain
+) -> None:
+    # Given a stack that alerts on retried attempts, and a job whose first attempt lost its host
+    first = read_event("job-retried-runnable")
+    attempt = first["detail"]["attempts"][0]
+    later = {
+        **attempt,
+        "startedAt": attempt["stoppedAt"] + 60_000,
+        "stoppedAt": attempt["stoppedAt"] + 600_000,
+    }
+    second = variant(first, envelope={"time": "2025-03-14T13:40:00Z"}, attempts=[attempt, later])
+    enricher = make_enricher(ALERT_ON_RETRIED_ATTEMPTS="true")
+
+    # When the RUNNABLE after attempt 1, then the RUNNABLE after attempt 2, arrive (each twice)
+    results = [enricher.process(messages(event)) for event in (first, second, first, second)]
+
+    # Then each attempt's failure alerted exactly once (the ledger keys alerts by attempt)
+    assert all(result.failures == {} for result in results)
+    published = [json.loads(n["Message"]) for n in drain_alerts()]
+    assert sorted(len(record["attempts"]) for record in published) == [1, 2]
 
 
 def test_successes_do_not_alert_by_default_but_do_when_configured(

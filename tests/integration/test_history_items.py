@@ -1,0 +1,126 @@
+"""What the history's items carry beyond the record: every item of a job expires with the stack's
+retention, a job that recovers loses its failure category, and a record cut to fit leaves room
+for the rest of its item (moto refuses items over DynamoDB's 400 KB, as DynamoDB does).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import boto3
+import pytest
+
+from batchlens import limits
+from batchlens.events import parse_event
+from batchlens.history import HistoryTable, WriteOutcome, job_pk
+from batchlens.local import LocalStack
+from batchlens.pipeline import Message
+from batchlens.records import normalise
+from tests.conftest import UNEXPIRED_RETENTION_DAYS, EnricherFactory, read_event, variant
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+
+pytestmark = pytest.mark.integration
+
+KB = 1024
+
+
+def test_every_item_of_a_job_expires_with_the_retention(
+    make_enricher: EnricherFactory, aws_session: boto3.Session, stack: LocalStack
+) -> None:
+    # Given a stack that keeps 30 days of history, and a job's RUNNING then FAILED events
+    failed = read_event("job-failed-oom")
+    running = variant(failed, envelope={"time": "2025-03-14T09:00:00Z"}, status="RUNNING")
+    enricher = make_enricher(RETENTION_DAYS="30")
+
+    # When both are processed
+    result = enricher.process([Message(str(uuid.uuid4()), e) for e in (running, failed)])
+    assert result.failures == {}
+
+    # Then the latest item and each timeline item expire 30 days after their own event
+    items = aws_session.client("dynamodb").query(
+        TableName=stack.table_name,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": job_pk(failed["detail"]["jobId"])}},
+    )["Items"]
+    times = {p.record.event_id: p.record.event_time for p in result.processed if p.record}
+    expected = {
+        event_id: int((moment + timedelta(days=30)).timestamp())
+        for event_id, moment in times.items()
+    }
+    expires = sorted(int(item["expiresAt"]["N"]) for item in items)
+    assert len(items) == 3  # the latest item, and a timeline item for each transition
+    assert expires == sorted([*expected.values(), expected[failed["id"]]])
+
+
+def test_a_job_that_recovers_leaves_the_category_filter(
+    make_enricher: EnricherFactory, history: HistoryTable
+) -> None:
+    # Given a job whose first attempt lost its host (stored RUNNABLE, HOST_TERMINATED, retried)
+    retried = read_event("job-retried-runnable")
+    first_attempt = retried["detail"]["attempts"][0]
+    second_attempt = {
+        **first_attempt,
+        "startedAt": first_attempt["stoppedAt"] + 60_000,
+        "stoppedAt": first_attempt["stoppedAt"] + 600_000,
+        "statusReason": "Essential container in task exited",
+        "container": {**first_attempt["container"], "exitCode": 0},
+    }
+    succeeded = variant(
+        retried,
+        envelope={"time": "2025-03-14T13:40:00Z"},
+        status="SUCCEEDED",
+        statusReason="Essential container in task exited",
+        attempts=[first_attempt, second_attempt],
+        startedAt=second_attempt["startedAt"],
+        stoppedAt=second_attempt["stoppedAt"],
+    )
+    enricher = make_enricher(RETENTION_DAYS=str(UNEXPIRED_RETENTION_DAYS))
+    (first,) = enricher.process([Message(str(uuid.uuid4()), retried)]).processed
+    assert first.record is not None
+    assert first.record.failure is not None
+    category = first.record.failure.category.value
+    day = first.record.event_time.strftime("%Y-%m-%d")
+
+    # When its retry succeeds
+    (then,) = enricher.process([Message(str(uuid.uuid4()), succeeded)]).processed
+    assert then.write is WriteOutcome.FRESH
+    assert then.record is not None
+    assert then.record.failure is None
+
+    # Then the day's successes list it, but not filtered by that category (what `batchlens jobs
+    # --status SUCCEEDED --category …` asks): its latest item lost the category
+    successes: dict[str, AttributeValueTypeDef] = {":pk": {"S": f"D#{day}#SUCCEEDED"}}
+    listed = history.query_latest("byDay", "gsi2pk = :pk", successes)
+    assert [item["record"]["status"] for item in listed] == ["SUCCEEDED"]
+    filtered = history.query_latest(
+        "byDay",
+        "gsi2pk = :pk",
+        {**successes, ":c0": {"S": category}},
+        names={"#category": "category"},
+        filter_expression="#category IN (:c0)",
+    )
+    assert list(filtered) == []
+
+
+@pytest.mark.parametrize("size", [395 * KB, 409_000, limits.DYNAMODB_ITEM_MAX_BYTES])
+def test_a_record_just_under_400_kb_is_cut_so_that_its_whole_item_is_written(
+    history: HistoryTable, size: int
+) -> None:
+    # Given a failed job whose record JSON alone is just under DynamoDB's item limit
+    base = normalise(parse_event(read_event("job-failed-oom")))
+    pad = size - limits.record_bytes(base.model_copy(update={"status_reason": ""}))
+    record = base.model_copy(update={"status_reason": "p" * pad})
+    assert limits.record_bytes(record) == size
+
+    # When it is fitted for the history and written
+    outcome, _ = history.put_latest(limits.fit_for_store(record))
+
+    # Then the whole item (record, keys, index keys, version, TTL) was accepted
+    assert outcome is WriteOutcome.FRESH
+    stored = history.get_latest(record.job_id)
+    assert stored is not None
+    assert stored.record["status"] == "FAILED"
