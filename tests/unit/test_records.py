@@ -427,6 +427,26 @@ def test_a_sidecar_killed_first_does_not_hide_the_app_containers_oom(
     assert record["failure"]["category"] == "OUT_OF_MEMORY"
 
 
+def test_a_blocked_queue_is_why_a_retried_job_waits_not_its_old_attempt(
+    load_event: EventLoader,
+) -> None:
+    # Given a job whose attempt 1 lost its Spot host, blocked in its queue for capacity now
+    blocked = load_event("job-queue-blocked-capacity")
+    retried = load_event("job-retried-runnable")
+    assert retried["detail"]["attempts"][0]["statusReason"].startswith("Host EC2")
+    for key in ("attempts", "container", "retryStrategy"):
+        blocked["detail"][key] = retried["detail"][key]
+
+    # When normalised
+    record = record_of(blocked).to_json_dict()
+
+    # Then the block is classified by why the job cannot start, not by the host it lost
+    assert record["failure"]["category"] == "CAPACITY"
+    assert record["failure"]["summary"].startswith("Queue blocked — Not enough capacity")
+    assert "Host EC2" not in record["failure"]["detail"]
+    assert len(record["attempts"]) == 1  # the attempt itself is still in the record
+
+
 def _sidecar_first(detail: Json, *, app_exit: int) -> None:
     """The ECS-properties sample with its non-essential sidecar listed first, killed (137) as
     the task stopped after the essential app exited with `app_exit`."""

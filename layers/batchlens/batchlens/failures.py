@@ -436,6 +436,18 @@ def _attempts_allowed(facts: JobFacts) -> int:
 
 
 def _evidence(facts: JobFacts) -> _Evidence:
+    if _is_blocked(facts):
+        # A blocked job waits to start: its statusReason says why. The container and attempts of
+        # a retried job are history (a host terminated under attempt 1 blocks nothing).
+        return _Evidence(
+            container_reason=None,
+            attempt_status_reason=None,
+            job_status_reason=facts.status_reason,
+            exit_code=None,
+            instance_id=None,
+            attempt_number=len(facts.attempts) or None,
+            attempts_allowed=_attempts_allowed(facts),
+        )
     latest = facts.attempts[-1] if facts.attempts else AttemptFacts()
     return _Evidence(
         container_reason=latest.container_reason or facts.container_reason,
