@@ -394,8 +394,10 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 def _has_lone_surrogate(text: str | bytes, decoded: Any) -> bool:
     raw = text if isinstance(text, str) else text.decode("utf-8", "replace")
-    if not _SURROGATE_ESCAPE.search(raw):
-        return False  # the usual case, decided without walking the event
+    if "\\" not in raw or not _SURROGATE_ESCAPE.search(raw):
+        # The usual case, decided without walking the event: no escape at all (one memchr, where
+        # the regex alone scans the text at about 1 µs a kilobyte), or none for a surrogate.
+        return False
     try:
         json.dumps(decoded, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:

@@ -275,13 +275,12 @@ def _speaking(
     return next(with_reason, None) or next(exited, None) or next(iter(otherwise), None)
 
 
-def _essential_names(job: JobDetail) -> frozenset[str] | None:
-    """The names of the job's essential containers; None when no container is marked otherwise.
+def _essential_names(containers: Sequence[ContainerDetail]) -> frozenset[str] | None:
+    """The names of the essential ones of a job's `containers`; None when none is marked otherwise.
 
     An attempt's task containers do not say whether they are essential: their names match the
     job's. ECS stops a task when an essential container exits, never for another one.
     """
-    containers = _containers(job)
     if all(c.essential is not False for c in containers):
         return None
     return frozenset(c.name for c in containers if c.essential is not False and c.name)
@@ -302,7 +301,8 @@ def _containers(job: JobDetail) -> list[ContainerDetail]:
 def _primary_container(job: JobDetail) -> ContainerDetail | None:
     containers = _containers(job)
     essential = [c for c in containers if c.essential is not False]
-    return _speaking(containers, otherwise=essential or containers, essential=_essential_names(job))
+    names = _essential_names(containers)
+    return _speaking(containers, otherwise=essential or containers, essential=names)
 
 
 def _log_group(job: JobDetail, container_name: str | None = None) -> str:
@@ -397,7 +397,7 @@ def _container_attempt(
     partition: str,
     region: str,
 ) -> Attempt:
-    """`log_group` and `essential` are the job's (`_log_group(job)`, `_essential_names(job)`),
+    """`log_group` and `essential` are the job's (`_log_group(job)`, `_essential_names(…)`),
     worked out once for all its attempts."""
     container = attempt.container
     exit_code = container.exit_code if container else None
@@ -466,7 +466,7 @@ def _attempts(job: AnyJobDetail, partition: str, region: str) -> list[Attempt]:
                 )
             )
         return result
-    group, essential = _log_group(job), _essential_names(job)
+    group, essential = _log_group(job), _essential_names(_containers(job))
     return [
         _container_attempt(
             number,
