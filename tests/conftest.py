@@ -131,6 +131,22 @@ def variant(
     return copied
 
 
+def with_second_attempt(
+    event: Json, time: str, attempt: Mapping[str, Any] | None = None, **detail: Any
+) -> Json:
+    """`event`, a job after its first attempt, at `time` after a second attempt like the first:
+    started a minute after the first stopped and stopped nine minutes later, with `attempt`'s
+    keys replaced; `detail` as in `variant`."""
+    first = event["detail"]["attempts"][0]
+    second = {
+        **first,
+        "startedAt": first["stoppedAt"] + 60_000,
+        "stoppedAt": first["stoppedAt"] + 600_000,
+        **(attempt or {}),
+    }
+    return variant(event, envelope={"time": time}, attempts=[first, second], **detail)
+
+
 def sqs_batch(bodies: Sequence[str | Mapping[str, Any]]) -> Json:
     """Lambda's SQS event for `bodies` (events are JSON-encoded; strings are sent as they are)."""
     messages: list[Mapping[str, Any]] = [

@@ -18,7 +18,13 @@ from batchlens.history import HistoryTable, WriteOutcome, job_pk
 from batchlens.local import LocalStack
 from batchlens.pipeline import Message
 from batchlens.records import normalise
-from tests.conftest import UNEXPIRED_RETENTION_DAYS, EnricherFactory, read_event, variant
+from tests.conftest import (
+    UNEXPIRED_RETENTION_DAYS,
+    EnricherFactory,
+    read_event,
+    variant,
+    with_second_attempt,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
@@ -61,23 +67,18 @@ def test_a_job_that_recovers_leaves_the_category_filter(
 ) -> None:
     # Given a job whose first attempt lost its host (stored RUNNABLE, HOST_TERMINATED, retried)
     retried = read_event("job-retried-runnable")
-    first_attempt = retried["detail"]["attempts"][0]
-    second_attempt = {
-        **first_attempt,
-        "startedAt": first_attempt["stoppedAt"] + 60_000,
-        "stoppedAt": first_attempt["stoppedAt"] + 600_000,
-        "statusReason": "Essential container in task exited",
-        "container": {**first_attempt["container"], "exitCode": 0},
-    }
-    succeeded = variant(
+    exited = "Essential container in task exited"
+    container = {**retried["detail"]["attempts"][0]["container"], "exitCode": 0}
+    succeeded = with_second_attempt(
         retried,
-        envelope={"time": "2025-03-14T13:40:00Z"},
+        "2025-03-14T13:40:00Z",
+        {"statusReason": exited, "container": container},
         status="SUCCEEDED",
-        statusReason="Essential container in task exited",
-        attempts=[first_attempt, second_attempt],
-        startedAt=second_attempt["startedAt"],
-        stoppedAt=second_attempt["stoppedAt"],
+        statusReason=exited,
     )
+    second_attempt = succeeded["detail"]["attempts"][1]
+    succeeded["detail"]["startedAt"] = second_attempt["startedAt"]
+    succeeded["detail"]["stoppedAt"] = second_attempt["stoppedAt"]
     enricher = make_enricher(RETENTION_DAYS=str(UNEXPIRED_RETENTION_DAYS))
     (first,) = enricher.process([Message(str(uuid.uuid4()), retried)]).processed
     assert first.record is not None

@@ -23,7 +23,14 @@ from batchlens.history import LATEST_SK, HistoryTable, WriteOutcome, job_pk
 from batchlens.local import LocalStack
 from batchlens.pipeline import Enricher, Message
 from batchlens.publish import PUBLISH_ATTEMPTS
-from tests.conftest import EnricherFactory, Json, read_event, sample_event_names, variant
+from tests.conftest import (
+    EnricherFactory,
+    Json,
+    read_event,
+    sample_event_names,
+    variant,
+    with_second_attempt,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -377,13 +384,7 @@ def test_each_retried_attempt_alerts_once_when_retried_attempts_alert(
 ) -> None:
     # Given a stack that alerts on retried attempts, and a job whose first attempt lost its host
     first = read_event("job-retried-runnable")
-    attempt = first["detail"]["attempts"][0]
-    later = {
-        **attempt,
-        "startedAt": attempt["stoppedAt"] + 60_000,
-        "stoppedAt": attempt["stoppedAt"] + 600_000,
-    }
-    second = variant(first, envelope={"time": "2025-03-14T13:40:00Z"}, attempts=[attempt, later])
+    second = with_second_attempt(first, "2025-03-14T13:40:00Z")
     enricher = make_enricher(ALERT_ON_RETRIED_ATTEMPTS="true")
 
     # When the RUNNABLE after attempt 1, then the RUNNABLE after attempt 2, arrive (each twice)
