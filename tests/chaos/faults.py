@@ -17,7 +17,11 @@
 Crashes are not injected between an invocation's first successful PublishBatch and its return: a
 crash there (after SNS accepted an alert, before the alert ledger records it) re-sends that alert
 once its claim expires. That window is the one place batchlens is at-least-once; the soak counts
-what it declined (`crashesDeclined`) so that the report says so.
+what it declined (`crashesDeclined`) so that the report says so. A timeout is not declined: the soak
+compresses a function timeout into seconds, and a machine busy with other work can stretch an
+invocation's publish and ledger marks past it, as a slow network could in Lambda. An invocation
+whose deadline passes after SNS accepted alerts is counted (`publishWindowOverruns`), and each of
+those publishes may be followed by one more, which the soak does not count as a duplicate.
 
 The fake Batch API answers DescribeJobs and DescribeServiceJob from the truth: the job's state now
 (its final event), or nothing for a job Batch no longer keeps.
@@ -190,14 +194,18 @@ class Environment:
         self._crash_at: int | None = None
         self._deadline = float("inf")
         self._published = False
+        self._sent: list[str] = []  # this invocation's published messages
 
     def begin(self, crash_at: int | None, deadline: float) -> None:
         with self._lock:
             self._calls, self._crash_at, self._deadline = 0, crash_at, deadline
             self._published = False
+            self._sent = []
 
     def end(self) -> None:
         with self._lock:
+            if time.monotonic() > self._deadline:
+                self._overran()
             if self._crash_at is not None and not self.dead and self._calls >= self._crash_at:
                 self._injector.stats.add("crashesDeclined")  # only the publish window remained
             self._crash_at = None
@@ -212,15 +220,26 @@ class Environment:
             if time.monotonic() > self._deadline:
                 self.dead = True
                 self._injector.stats.add("deadlineCrashes")
+                self._overran()
                 raise SimulatedCrash("the invocation ran past its deadline")
             if self._crash_at is not None and self._calls >= self._crash_at and not self._published:
                 self.dead = True
                 self._injector.stats.add("crashes")
                 raise SimulatedCrash(f"crashed before AWS call {self._calls} of the invocation")
 
-    def published(self) -> None:
+    def published(self, messages: list[str]) -> None:
         with self._lock:
             self._published = True
+            self._sent += messages
+
+    def _overran(self) -> None:
+        """The deadline passed after SNS accepted alerts (a real timeout, not an injected crash):
+        their ledger marks may not be written before their claims expire, so each may go out
+        once more, the at-least-once window the module's docstring describes."""
+        if self._sent:
+            self._injector.stats.add("publishWindowOverruns")
+            self._injector.note_window(self._sent)
+            self._sent = []
 
     # --- hooks ------------------------------------------------------------------------------
 
@@ -239,6 +258,9 @@ class Environment:
             self._hold_back_items(params, context)
         elif event_name.endswith("sns.PublishBatch"):
             self._fail_entries(params, context)
+            context["chaos_messages"] = {
+                entry["Id"]: entry["Message"] for entry in params["PublishBatchRequestEntries"]
+            }
 
     def _hold_back_items(self, params: dict[str, Any], context: dict[str, Any]) -> None:
         injector = self._injector
@@ -291,8 +313,9 @@ class Environment:
         self, parsed: dict[str, Any], context: dict[str, Any], **_: Any
     ) -> None:
         failed = context.pop("chaos_failed", None)
+        messages = context.pop("chaos_messages", {})
         if parsed.get("Successful"):
-            self.published()
+            self.published([messages[entry["Id"]] for entry in parsed["Successful"]])
         if failed:
             parsed.setdefault("Failed", []).extend(
                 {
@@ -355,6 +378,11 @@ class FaultInjector:
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._http = URLLib3Session()
+        self.window: list[str] = []  # messages published by invocations that overran
+
+    def note_window(self, messages: list[str]) -> None:
+        with self._lock:
+            self.window += messages
 
     def environment(self) -> Environment:
         return Environment(self)
