@@ -4,6 +4,7 @@ secret, subscribed to alerting publishes only, least privilege, and its own dead
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 from batchlens.settings import Settings
 from batchlens.template import default_template_path, load_template
+from batchlens.webhook import RetryPolicy
 
 Template = dict[str, Any]
 SLACK_RESOURCES = (
@@ -116,3 +118,25 @@ def test_notifier_environment_is_read_by_the_settings_model(template: Template) 
     assert ours == {"SLACK_WEBHOOK_SECRET_ARN"}
     assert ours <= aliases
     assert "https://" not in str(variables)  # the URL itself stays in Secrets Manager
+
+
+def test_lambda_retries_have_time_to_run_and_each_run_time_to_post(template: Template) -> None:
+    # Lambda waits about 1 and then 2 minutes between its asynchronous retries: an event must
+    # live long enough for both, and each run must leave the deadline margin plus one full POST
+    function = props(template, "SlackNotifierFunction")
+    assert function["EventInvokeConfig"]["MaximumEventAgeInSeconds"] >= 6 * 60
+    timeout = function.get("Timeout", template["Globals"]["Function"]["Timeout"])
+    spec = importlib.util.spec_from_file_location(
+        "notify_slack_margin",
+        default_template_path().parent / "functions" / "notify_slack" / "app.py",
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    assert timeout >= app.DEADLINE_MARGIN_SECONDS + 2 * RetryPolicy().timeout_seconds
+
+
+def test_notifier_log_level_is_the_stacks_parameter(template: Template) -> None:
+    variables = props(template, "SlackNotifierFunction")["Environment"]["Variables"]
+    assert variables["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}

@@ -350,3 +350,78 @@ def test_handler_raises_what_it_cannot_deliver_without_leaking_the_url(
     # And neither the error nor any log line holds the webhook URL
     assert SECRET_PATH not in str(caught.value)
     assert SECRET_PATH not in capsys.readouterr().out
+
+
+# --- behaviour pinned by a mutation review ---------------------------------------------------
+
+
+def test_a_retry_after_of_exactly_the_bound_is_honoured(fake_slack: FakeSlack) -> None:
+    bound = webhook.RetryPolicy().max_retry_after_seconds
+    fake_slack.replies = [Reply(429, "rate_limited", {"Retry-After": f"{bound:.0f}"})]
+    sleeps = Sleeps()
+    delivery = webhook.post(fake_slack.url, {"text": "hi"}, sleep=sleeps)
+    assert sleeps.waits == [bound]
+    assert delivery.attempts == 2
+
+
+def test_a_redirect_is_not_taken_for_a_delivery(fake_slack: FakeSlack) -> None:
+    # A 307 keeps the POST's method, so urllib does not follow it: the message was not posted
+    fake_slack.replies = [Reply(307, "", {"Location": "https://example.invalid/elsewhere"})]
+    with pytest.raises(webhook.WebhookError, match="HTTP 307"):
+        webhook.post(fake_slack.url, {"text": "hi"}, sleep=Sleeps())
+
+
+def test_an_error_body_is_masked_and_bounded_in_the_error(fake_slack: FakeSlack) -> None:
+    # Given a reply (from a proxy, say) that quotes a webhook URL and goes on for kilobytes
+    leaked = "https://hooks.slack.com/services/T11111111/B22222222/PLANTEDplantedPLANTEDpl"
+    fake_slack.replies = [Reply(400, f"invalid_payload for {leaked} " + "x" * 3_000)]
+    with pytest.raises(webhook.WebhookRejected) as caught:
+        webhook.post(fake_slack.url, {"text": "hi"}, sleep=Sleeps())
+    message = str(caught.value)
+    assert "PLANTEDplantedPLANTEDpl" not in message
+    assert "invalid_payload" in message
+    assert len(message) < 300
+
+
+def test_handler_gives_post_a_deadline_before_the_lambda_timeout(
+    notifier: ModuleType, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given 20 s left in the invocation
+    deadlines: list[float | None] = []
+    post = webhook.post
+
+    def spy(url: str, payload: Json, **kwargs: Any) -> webhook.Delivery:
+        deadlines.append(kwargs.get("deadline"))
+        return post(url, payload, **kwargs)
+
+    monkeypatch.setattr(notifier.webhook, "post", spy)
+    message = json.loads(build_alert(failed_record()).message)["lambda"]
+    started = time.monotonic()
+    notifier.handler(sns_event(message), FakeLambdaContext(timeout_ms=20_000))
+
+    # Then the POST and its retries must end DEADLINE_MARGIN_SECONDS before the timeout
+    (deadline,) = deadlines
+    assert deadline is not None
+    expected = started + 20 - notifier.DEADLINE_MARGIN_SECONDS
+    assert expected - 1 < deadline <= expected + 1
+    assert notifier.DEADLINE_MARGIN_SECONDS >= 1
+
+
+def test_handler_reads_the_secret_through_one_cached_provider(
+    notifier: ModuleType, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The provider (and so its cache) lives for the execution environment, read with the
+    # configured max age
+    assert notifier.secrets() is notifier.secrets()
+    settings, provider = notifier.secrets()
+    ages: list[Any] = []
+    get = provider.get
+
+    def spy(name: str, **kwargs: Any) -> Any:
+        ages.append(kwargs.get("max_age"))
+        return get(name, **kwargs)
+
+    monkeypatch.setattr(provider, "get", spy)
+    message = json.loads(build_alert(failed_record()).message)["lambda"]
+    notifier.handler(sns_event(message), FakeLambdaContext())
+    assert ages == [settings.slack_secret_max_age]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -372,3 +373,167 @@ def test_publish_batch_groups_stay_under_the_aggregate_limit() -> None:
     for call, size in zip(calls, sizes, strict=True):
         assert len(call) <= PUBLISH_BATCH_MAX
         assert size <= SNS_MAX_BYTES
+
+
+# --- Slack: behaviour pinned by a mutation review --------------------------------------------
+
+
+def _cause_text(payload: Json) -> str:
+    text: str = payload["attachments"][0]["blocks"][0]["text"]["text"]
+    return text
+
+
+def _section_starting(payload: Json, start: str) -> str:
+    text: str = next(
+        block["text"]["text"]
+        for block in payload["attachments"][0]["blocks"]
+        if block["type"] == "section" and block.get("text", {}).get("text", "").startswith(start)
+    )
+    return text
+
+
+@pytest.mark.parametrize("name", ["job-queue-blocked-capacity", "job-failed-oom"])
+def test_slack_header_of_a_longest_job_name_fits_150_characters(name: str) -> None:
+    # Given a job named with the 128 characters AWS Batch allows
+    record = record_of(variant(read_event(name), jobName="j" * 128))
+
+    # When its card is rendered, then the header is cut to Block Kit's 150 (Slack would refuse
+    # the whole message with invalid_blocks)
+    header = slack.render(record)["blocks"][0]["text"]["text"]
+    assert len(header) <= slack.HEADER_TEXT_MAX
+    assert header.endswith("…")
+
+
+def test_mrkdwn_clip_keeps_text_of_exactly_the_limit_and_cuts_longer_text_to_it() -> None:
+    assert slack.mrkdwn_clip("x" * 10, 10) == "x" * 10
+    assert slack.mrkdwn_clip("x" * 11, 10) == "x" * 9 + "…"
+    # A section that has no room left gets nothing, not the text less one character
+    assert slack.mrkdwn_clip("abcdef", 1) == "…"
+    assert slack.mrkdwn_clip("abcdef", 0) == ""
+
+
+def test_mrkdwn_clip_never_leaves_a_partial_entity_at_any_cut() -> None:
+    text = slack.escape("a&b<c>d" * 20)
+    for limit in range(1, len(text)):
+        cut = slack.mrkdwn_clip(text, limit)
+        assert len(cut) <= limit
+        assert not re.search(r"&(?!amp;|lt;|gt;)", cut), (limit, cut[-8:])
+
+
+def test_a_long_status_reason_without_a_failure_is_escaped_and_fits_its_section() -> None:
+    # Given a job that did not fail, with a long status reason full of mrkdwn control characters
+    reason = "done <with> notes & more; " * 200
+    record = record_of(variant(read_event("job-succeeded"), statusReason=reason))
+    assert record.failure is None
+
+    # When its card is rendered
+    payload = slack.render(record)
+
+    # Then the status reason is escaped and cut to 3,000 characters
+    text = _cause_text(payload)
+    assert text.startswith("*Status reason:* done &lt;with&gt; notes &amp; more;")
+    assert len(text) == slack.SECTION_TEXT_MAX
+    assert block_kit_problems(payload) == []
+
+
+def test_a_long_failure_detail_gives_way_before_the_next_step_and_the_retry_line() -> None:
+    # Given a failure whose detail alone is longer than a section may be
+    record = huge_record()
+    assert record.failure is not None
+    assert len(record.failure.detail) > slack.SECTION_TEXT_MAX
+
+    # When its card is rendered, then what happened, the next step and the retry line stay whole
+    text = _cause_text(slack.render(record))
+    assert record.failure.summary in text
+    assert f"*Next step:* {slack.escape(record.failure.next_step)}" in text
+    assert text.endswith("\n*Will Batch retry:* no")
+    why = next(line for line in text.split("\n") if line.startswith("*Why:*"))
+    assert why.endswith("…")
+
+
+def test_slack_exit_code_is_the_latest_attempts() -> None:
+    # Given three attempts that exited 1, 2 and then 137 (killed)
+    event = read_event("job-failed-oom")
+    for attempt, code in zip(event["detail"]["attempts"], (1, 2, 137), strict=True):
+        attempt["container"]["exitCode"] = code
+    facts = slack.render(record_of(event))["attachments"][0]["blocks"][1]["fields"]
+
+    # Then the facts show the latest attempt's exit code
+    exit_code = next(f["text"] for f in facts if f["text"].startswith("*Exit code*"))
+    assert exit_code == "*Exit code*\n137 (SIGKILL)"
+
+
+def test_slack_facts_carry_all_ten_fields() -> None:
+    payload = slack.render(record_of("job-failed-oom", OOM_LOG))
+    labels = [f["text"].split("\n")[0] for f in payload["attachments"][0]["blocks"][1]["fields"]]
+    assert labels == [
+        "*Job*", "*Queue*", "*Status*", "*Category*", "*Attempts*", "*Exit code*",
+        "*Queue wait*", "*Run time*", "*Definition*", "*Total*",
+    ]  # fmt: skip
+
+
+def test_a_single_attempt_has_no_attempt_history() -> None:
+    record = record_of("job-failed-app-error", APP_LOG)
+    assert len(record.attempts) == 1
+    payload = slack.render(record)
+    assert "*Attempts*\n" not in json.dumps(payload)
+    kinds = [block["type"] for block in payload["attachments"][0]["blocks"]]
+    assert kinds == ["section", "section", "section", "actions", "context"]
+
+
+def test_attempt_reasons_are_escaped_and_the_latest_attempts_kept() -> None:
+    # Given ten attempts whose reasons are mrkdwn control characters (escaped, five times longer)
+    event = read_event("job-failed-oom")
+    first = event["detail"]["attempts"][0]
+    attempts = []
+    for number in range(10):
+        attempt = json.loads(json.dumps(first))
+        attempt["container"]["reason"] = f"reason {number} <b> " + "&" * 300
+        attempts.append(attempt)
+    payload = slack.render(record_of(variant(event, attempts=attempts)))
+
+    # Then the attempt history is escaped, fits, and keeps the latest attempts
+    history = _section_starting(payload, "*Attempts*")
+    assert "reason 9 &lt;b&gt; &amp;&amp;" in history
+    assert "`#10`" in history
+    assert "`#1` " not in history
+    assert block_kit_problems(payload) == []
+
+
+def test_the_newest_log_lines_survive_when_escaping_makes_them_too_long() -> None:
+    # Given log lines made of '<' (each four times longer once escaped)
+    log = [f"line {i}: " + "<" * 390 for i in range(6)]
+    payload = slack.render(record_of("job-failed-oom", log))
+
+    # Then the log section fits, and the newest line is kept, the oldest dropped
+    text = _section_starting(payload, "*Last ")
+    assert "line 5: &lt;" in text
+    assert "line 0: " not in text
+    assert block_kit_problems(payload) == []
+
+
+def test_the_log_heading_is_escaped() -> None:
+    event = read_event("job-failed-oom")
+    event["detail"]["attempts"][-1]["container"]["logStreamName"] = "r&d/<default>/86165a4"
+    payload = slack.render(record_of(event, OOM_LOG))
+    heading = _section_starting(payload, "*Last ").split("\n")[0]
+    assert "r&amp;d/&lt;default&gt;/86165a4" in heading
+    assert block_kit_problems(payload) == []
+
+
+def test_slack_fields_escape_a_job_name() -> None:
+    payload = slack.render(record_of(variant(read_event("job-failed-oom"), jobName="r&d<1>")))
+    job = payload["attachments"][0]["blocks"][1]["fields"][0]["text"]
+    assert job.startswith("*Job*\nr&amp;d&lt;1&gt;\n")
+
+
+def test_an_over_long_link_gets_no_button_and_the_logs_button_is_primary() -> None:
+    record = record_of("job-failed-oom", OOM_LOG)
+    long = "https://console.aws.amazon.com/" + "a" * slack.BUTTON_URL_MAX
+    record = record.model_copy(update={"links": record.links.model_copy(update={"console": long})})
+    payload = slack.render(record)
+    (actions,) = [b for b in payload["attachments"][0]["blocks"] if b["type"] == "actions"]
+    assert [(b["action_id"], b.get("style")) for b in actions["elements"]] == [
+        ("batchlens-logs", "primary")
+    ]
+    assert block_kit_problems(payload) == []

@@ -79,6 +79,7 @@ def test_preview_of_a_bad_file_names_it_and_fails(tmp_path: Path) -> None:
     [
         ("https://example.invalid/services/T/B/x\n", "https://example.invalid/services/T/B/x"),
         ('{"webhookUrl": "https://example.invalid/a"}', "https://example.invalid/a"),
+        ('\n {"webhookUrl": "https://example.invalid/d"}\n', "https://example.invalid/d"),
         ({"url": "https://example.invalid/b"}, "https://example.invalid/b"),
         (b"https://example.invalid/c", "https://example.invalid/c"),
         ("http://127.0.0.1:8080/hook", "http://127.0.0.1:8080/hook"),
@@ -115,7 +116,7 @@ def test_a_webhook_url_with_a_space_or_a_stray_character_is_refused_without_echo
 
 @pytest.mark.parametrize(
     ("header", "seconds"),
-    [("3", 3.0), ("0", 0.0), (" 1.5 ", 1.5), (None, 1.0), ("soon", 1.0)],
+    [("3", 3.0), ("0", 0.0), (" 1.5 ", 1.5), (None, 1.0), ("soon", 1.0), ("-5", 0.0)],
 )
 def test_retry_after_in_seconds(header: str | None, seconds: float) -> None:
     assert webhook.retry_after_seconds(header) == seconds

@@ -71,6 +71,8 @@ def mrkdwn_clip(text: str, limit: int) -> str:
     """Already-escaped mrkdwn cut to `limit` characters without breaking an entity."""
     if len(text) <= limit:
         return text
+    if limit < 1:  # no room even for the ellipsis
+        return ""
     cut = _PARTIAL_ENTITY.sub("", text[: limit - 1])
     return cut + "…"
 
