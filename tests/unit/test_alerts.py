@@ -8,11 +8,13 @@ import json
 
 import pytest
 
+from batchlens import alerts, limits
 from batchlens.alerts import SNS_MAX_BYTES, alert_key, build_alert, should_alert, subject
 from batchlens.events import parse_event
 from batchlens.records import JobRecord, normalise
 from batchlens.settings import ALERTABLE, Settings
 from tests.conftest import EventLoader, Json, read_event, variant
+from tests.limits import subject_problems
 
 DEFAULTS = Settings.from_env({})
 FILTER_ATTRIBUTES = {"alert", "status", "category", "jobQueue", "jobKind", "eventType"}
@@ -239,3 +241,79 @@ def test_bodies_stay_under_the_sns_limit_for_a_worst_case_record(load_event: Eve
 
     # Then one publish still fits SNS's message limit
     assert len(alert.message.encode()) + len(alert.subject.encode()) < SNS_MAX_BYTES
+
+
+# --- behaviour pinned by a mutation review ---------------------------------------------------
+
+
+def record_with(**detail: object) -> JobRecord:
+    event = read_event("job-failed-oom")
+    event["detail"].update(detail)
+    return normalise(parse_event(event))
+
+
+def test_subject_turns_line_breaks_and_tabs_into_single_spaces() -> None:
+    line = alerts.subject(record_with(jobName="  nightly\n\tbuild  "))
+    assert line == "[batchlens] FAILED: nightly build (OUT_OF_MEMORY)"
+
+
+def test_subject_names_the_job_id_when_the_job_has_no_name() -> None:
+    record = record_with(jobName="")
+    assert alerts.subject(record) == f"[batchlens] FAILED: {record.job_id} (OUT_OF_MEMORY)"
+
+
+def test_an_attempt_reason_takes_at_most_300_characters_of_its_email_line() -> None:
+    record = record_with(jobName="x")
+    long_reason = "because " + "r" * 1_000
+    attempts = [a.model_copy(update={"reason": long_reason}) for a in record.attempts]
+    email = alerts.email_text(record.model_copy(update={"attempts": attempts}))
+    row = next(line for line in email.splitlines() if "because" in line)
+    assert row.endswith("…")
+    assert len(row.split("because", 1)[1]) == alerts.EMAIL_REASON_MAX - len("because")
+
+
+def test_the_builder_alone_keeps_room_for_the_subject_and_attributes() -> None:
+    # Given the longest status reason whose unshortened message still fits 262,144 bytes alone
+    def message_bytes(n: int) -> int:
+        record = record_with(statusReason="x" * n)
+        return len(alerts._message(record, record.to_json(), shortened=False).encode())
+
+    low, high = 0, 262_144
+    while low < high:  # the largest n with message_bytes(n) <= 262,144
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if message_bytes(mid) <= 262_144 else (low, mid - 1)
+    record = record_with(statusReason="x" * low)
+
+    # When the builder builds its alert, then the whole publish fits, envelope included
+    alert = alerts.build_alert(record)
+    assert limits.sns_message_bytes(alert.message, alert.subject, alert.attributes) <= 262_144
+    assert json.loads(json.loads(alert.message)["default"])["statusReason"] != "x" * low
+
+
+def test_a_long_job_name_is_cut_with_a_marker_and_the_category_kept() -> None:
+    line = alerts.subject(record_with(jobName="genome-alignment-" + "x" * 200))
+    assert len(line) == alerts.SUBJECT_MAX
+    assert line.endswith("x... (OUT_OF_MEMORY)")
+
+
+@pytest.mark.parametrize("job_id", ["job\nid", "jöb-1", "job\x07bell"])
+def test_subject_follows_the_sns_rules_when_it_falls_back_to_the_job_id(job_id: str) -> None:
+    # Given a job whose name gives nothing to show (blank), so the subject names its id
+    record = record_with(jobName="  ", jobId=job_id)
+
+    # Then the subject is still one ASCII line that SNS accepts
+    assert subject_problems(alerts.subject(record)) == []
+
+
+def test_the_email_of_a_record_cut_by_the_size_rule_says_text_was_shortened() -> None:
+    # Given a status reason too long for one SNS message (three of the bodies quote it), which
+    # the size rule cuts before the builder has to
+    record = limits.fit_for_store(record_with(statusReason="x" * 120 * 1024))
+
+    # When its alert is built as the enricher builds it
+    alert = limits.fit_alert(record, build_alert)
+
+    # Then the published record says it was cut, and so does the email
+    bodies = json.loads(alert.message)
+    assert json.loads(bodies["default"])["truncated"] is True
+    assert "Some text was shortened to fit AWS's size limits" in bodies["email"]

@@ -6,6 +6,8 @@ a record that fits is left exactly as it is, up to the last byte.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import pytest
 
@@ -180,3 +182,74 @@ def test_an_item_of_exactly_400_kb_fits_and_one_byte_more_does_not(extra: int, f
 def test_sns_size_counts_the_message_subject_and_every_attribute() -> None:
     size = limits.sns_message_bytes("héllo", "subj", {"status": "FAILED"})
     assert size == 6 + 4 + len("status") + len("String") + len("FAILED")
+
+
+# --- behaviour pinned by a mutation review ---------------------------------------------------
+
+
+SNS_DOCUMENTED_MAX = 262_144  # "256 KiB (262,144 bytes)", message + attribute names, types, values
+
+
+@dataclass(frozen=True)
+class Sized:
+    message: str
+    subject: str
+    attributes: Mapping[str, str]
+
+
+def padded_to(total: int) -> Callable[[JobRecord], Sized]:
+    """A builder whose message for the whole record measures exactly `total` bytes with its
+    subject and attributes; a cut record's message is not padded."""
+
+    def build(candidate: JobRecord) -> Sized:
+        body = {"default": candidate.to_json(), "email": ""}
+        subject, attributes = "[batchlens] FAILED: x", {"status": "FAILED"}
+        if not candidate.truncated:
+            used = limits.sns_message_bytes(json.dumps(body), subject, attributes)
+            body["email"] = "e" * (total - used)
+        return Sized(json.dumps(body), subject, attributes)
+
+    return build
+
+
+@pytest.mark.parametrize(("extra", "cut"), [(0, False), (1, True)])
+def test_an_sns_message_of_exactly_256_kib_is_sent_whole_and_one_byte_more_is_cut(
+    extra: int, cut: bool
+) -> None:
+    record = normalise(parse_event(read_event("job-failed-oom")))
+    alert = limits.fit_alert(record, padded_to(SNS_DOCUMENTED_MAX + extra))
+    size = limits.sns_message_bytes(alert.message, alert.subject, alert.attributes)
+    published = json.loads(json.loads(alert.message)["default"])
+    assert published["truncated"] is cut
+    assert size <= SNS_DOCUMENTED_MAX
+    assert size == SNS_DOCUMENTED_MAX or cut
+
+
+def test_a_cut_text_ends_with_an_ellipsis_and_one_of_exactly_the_step_limit_is_not_cut() -> None:
+    # Given a record with one status reason one character over step 1's limit, and attempt
+    # reasons of exactly that limit
+    record = normalise(parse_event(read_event("job-failed-oom")))
+    step = limits.STEPS[0]
+    exact = "r" * step.text
+    attempts = [a.model_copy(update={"reason": exact}) for a in record.attempts]
+    record = record.model_copy(
+        update={"status_reason": "s" * (step.text + 1), "attempts": attempts}
+    )
+
+    cut = limits.cut(record, step)
+
+    # Then the over-long one is cut and says so; the one that fits is untouched
+    assert cut.status_reason == "s" * (step.text - 1) + "…"
+    assert [a.reason for a in cut.attempts] == [exact] * len(attempts)
+
+
+def test_the_last_step_never_cuts_the_ids_that_identify_the_job_and_the_event() -> None:
+    # Given ids longer than NAME_MAX (the parser takes up to 200 bytes)
+    long_event_id, long_job_id = "e" * 180, "j" * 180
+    record = normalise(parse_event(read_event("job-failed-oom"))).model_copy(
+        update={"event_id": long_event_id, "job_id": long_job_id}
+    )
+
+    cut = limits.cut(record, limits.STEPS[-1])
+
+    assert (cut.event_id, cut.job_id) == (long_event_id, long_job_id)

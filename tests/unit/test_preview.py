@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from batchlens import webhook
+from batchlens.alerts import SEVERITY_EMOJI, Severity
 from batchlens.cli import main
-from tests.conftest import EVENTS_DIR
+from tests.conftest import EVENTS_DIR, read_event
 from tests.limits import block_kit_problems, chat_problems
 
 OOM = str(EVENTS_DIR / "job-failed-oom.json")
@@ -159,3 +160,91 @@ def test_the_readme_preview_example_quotes_the_sample_log() -> None:
     assert (
         json.loads(out)["logExcerpt"][-1] == "ValueError: invoice INV-2025-02-0042 has no customer"
     )
+
+
+# --- behaviour pinned by a mutation review ---------------------------------------------------
+
+
+def documents(text: str) -> list[object]:
+    """Every JSON document in `text`, one after the other (whitespace between them only)."""
+    decoder, found, at = json.JSONDecoder(), [], 0
+    while text[at:].strip():
+        at += len(text[at:]) - len(text[at:].lstrip())
+        value, at = decoder.raw_decode(text, at)
+        found.append(value)
+    return found
+
+
+def test_preview_chatbot_prints_the_emoji_not_escapes() -> None:
+    code, out, _ = run("preview", OOM, "--format", "chatbot")
+    assert code == 0
+    assert SEVERITY_EMOJI[Severity.CRITICAL] in out  # what the chat channel shows
+    assert "\\ud83d" not in out
+
+
+def test_several_events_as_json_are_consecutive_documents_with_no_rule() -> None:
+    code, out, _ = run("preview", OOM, OOM, "--format", "json")
+    assert code == 0
+    assert [d["jobName"] for d in documents(out)] == ["align-NA12878-chr1"] * 2  # type: ignore[index]
+
+
+def test_lines_0_turns_the_log_excerpt_off(tmp_path: Path) -> None:
+    log = tmp_path / "job.log"
+    log.write_text("starting\nKilled\n", encoding="utf-8")
+    code, out, _ = run("preview", OOM, "--format", "json", "--log", str(log), "--lines", "0")
+    assert code == 0
+    assert json.loads(out)["logExcerpt"] is None
+
+
+def test_allow_leaves_a_named_variable_unmasked(tmp_path: Path) -> None:
+    log = tmp_path / "job.log"
+    log.write_text("export API_TOKEN=abc123secret\nKilled\n", encoding="utf-8")
+    code, out, _ = run(
+        "preview", OOM, "--format", "json", "--log", str(log), "--allow", "API_TOKEN"
+    )
+    assert code == 0
+    assert json.loads(out)["logExcerpt"] == ["export API_TOKEN=abc123secret", "Killed"]
+
+
+def test_an_empty_log_file_quotes_no_excerpt_as_the_enricher(tmp_path: Path) -> None:
+    log = tmp_path / "job.log"
+    log.write_text("\n\n", encoding="utf-8")
+    code, out, _ = run("preview", OOM, "--format", "json", "--log", str(log))
+    assert code == 0
+    assert json.loads(out)["logExcerpt"] is None
+
+
+def test_preview_json_shows_the_published_body_not_the_input_record(tmp_path: Path) -> None:
+    # A status reason three times SNS's limit is never published whole
+    event = read_event("job-failed-oom")
+    event["detail"]["statusReason"] = "x" * 800_000
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps(event), encoding="utf-8")
+    code, out, _ = run("preview", str(path), "--format", "json")
+    assert code == 0
+    assert len(json.loads(out)["statusReason"]) <= 8_192
+
+
+def test_preview_slack_is_indented_for_people() -> None:
+    code, out, _ = run("preview", OOM, "--format", "slack")
+    assert code == 0
+    assert out.startswith("{\n  ")
+
+
+def test_preview_email_of_an_oversized_record_is_the_one_the_enricher_publishes(
+    tmp_path: Path,
+) -> None:
+    # Given an event whose status reason makes its alert too big for SNS whole
+    event = read_event("job-failed-oom")
+    event["detail"]["statusReason"] = "x" * 120 * 1024
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps(event), encoding="utf-8")
+
+    # When it is previewed as the JobRecord and as the email
+    _, record, _ = run("preview", str(path), "--format", "json")
+    _, email, _ = run("preview", str(path))
+
+    # Then both show the record cut by the size rule, as the enricher publishes it
+    assert json.loads(record)["truncated"] is True
+    assert len(json.loads(record)["statusReason"]) <= 8_192
+    assert "Some text was shortened to fit AWS's size limits" in email

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
 import pytest
@@ -169,3 +170,90 @@ def test_stats_and_failures_as_json_lines() -> None:
         "by,group,count,share,lastFailedAt,exampleJobId,exampleJobName,exampleSummary",
         "queue,etl,1,1.0,2025-03-14T10:00:00.000Z,b,name-b,OUT_OF_MEMORY happened",
     ]
+
+
+# --- behaviour pinned by a mutation review ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (59.4, "59s"),
+        (59.6, "1m00s"),
+        (60, "1m00s"),
+        (3599, "59m59s"),
+        (86_399, "23h59m"),
+        (86_400, "1d00h"),
+    ],
+)
+def test_durations_change_unit_exactly_at_a_minute_an_hour_and_a_day(
+    seconds: float, text: str
+) -> None:
+    assert render.duration(seconds) == text
+
+
+def test_a_name_of_exactly_the_column_width_is_shown_whole() -> None:
+    name = "n" * render.NAME_WIDTH
+    assert render.clip(name, render.NAME_WIDTH) == name
+    assert render.clip(name + "x", render.NAME_WIDTH) == "n" * (render.NAME_WIDTH - 1) + "…"
+
+
+def job_record(**extra: object) -> dict[str, object]:
+    return {
+        "jobId": "child:3",
+        "jobName": "etl",
+        "jobQueue": {"name": "etl", "arn": None},
+        "jobKind": "ARRAY_CHILD",
+        "status": "FAILED",
+        "eventTime": "2025-03-14T10:00:00.000Z",
+        "eventId": "e-1",
+        "attemptsUsed": 1,
+        "attemptsAllowed": 1,
+        "links": {"console": None, "logs": None},
+        "enrichment": "DESCRIBED",
+        **extra,
+    }
+
+
+def shown(record: dict[str, object]) -> dict[str, str]:
+    out = io.StringIO()
+    render.write_job(record, [], "table", out)
+    head = out.getvalue().split("\n\n")[0]
+    pairs = (line.split("  ", 1) for line in head.splitlines())  # label, padding, value
+    return {label.strip(): value.strip() for label, value in pairs}
+
+
+def test_a_child_job_names_its_parent() -> None:
+    assert shown(job_record(parentJobId="parent-1"))["Parent"] == "parent-1"
+
+
+def test_an_array_parent_lists_only_the_statuses_its_children_are_in() -> None:
+    summary = {"SUCCEEDED": 3, "FAILED": 1, "RUNNING": 0, "PENDING": 0}
+    record = job_record(jobKind="ARRAY_PARENT", arraySize=4, arrayStatusSummary=summary)
+    assert shown(record)["Children"] == "4 (SUCCEEDED 3, FAILED 1)"
+
+
+def test_write_jobs_counts_what_it_printed_in_every_format() -> None:
+    for output in render.FORMATS:
+        assert render.write_jobs([job_record(), job_record()], output, io.StringIO()) == 2
+
+
+def test_failures_as_json_keep_the_share_to_four_places() -> None:
+    failed = [
+        job_record(jobId=job_id, failure={"category": category, "summary": "s"})
+        for job_id, category in (("a", "OUT_OF_MEMORY"), ("b", "TIMEOUT"), ("c", "TIMEOUT"))
+    ]
+    out = io.StringIO()
+    render.write_failures(group_failures(failed, "category"), "category", "json", out)
+    shares = [json.loads(line)["share"] for line in out.getvalue().splitlines()]
+    assert shares == [0.6667, 0.3333]
+
+
+def test_an_attempt_without_an_exit_code_shows_a_dash() -> None:
+    # Given a job whose attempt never ran its container (a Spot loss before start)
+    attempt = {"number": 1, "exitCode": None, "reason": "Host EC2 terminated"}
+    out = io.StringIO()
+    render.write_job(job_record(attempts=[attempt]), [], "table", out)
+    rows = out.getvalue().split("\n\nAttempts (")[1].split("\n\n")[0].splitlines()
+    assert rows[1].split() == ["#", "STARTED", "STOPPED", "RAN", "EXIT", "REASON"]
+    assert rows[2].split()[:5] == ["1", "-", "-", "-", "-"]

@@ -180,7 +180,7 @@ def subject(record: JobRecord) -> str:
     head = "[batchlens] "
     tail = f"{status}: "
     room = SUBJECT_MAX - len(head) - len(tail) - len(category)
-    name = _ascii_line(record.job_name) or record.job_id
+    name = _ascii_line(record.job_name) or _ascii_line(record.job_id)
     if len(name) > room:
         name = name[: max(room - 3, 1)] + "..."
     return (head + tail + name + category)[:SUBJECT_MAX]
@@ -301,8 +301,11 @@ def email_text(record: JobRecord, *, shortened: bool = False) -> str:
     if record.links.training_job:
         lines.append(f"  SageMaker training job:   {record.links.training_job}")
     lines.append("")
-    if shortened:
-        lines.append("Some text was shortened to fit SNS's 256 KB message limit.")
+    if shortened or record.truncated:  # cut here, or by the size rule before (limits.py)
+        lines.append(
+            "Some text was shortened to fit AWS's size limits "
+            "(SNS's 256 KB message, DynamoDB's 400 KB item)."
+        )
     lines.append(
         f"Event {record.event_id} at {record.event_time.isoformat().replace('+00:00', 'Z')} "
         f"(account {record.account}, {record.region}). Sent by batchlens."

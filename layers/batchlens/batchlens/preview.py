@@ -13,7 +13,7 @@ import argparse
 import json
 from typing import TextIO
 
-from batchlens import alerts, logtail, slack
+from batchlens import alerts, limits, logtail, slack
 from batchlens.cli import CliError, EventFiles, _read
 from batchlens.records import JobRecord
 from batchlens.redact import Redactor
@@ -25,7 +25,8 @@ _RULE = "=" * 78
 
 def render(record: JobRecord, output: str) -> str:
     """One channel's body for `record`, from the SNS message the enricher would publish."""
-    alert = alerts.build_alert(record)
+    # Cut as the enricher cuts: to the item limit when stored, then to the SNS message limit.
+    alert = limits.fit_alert(limits.fit_for_store(record), alerts.build_alert)
     bodies = json.loads(alert.message)
     if output == "email":
         return f"Subject: {alert.subject}\n\n{bodies['email']}"
