@@ -119,3 +119,56 @@ def test_a_bare_event_is_measured_too(app: ModuleType, capsys: pytest.CaptureFix
     assert metrics[("EventsReceived", frozenset({("service", "batchlens")}))] == [1]
     key = ("RunSeconds", frozenset({("service", "batchlens"), ("queue", "etl-queue")}))
     assert metrics[key] == [926.725]
+
+
+def test_a_batch_without_failures_is_measured(
+    app: ModuleType, make_sqs_event: SqsEventBuilder, capsys: pytest.CaptureFixture[str]
+) -> None:  # A2
+    # Given a batch in which every record is stored (the common case)
+    event = make_sqs_event([read_event("job-failed-oom"), read_event("job-succeeded")])
+    capsys.readouterr()
+    # When the handler processes it
+    response = app.handler(event, FakeLambdaContext(function_name="enricher"))
+    metrics = metric_values(stdout_documents(capsys.readouterr().out))
+    # Then nothing is retried and its metrics still go out
+    service = ("service", "batchlens")
+    assert response == {"batchItemFailures": []}
+    assert metrics[("EventsReceived", frozenset({service}))] == [2]
+    assert metrics[("JobFailures", frozenset({service, ("category", "OUT_OF_MEMORY")}))] == [1]
+
+
+def test_the_same_alert_twice_in_one_batch_counts_once(
+    app: ModuleType, make_sqs_event: SqsEventBuilder, capsys: pytest.CaptureFixture[str]
+) -> None:  # T11, through the real pipeline
+    oom = read_event("job-failed-oom")
+    event = make_sqs_event([oom, oom])
+    capsys.readouterr()
+    app.handler(event, FakeLambdaContext(function_name="enricher"))
+    metrics = metric_values(stdout_documents(capsys.readouterr().out))
+    assert metrics[("AlertsSent", frozenset({("service", "batchlens")}))] == [1]
+
+
+def test_tracing_patches_only_boto3_and_records_no_responses(
+    app: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:  # A4, A5
+    # Given tracing switched on, and Powertools' Tracer observed as the handler builds it
+    import aws_lambda_powertools
+
+    seen: dict[str, Any] = {}
+
+    class Observed(aws_lambda_powertools.Tracer):
+        def __init__(self, **options: Any) -> None:
+            seen["tracer"] = options
+            super().__init__(**options, disabled=True)
+
+        def capture_lambda_handler(self, *args: Any, **options: Any) -> Any:
+            seen.setdefault("handler", options)  # Powertools calls it again itself
+            return super().capture_lambda_handler(*args, **options)
+
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "false")
+    monkeypatch.setattr(aws_lambda_powertools, "Tracer", Observed)
+    # When the handler is wrapped
+    app.traced(lambda event, context: {})
+    # Then only boto3 is patched (cold start) and no response (job details) goes into a trace
+    assert seen["tracer"] == {"patch_modules": ["boto3"]}
+    assert seen["handler"] == {"capture_response": False}

@@ -275,3 +275,93 @@ def test_metrics_without_a_namespace_never_fail_the_batch(
     assert emf_documents(capsys.readouterr().out) == []
     assert any("POWERTOOLS_METRICS_NAMESPACE" in r.getMessage() for r in caplog.records)
     assert any(r.getMessage() == "Job event processed" for r in caplog.records)
+
+
+# --- cases the tests above leave open (each fails with one mutant) ---
+
+JOB_METRICS = {"JobsCompleted", "JobFailures", "QueueWaitSeconds", "RunSeconds"}
+
+
+def published(
+    result: BatchResult, metrics: Metrics, capsys: pytest.CaptureFixture[str]
+) -> list[Emitted]:
+    telemetry.publish(telemetry.measure(result), metrics)
+    metrics.flush_metrics()
+    return emitted(capsys.readouterr().out)
+
+
+def test_a_running_job_is_not_counted_as_completed(
+    metrics: Metrics, capsys: pytest.CaptureFixture[str]
+) -> None:  # T1
+    found = published(
+        BatchResult([stored(record("job-running"), WriteOutcome.FRESH)]), metrics, capsys
+    )
+    assert not JOB_METRICS & {m.name for m in found}, found
+
+
+def test_a_job_that_failed_before_it_started_is_counted(
+    metrics: Metrics, capsys: pytest.CaptureFixture[str]
+) -> None:  # T2
+    # DEPENDENCY_FAILED: never started, so no queue wait and no run time
+    job = record("job-failed-dependency")
+    found = published(BatchResult([stored(job, WriteOutcome.FRESH)]), metrics, capsys)
+    assert find(found, "JobsCompleted", queue="genomics-queue", status="FAILED").values == [1]
+    assert find(found, "JobFailures", category="DEPENDENCY_FAILED").values == [1]
+    assert not {"QueueWaitSeconds", "RunSeconds"} & {m.name for m in found}
+
+
+def test_latency_is_never_negative(
+    metrics: Metrics, capsys: pytest.CaptureFixture[str]
+) -> None:  # T8
+    # an event stamped later than it was stored (clock skew between Batch and Lambda)
+    job = record("job-succeeded")
+    found = published(
+        BatchResult([stored(job, WriteOutcome.FRESH, after_ms=-750)]), metrics, capsys
+    )
+    assert find(found, "EnrichmentLatency").values == [0]
+
+
+def test_a_multinode_parent_is_not_counted_beside_its_node(
+    metrics: Metrics, capsys: pytest.CaptureFixture[str]
+) -> None:  # T9
+    parent, node = record("multinode-failed"), record("multinode-node-failed")
+    result = BatchResult([stored(parent, WriteOutcome.FRESH), stored(node, WriteOutcome.FRESH)])
+    found = published(result, metrics, capsys)
+    assert find(found, "JobsCompleted", queue="mnp-efa-queue", status="FAILED").values == [1]
+    assert find(found, "JobFailures", queue="mnp-efa-queue").values == [1]
+    assert not [m for m in found if m.dimensions.get("category") == "UNKNOWN"]
+
+
+def test_jobs_not_found_counts_jobs_not_events(
+    metrics: Metrics, capsys: pytest.CaptureFixture[str]
+) -> None:  # T10
+    gone = record("job-failed-spot").model_copy(update={"enrichment": Enrichment.NOT_FOUND})
+    result = BatchResult([stored(gone, WriteOutcome.FRESH), stored(gone, WriteOutcome.DUPLICATE)])
+    assert find(published(result, metrics, capsys), "JobsNotFound").values == [1]
+
+
+def test_one_alert_delivered_twice_in_a_batch_counts_once(
+    metrics: Metrics, capsys: pytest.CaptureFixture[str]
+) -> None:  # T11
+    oom = record("job-failed-oom")
+    result = BatchResult(
+        [
+            stored(oom, WriteOutcome.FRESH, alerted=True),
+            stored(oom, WriteOutcome.DUPLICATE, alerted=True),
+        ]
+    )
+    assert find(published(result, metrics, capsys), "AlertsSent").values == [1]
+
+
+def test_a_metrics_failure_never_fails_the_batch(
+    metrics: Metrics, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:  # T13
+    def broken(result: BatchResult) -> list[telemetry.Measurement]:
+        raise ValueError("boom")
+
+    monkeypatch.setattr(telemetry, "measure", broken)
+    with caplog.at_level(logging.INFO, logger="batchlens"):
+        telemetry.observe(
+            BatchResult([stored(record("job-succeeded"), WriteOutcome.FRESH)]), metrics
+        )
+    assert any(r.getMessage() == "Could not emit metrics" for r in caplog.records)

@@ -251,6 +251,16 @@ def _rate(text: str) -> int:
     return value
 
 
+def _interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value <= 3600:  # also refuses nan, which time.sleep refuses mid-task
+        raise argparse.ArgumentTypeError("must be 0 to 3600 seconds")
+    return value
+
+
 def _sqs_client(connection: Connection) -> SQSClient:
     from botocore.config import Config
 
@@ -330,7 +340,11 @@ def add_command(commands: Any) -> None:
     p.add_argument("--dry-run", action="store_true", help="say what would move, move nothing")
     p.add_argument("--no-wait", action="store_true", help="start the task and return")
     p.add_argument(
-        "--interval", type=float, default=5.0, metavar="S", help="seconds between progress checks"
+        "--interval",
+        type=_interval,
+        default=5.0,
+        metavar="S",
+        help="seconds between progress checks (0-3600)",
     )
     p.add_argument("--profile", metavar="NAME", help="the AWS profile to use")
     p.add_argument("--region", metavar="REGION", help="the AWS region (default: the profile's)")

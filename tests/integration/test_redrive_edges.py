@@ -1,0 +1,217 @@
+"""`batchlens redrive` at its edges: SQS answered by botocore's Stubber (move tasks, which moto
+lacks) or by moto (queues and redrive policies)."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from batchlens import access, cli, redrive
+from batchlens.redrive import RedriveError, Route
+
+pytestmark = pytest.mark.integration
+
+ACCOUNT = "123456789012"
+DLQ_URL = f"https://sqs.us-east-1.amazonaws.com/{ACCOUNT}/dlq"
+ROUTE = Route(
+    DLQ_URL,
+    f"arn:aws:sqs:us-east-1:{ACCOUNT}:dlq",
+    f"https://sqs.us-east-1.amazonaws.com/{ACCOUNT}/events",
+    f"arn:aws:sqs:us-east-1:{ACCOUNT}:events",
+)
+DEPTH = (
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
+)
+
+
+@pytest.fixture
+def sqs() -> Iterator[tuple[Any, Stubber]]:
+    client = boto3.client(
+        "sqs", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    with Stubber(client) as stubber:
+        yield client, stubber
+        stubber.assert_no_pending_responses()
+
+
+def no_task(stubber: Stubber) -> None:
+    stubber.add_response(
+        "list_message_move_tasks", {"Results": []}, {"SourceArn": ROUTE.source_arn, "MaxResults": 1}
+    )
+
+
+def depth(stubber: Stubber, visible: int, in_flight: int = 0) -> None:
+    stubber.add_response(
+        "get_queue_attributes",
+        {"Attributes": {DEPTH[0]: str(visible), DEPTH[1]: str(in_flight), DEPTH[2]: "0"}},
+        {"QueueUrl": DLQ_URL, "AttributeNames": list(DEPTH)},
+    )
+
+
+def task(stubber: Stubber, status: str, moved: int, to_move: int = 11) -> None:
+    stubber.add_response(
+        "list_message_move_tasks",
+        {
+            "Results": [
+                {
+                    "Status": status,
+                    "SourceArn": ROUTE.source_arn,
+                    "ApproximateNumberOfMessagesMoved": moved,
+                    "ApproximateNumberOfMessagesToMove": to_move,
+                }
+            ]
+        },
+        {"SourceArn": ROUTE.source_arn, "MaxResults": 1},
+    )
+
+
+def started(stubber: Stubber) -> None:
+    stubber.add_response(
+        "start_message_move_task",
+        {"TaskHandle": "h-1"},
+        {"SourceArn": ROUTE.source_arn, "DestinationArn": ROUTE.destination_arn},
+    )
+
+
+def test_a_single_dead_letter_is_redriven(sqs: tuple[Any, Stubber]) -> None:  # R3
+    client, stubber = sqs
+    no_task(stubber)
+    depth(stubber, 1)
+    started(stubber)
+    out = io.StringIO()
+    assert redrive.redrive(client, ROUTE, out, wait=False) == 0
+    assert out.getvalue().startswith("Moving about 1 messages from dlq to events")
+
+
+def test_messages_in_flight_count_as_waiting(sqs: tuple[Any, Stubber]) -> None:  # R4
+    client, stubber = sqs
+    no_task(stubber)
+    depth(stubber, 0, in_flight=2)
+    started(stubber)
+    out = io.StringIO()
+    assert redrive.redrive(client, ROUTE, out, wait=False) == 0
+    assert "Moving about 2 messages" in out.getvalue()
+
+
+def test_a_cancelled_task_is_not_reported_as_done(sqs: tuple[Any, Stubber]) -> None:  # R9
+    client, stubber = sqs
+    no_task(stubber)
+    depth(stubber, 11)
+    started(stubber)
+    task(stubber, "RUNNING", 4)
+    task(stubber, "CANCELLED", 6)
+    out = io.StringIO()
+    code = redrive.redrive(client, ROUTE, out, interval=0, sleep=lambda _: None)
+    assert code == 1
+    assert out.getvalue().splitlines()[-1] == "The move task ended CANCELLED after 6 messages."
+
+
+def test_unchanged_progress_is_printed_once(sqs: tuple[Any, Stubber]) -> None:  # R14
+    client, stubber = sqs
+    no_task(stubber)
+    depth(stubber, 11)
+    started(stubber)
+    task(stubber, "RUNNING", 4)
+    task(stubber, "RUNNING", 4)
+    task(stubber, "COMPLETED", 11)
+    out = io.StringIO()
+    code = redrive.redrive(client, ROUTE, out, interval=0, sleep=lambda _: None)
+    assert code == 0
+    assert out.getvalue().splitlines().count("  RUNNING: 4/11 messages moved") == 1
+
+
+def test_a_stack_whose_queue_is_not_created_yet_is_one_clear_error(
+    sqs: tuple[Any, Stubber],
+) -> None:  # R12b
+    client, _ = sqs
+    cloudformation = boto3.client(
+        "cloudformation", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    with Stubber(cloudformation) as cfn:
+        cfn.add_response(
+            "describe_stack_resource",
+            {
+                "StackResourceDetail": {
+                    "LogicalResourceId": "DeadLetterQueue",
+                    "ResourceType": "AWS::SQS::Queue",
+                    "LastUpdatedTimestamp": "2025-01-01T00:00:00Z",
+                    "ResourceStatus": "CREATE_IN_PROGRESS",
+                }
+            },
+            {"StackName": "s", "LogicalResourceId": "DeadLetterQueue"},
+        )
+        with pytest.raises(RedriveError, match=r"no DeadLetterQueue yet \(CREATE_IN_PROGRESS\)"):
+            redrive.stack_route(cloudformation, client, "s")
+
+
+# --- moto: queues and redrive policies -------------------------------------------------------
+
+
+def queues(session: boto3.Session, *sources: str) -> tuple[str, dict[str, str]]:
+    sqs = session.client("sqs")
+    dlq = sqs.create_queue(QueueName="dlq")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]
+    policy = json.dumps({"deadLetterTargetArn": arn["QueueArn"], "maxReceiveCount": 5})
+    urls = {
+        name: sqs.create_queue(QueueName=name, Attributes={"RedrivePolicy": policy})["QueueUrl"]
+        for name in sources
+    }
+    return dlq, urls
+
+
+def test_a_dead_letter_queue_of_two_queues_needs_a_destination(
+    aws_session: boto3.Session,
+) -> None:  # R10
+    dlq, _ = queues(aws_session, "events", "other")
+    with pytest.raises(RedriveError, match="dead-letter queue of 2 queues"):
+        redrive.queue_route(aws_session.client("sqs"), dlq)
+
+
+def test_the_destination_named_is_the_one_used(aws_session: boto3.Session) -> None:  # R11
+    dlq, _ = queues(aws_session, "events")
+    replay = aws_session.client("sqs").create_queue(QueueName="replay")["QueueUrl"]
+    route = redrive.queue_route(aws_session.client("sqs"), dlq, replay)
+    assert route.destination_name == "replay"
+
+
+def test_stack_with_a_destination_queue_is_refused(
+    aws_session: boto3.Session, monkeypatch: pytest.MonkeyPatch
+) -> None:  # R13
+    monkeypatch.setattr(access, "boto3_session", lambda profile, region: aws_session)
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["redrive", "--stack", "s", "--to-queue-url", "https://sqs/x", "--dry-run"]
+    assert cli.main(argv, stdout=out, stderr=err) == 1
+    assert "--to-queue-url goes with --queue-url" in err.getvalue()
+
+
+@pytest.mark.parametrize(("rate", "ok"), [("1", True), ("500", True), ("0", False), ("501", False)])
+def test_rate_is_one_to_sqs_maximum_of_500(rate: str, ok: bool) -> None:  # R6, R7
+    parser = cli.build_parser()
+    argv = ["redrive", "--stack", "s", "--rate", rate]
+    if ok:
+        assert parser.parse_args(argv).rate == int(rate)
+    else:
+        with pytest.raises(SystemExit):
+            parser.parse_args(argv)
+
+
+@pytest.mark.parametrize(
+    ("interval", "ok"), [("0", True), ("2.5", True), ("-1", False), ("nan", False), ("3601", False)]
+)
+def test_interval_is_checked_before_any_task_starts(interval: str, ok: bool) -> None:
+    # A negative or nan interval reached time.sleep after the move task had started, and the
+    # command died with a traceback while the task ran on
+    argv = ["redrive", "--stack", "s", "--interval", interval]
+    if ok:
+        assert cli.build_parser().parse_args(argv).interval == float(interval)
+    else:
+        with pytest.raises(SystemExit):
+            cli.build_parser().parse_args(argv)
