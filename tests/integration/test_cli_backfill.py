@@ -554,3 +554,28 @@ def test_a_job_whose_timeline_item_was_not_written_is_written_whole_by_the_next_
     code, second, _ = run_backfill(endpoint, history.table_name, "--queue", "ml")
     assert (code, second["written"], second["failed"]) == (0, ML_OK, 0)
     assert [len(history.timeline(job_id)) for job_id in jobs["ml"]] == [1] * ML_OK
+
+
+def test_a_job_that_could_not_be_described_is_written_by_the_next_run(
+    session: boto3.Session, endpoint: str, jobs: dict[str, list[str]], monkeypatch: Any
+) -> None:
+    # Given DescribeJobs refused on the first run (a role without batch:DescribeJobs, say)
+    def refused(request: AWSPreparedRequest, **_: Any) -> AWSResponse:
+        body = json.dumps({"__type": "AccessDeniedException", "message": "not allowed"}).encode()
+        headers = {"Content-Type": "application/json", "x-amzn-ErrorType": "AccessDeniedException"}
+        return http_response(request, 403, body, headers)
+
+    history = new_table(session, endpoint)
+    with monkeypatch.context() as denied:
+        hook_cli_sessions(denied, "before-send.batch.DescribeJobs", refused)
+        code, first, err = run_backfill(endpoint, history.table_name, "--queue", "ml")
+
+    # Then each job counts as failed, saying why, and none is stored from its summary alone
+    assert code == 1
+    assert (first["written"], first["failed"], first["vanished"]) == (0, ML_OK, 0)
+    assert "could not be described: AccessDeniedException" in err
+    assert all(history.get_latest(job_id) is None for job_id in jobs["ml"])
+
+    # And the next run describes and writes every job
+    code, second, _ = run_backfill(endpoint, history.table_name, "--queue", "ml")
+    assert (code, second["written"], second["described"], second["failed"]) == (0, ML_OK, ML_OK, 0)

@@ -19,6 +19,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse, HTTPHeaders
+from botocore.exceptions import ReadTimeoutError
 from botocore.stub import Stubber
 from mypy_boto3_batch import BatchClient
 
@@ -46,6 +47,12 @@ def error_response(request: AWSPreparedRequest, status: int, code: str) -> AWSRe
     headers["x-amzn-ErrorType"] = code
     headers["Content-Type"] = "application/json"
     return AWSResponse(request.url, status, headers, _RawBody(body))
+
+
+def request_json(request: AWSPreparedRequest) -> Any:
+    """The JSON body of a request on its way out."""
+    assert isinstance(request.body, (str, bytes))
+    return json.loads(request.body)
 
 
 def failing_first(calls: int, status: int, code: str, seen: list[str]) -> Callable[..., Any]:
@@ -365,3 +372,59 @@ def test_describe_service_job_errors_fall_back_to_event_only(
     assert stored is not None
     assert stored.record["enrichment"] == "EVENT_ONLY"
     assert stored.record["failure"]["category"] == "APPLICATION_ERROR"
+
+
+# --- a call that fails fails only its own ids ---------------------------------------------------
+
+
+def test_an_answered_describe_jobs_chunk_survives_a_failing_one(
+    batch: BatchClient, no_retry_delay: list[float]
+) -> None:
+    # Given 150 jobs (two DescribeJobs calls), and HTTP 500 for the call holding the last 50
+    ids = [str(uuid.uuid4()) for _ in range(150)]
+
+    def second_chunk_fails(request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
+        if ids[-1] in request_json(request)["jobs"]:
+            return error_response(request, 500, "ServerException")
+        return None
+
+    hook: Callable[..., Any] = second_chunk_fails
+    batch.meta.events.register("before-send.batch.DescribeJobs", hook)
+
+    # When they are described
+    result = describe_jobs(batch, ids)
+
+    # Then the first call's answer is kept (moto knows none of them), the rest are errors
+    assert result.not_found == set(ids[:100])
+    assert set(result.errors) == set(ids[100:])
+    assert all(why.startswith("ServerException: ") for why in result.errors.values())
+    assert result.calls == 2
+
+
+def test_a_timed_out_service_job_is_an_error_of_its_own(
+    batch: BatchClient, make_enricher: EnricherFactory, no_retry_delay: list[float]
+) -> None:
+    # Given two service jobs: Batch says the first is unknown, the second's calls all time out
+    gone, slow = str(uuid.uuid4()), str(uuid.uuid4())
+
+    def answer(request: AWSPreparedRequest, **_: Any) -> AWSResponse:
+        if request_json(request)["jobId"] == slow:
+            raise ReadTimeoutError(endpoint_url=request.url)
+        return error_response(request, 400, "ClientException")
+
+    hook: Callable[..., Any] = answer
+    batch.meta.events.register("before-send.batch.DescribeServiceJob", hook)
+
+    # When both are described, then the unknown one is not found, the slow one an error
+    result = describe_service_jobs(batch, [gone, slow], concurrency=2)
+    assert result.not_found == {gone}
+    assert set(result.errors) == {slow}
+    assert result.errors[slow].startswith("ReadTimeoutError: ")
+
+    # And through the pipeline, the timeout costs only the slow job its description
+    base = read_event("service-job-failed")
+    processed = make_enricher(batch=batch).process(
+        [Message("a", with_job_id(base, gone)), Message("b", with_job_id(base, slow))]
+    )
+    enrichment = {p.record.job_id: p.record.enrichment for p in processed.processed if p.record}
+    assert enrichment == {gone: Enrichment.NOT_FOUND, slow: Enrichment.EVENT_ONLY}

@@ -350,17 +350,18 @@ class Backfill:
         for summary in summaries:
             job_id = str(summary["jobId"])
             described = descriptions.jobs.get(job_id)
+            if job_id in descriptions.errors:
+                # Not stored from its summary: the next run, finding nothing newer, describes it.
+                self._fail(f"{job_id}: could not be described: {descriptions.errors[job_id]}")
+                continue
             if described is not None:
                 detail: Mapping[str, Any] = described
                 enrichment = Enrichment.DESCRIBED
                 self.result.described += 1
             else:
                 detail = detail_from_summary(summary, queue)
-                if job_id in descriptions.errors:
-                    enrichment = Enrichment.EVENT_ONLY
-                else:
-                    enrichment = Enrichment.NOT_FOUND
-                    self.result.vanished += 1
+                enrichment = Enrichment.NOT_FOUND
+                self.result.vanished += 1
             try:
                 event = parse_event(
                     synthesize_event(

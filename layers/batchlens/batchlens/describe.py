@@ -2,7 +2,9 @@
 
 DescribeJobs takes at most 100 ids per call; DescribeServiceJob takes one id, so service jobs are
 described concurrently. A job the API no longer knows (Batch keeps jobs about 7 days; a very new id
-may not be visible yet) is simply absent from the result: the caller falls back to the event.
+may not be visible yet) is simply absent from the result: the caller falls back to the event. A
+call that fails after boto3's retries fails only its own ids (`errors`), never the answers of the
+other calls.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 if TYPE_CHECKING:
     from mypy_boto3_batch import BatchClient
@@ -52,12 +54,22 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _why(exc: ClientError | BotoCoreError) -> str:
+    if isinstance(exc, ClientError):
+        return f"{exc.response.get('Error', {}).get('Code', '')}: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
 def describe_jobs(client: BatchClient, job_ids: Iterable[str]) -> Descriptions:
     """DescribeJobs for every distinct id, at most 100 per call."""
     result = Descriptions()
     for chunk in chunks(job_ids):
-        response = client.describe_jobs(jobs=chunk)
         result.calls += 1
+        try:
+            response = client.describe_jobs(jobs=chunk)
+        except (ClientError, BotoCoreError) as exc:  # after retries; the other chunks still count
+            result.errors.update(dict.fromkeys(chunk, _why(exc)))
+            continue
         for job in response.get("jobs", []):
             result.jobs[job["jobId"]] = _plain(dict(job))
         result.not_found.update(job_id for job_id in chunk if job_id not in result.jobs)
@@ -77,10 +89,11 @@ def describe_service_jobs(
         try:
             response = client.describe_service_job(jobId=job_id)
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code in _NOT_FOUND_CODES:
+            if exc.response.get("Error", {}).get("Code", "") in _NOT_FOUND_CODES:
                 return job_id, None, None
-            return job_id, None, f"{code}: {exc}"
+            return job_id, None, _why(exc)
+        except BotoCoreError as exc:  # a timeout or lost connection, after retries
+            return job_id, None, _why(exc)
         body = {k: v for k, v in response.items() if k != "ResponseMetadata"}
         return job_id, _plain(body), None
 

@@ -152,6 +152,13 @@ class Enricher:
                     "%s failed; using the events' own detail", name, extra={"error": repr(exc)}
                 )
                 continue
+            if part.errors:
+                logger.warning(
+                    "%s failed for %d jobs; using the events' own detail",
+                    name,
+                    len(part.errors),
+                    extra={"error": next(iter(part.errors.values()))},
+                )
             merged.jobs.update(part.jobs)
             merged.not_found |= part.not_found
             merged.errors.update(part.errors)
