@@ -512,6 +512,32 @@ def test_alert_on_allows_at_deploy_time_exactly_what_the_enricher_accepts(
         Settings.from_env({"ALERT_ON": "FAILED,QUEUE_BLOKED"})
 
 
+@pytest.mark.parametrize(
+    ("parameter", "variable", "field"),
+    [
+        ("RetentionDays", "RETENTION_DAYS", "retention_days"),
+        ("LogTailLines", "LOG_TAIL_LINES", "log_tail_lines"),
+    ],
+)
+def test_whole_number_parameters_allow_at_deploy_time_exactly_what_the_enricher_accepts(
+    template: Template, parameter: str, variable: str, field: str
+) -> None:
+    # A value the enricher rejects would fail every batch. CloudFormation's Number type takes
+    # 30.5, so these are Strings whose pattern spells out the enricher's range.
+    spec = template["Parameters"][parameter]
+    assert spec["Type"] == "String"
+    pattern = spec["AllowedPattern"]
+    for number in range(-5, 5_000):
+        deployable = re.fullmatch(pattern, str(number)) is not None
+        try:
+            accepted = getattr(Settings.from_env({variable: str(number)}), field) == number
+        except ValidationError:
+            accepted = False
+        assert deployable == accepted, (parameter, number)
+    for text in ("30.5", "1e2", " 30", "30 ", "", "+30", "0x1f", "٣٠"):
+        assert re.fullmatch(pattern, text) is None, (parameter, text)
+
+
 def test_job_log_group_prefix_takes_every_log_group_name(template: Template) -> None:
     pattern = template["Parameters"]["JobLogGroupPrefix"]["AllowedPattern"]
     logs = botocore.session.get_session().get_service_model("logs")
