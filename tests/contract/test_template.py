@@ -526,6 +526,7 @@ def test_whole_number_parameters_allow_at_deploy_time_exactly_what_the_enricher_
     # 30.5, so these are Strings whose pattern spells out the enricher's range.
     spec = template["Parameters"][parameter]
     assert spec["Type"] == "String"
+    assert getattr(Settings.from_env({}), field) == int(spec["Default"])
     pattern = spec["AllowedPattern"]
     for number in range(-5, 5_000):
         deployable = re.fullmatch(pattern, str(number)) is not None

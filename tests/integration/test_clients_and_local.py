@@ -1,0 +1,167 @@
+"""Clients as the Lambda builds them, DescribeJobs' answer, and the local stack against the
+template: behaviour a mutation review of aws.py, describe.py, settings.py and local.py showed no
+test pinned (each test fails with the mutant it was written for)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from pydantic import ValidationError
+
+from batchlens import aws
+from batchlens.describe import describe_jobs
+from batchlens.local import LocalStack, put_batch_event
+from batchlens.pipeline import Message
+from batchlens.records import Enrichment
+from batchlens.settings import Settings
+from batchlens.template import default_template_path, load_template, queue_attributes
+from tests.conftest import EnricherFactory, read_event
+from tests.integration.test_describe import failing_first, with_job_id
+
+TEMPLATE = load_template(default_template_path())
+
+
+def test_clients_use_standard_retries_and_the_timeouts_of_the_settings(
+    aws_session: boto3.Session,
+) -> None:
+    # Given the default settings, then: standard mode, 5 attempts in all, 3 s / 10 s
+    config: Any = aws.client("batch", Settings.from_env({}), aws_session).meta.config
+    assert config.retries == {"mode": "standard", "total_max_attempts": 5}
+    assert (config.connect_timeout, config.read_timeout) == (3.0, 10.0)
+    # Given every variable set, then each reaches the client
+    tuned = Settings.from_env(
+        {
+            "BATCHLENS_CONNECT_TIMEOUT": "1.5",
+            "BATCHLENS_READ_TIMEOUT": "4",
+            "BATCHLENS_MAX_ATTEMPTS": "2",
+        }
+    )
+    config = aws.client("batch", tuned, aws_session).meta.config
+    assert config.retries == {"mode": "standard", "total_max_attempts": 2}
+    assert (config.connect_timeout, config.read_timeout) == (1.5, 4.0)
+
+
+@pytest.mark.integration
+def test_batchlens_max_attempts_bounds_the_attempts_of_a_failing_call(
+    aws_session: boto3.Session, stack: LocalStack, no_retry_delay: list[float]
+) -> None:
+    # Given a Batch client for BATCHLENS_MAX_ATTEMPTS=2 and DescribeJobs always answering 500
+    batch = aws.client("batch", stack.settings(BATCHLENS_MAX_ATTEMPTS="2"), aws_session)
+    seen: list[str] = []
+    batch.meta.events.register(
+        "before-send.batch.DescribeJobs", failing_first(10**6, 500, "ServerException", seen)
+    )
+    # When one job is described, then boto3 gives up after two attempts in all
+    job_id = str(uuid.uuid4())
+    assert set(describe_jobs(batch, [job_id]).errors) == {job_id}
+    assert len(seen) == 2
+
+
+def test_the_connection_pool_holds_the_most_concurrent_describes(
+    aws_session: boto3.Session,
+) -> None:
+    # Given the highest describe concurrency the settings allow
+    most = Settings.from_env({"BATCHLENS_DESCRIBE_CONCURRENCY": "32"})
+    with pytest.raises(ValidationError, match="BATCHLENS_DESCRIBE_CONCURRENCY"):
+        Settings.from_env({"BATCHLENS_DESCRIBE_CONCURRENCY": "33"})
+    # Then a client's pool has a connection for each concurrent call
+    config: Any = aws.client("batch", most, aws_session).meta.config
+    pool = config.max_pool_connections
+    assert pool >= most.describe_concurrency
+
+
+def test_clients_come_from_the_session_passed(aws_session: boto3.Session) -> None:
+    # Given a session for another region than the environment's (us-east-1)
+    session = boto3.Session(region_name="eu-west-1")
+    # Then the client is that session's
+    assert aws.client("batch", Settings.from_env({}), session).meta.region_name == "eu-west-1"
+
+
+# --- describe.py (D6, D14; S14) --------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_describe_jobs_marks_only_the_unknown_ids_not_found(
+    aws_session: boto3.Session, stack: LocalStack
+) -> None:
+    batch = aws.client("batch", stack.settings(), aws_session)
+    known = read_event("job-succeeded")["detail"]
+    unknown = str(uuid.uuid4())
+    stubber = Stubber(batch)
+    stubber.add_response("describe_jobs", {"jobs": [known]}, {"jobs": [known["jobId"], unknown]})
+    with stubber:
+        result = describe_jobs(batch, [known["jobId"], unknown])
+    assert set(result.jobs) == {known["jobId"]}
+    assert result.not_found == {unknown}
+
+
+@pytest.mark.integration
+def test_service_jobs_are_described_concurrently_by_default(
+    aws_session: boto3.Session, stack: LocalStack, make_enricher: EnricherFactory
+) -> None:
+    # Given two service-job events, and DescribeServiceJob calls that each wait for the other
+    batch = aws.client("batch", stack.settings(), aws_session)
+    both_in_flight = threading.Barrier(2, timeout=5)
+
+    def wait_for_the_other(**_: Any) -> None:
+        both_in_flight.wait()
+
+    batch.meta.events.register(
+        "before-parameter-build.batch.DescribeServiceJob", wait_for_the_other
+    )
+    stubber = Stubber(batch)
+    for _ in range(2):
+        stubber.add_client_error("describe_service_job", "ClientException", "Job not found", 400)
+    base = read_event("service-job-failed")
+    events = [with_job_id(base, str(uuid.uuid4())) for _ in range(2)]
+
+    # When the pipeline describes them with the default settings
+    with stubber:
+        result = make_enricher(batch=batch).process(
+            [Message(str(n), e) for n, e in enumerate(events)]
+        )
+
+    # Then both calls ran at once and answered (NOT_FOUND), not the event-only fallback
+    assert {p.record.enrichment for p in result.processed if p.record} == {Enrichment.NOT_FOUND}
+
+
+# --- settings.py: the Slack secret cache (S17) ------------------------------------------------
+
+
+@pytest.mark.integration
+def test_the_local_event_queue_has_the_template_attributes(
+    aws_session: boto3.Session, stack: LocalStack
+) -> None:
+    attributes = aws_session.client("sqs").get_queue_attributes(
+        QueueUrl=stack.event_queue_url, AttributeNames=["All"]
+    )["Attributes"]
+    expected = queue_attributes(TEMPLATE, "EventQueue")
+    assert {name: attributes.get(name) for name in expected} == expected
+
+
+def _drain(sqs: Any, url: str) -> Iterator[dict[str, Any]]:
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
+        for message in messages:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            yield json.loads(message["Body"])
+
+
+@pytest.mark.integration
+def test_the_local_rule_routes_only_the_four_batch_detail_types(
+    aws_session: boto3.Session, stack: LocalStack
+) -> None:
+    # Given a Batch event of another detail-type, and a job state change
+    other = read_event("job-runnable")
+    other["detail-type"] = "Batch Compute Environment State Change"
+    put_batch_event(aws_session, None, other)
+    put_batch_event(aws_session, None, read_event("job-runnable"))
+    # Then only the job state change reaches the event queue
+    received = list(_drain(aws_session.client("sqs"), stack.event_queue_url))
+    assert [body["detail-type"] for body in received] == ["Batch Job State Change"]
