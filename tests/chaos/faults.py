@@ -193,14 +193,13 @@ class Environment:
         self._calls = 0
         self._crash_at: int | None = None
         self._deadline = float("inf")
-        self._published = False
         self._sent: list[str] = []  # this invocation's published messages
+        self._noted = 0  # how many of them an overrun already put in the injector's window
 
     def begin(self, crash_at: int | None, deadline: float) -> None:
         with self._lock:
             self._calls, self._crash_at, self._deadline = 0, crash_at, deadline
-            self._published = False
-            self._sent = []
+            self._sent, self._noted = [], 0
 
     def end(self) -> None:
         with self._lock:
@@ -222,24 +221,23 @@ class Environment:
                 self._injector.stats.add("deadlineCrashes")
                 self._overran()
                 raise SimulatedCrash("the invocation ran past its deadline")
-            if self._crash_at is not None and self._calls >= self._crash_at and not self._published:
+            if self._crash_at is not None and self._calls >= self._crash_at and not self._sent:
                 self.dead = True
                 self._injector.stats.add("crashes")
                 raise SimulatedCrash(f"crashed before AWS call {self._calls} of the invocation")
 
     def published(self, messages: list[str]) -> None:
         with self._lock:
-            self._published = True
             self._sent += messages
 
     def _overran(self) -> None:
         """The deadline passed after SNS accepted alerts (a real timeout, not an injected crash):
         their ledger marks may not be written before their claims expire, so each may go out
         once more, the at-least-once window the module's docstring describes."""
-        if self._sent:
+        if fresh := self._sent[self._noted :]:
             self._injector.stats.add("publishWindowOverruns")
-            self._injector.note_window(self._sent)
-            self._sent = []
+            self._injector.note_window(fresh)
+            self._noted = len(self._sent)
 
     # --- hooks ------------------------------------------------------------------------------
 
