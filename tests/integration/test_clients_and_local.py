@@ -4,10 +4,13 @@ test pinned (each test fails with the mutant it was written for)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import threading
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
@@ -17,8 +20,9 @@ from pydantic import ValidationError
 
 from batchlens import aws
 from batchlens.describe import describe_jobs
+from batchlens.events import parse_event
 from batchlens.local import LocalStack, put_batch_event
-from batchlens.pipeline import Message
+from batchlens.pipeline import Enricher, Message
 from batchlens.records import Enrichment
 from batchlens.settings import Settings
 from batchlens.template import default_template_path, load_template, queue_attributes
@@ -64,17 +68,84 @@ def test_batchlens_max_attempts_bounds_the_attempts_of_a_failing_call(
     assert len(seen) == 2
 
 
+class _SlowBatch(BaseHTTPRequestHandler):
+    """A loopback Batch endpoint that holds every answer until `parties` requests are in flight.
+
+    botocore still validates every request and parses every answer against Batch's model; only
+    real HTTP shows how many connections urllib3's pool must hold.
+    """
+
+    barrier: threading.Barrier
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        # Fewer calls overlapping than the test needs breaks the barrier; the test says so below.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            self.barrier.wait(timeout=10)
+        body: dict[str, Any]
+        headers: dict[str, str] = {}
+        if self.path == "/v1/describejobs":
+            status, body = 200, {"jobs": []}
+        else:  # DescribeServiceJob: an id Batch does not know
+            body = {"__type": "ClientException", "message": "Job not found"}
+            status, headers["x-amzn-ErrorType"] = 400, "ClientException"
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
 def test_the_connection_pool_holds_the_most_concurrent_describes(
-    aws_session: boto3.Session,
+    aws_credentials: None, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # Given the highest describe concurrency the settings allow
-    most = Settings.from_env({"BATCHLENS_DESCRIBE_CONCURRENCY": "32"})
+    # Given the highest describe concurrency the settings allow, and a Batch endpoint that answers
+    # only once DescribeJobs and every DescribeServiceJob of the batch are in flight together
+    most = 32
     with pytest.raises(ValidationError, match="BATCHLENS_DESCRIBE_CONCURRENCY"):
-        Settings.from_env({"BATCHLENS_DESCRIBE_CONCURRENCY": "33"})
-    # Then a client's pool has a connection for each concurrent call
-    config: Any = aws.client("batch", most, aws_session).meta.config
-    pool = config.max_pool_connections
-    assert pool >= most.describe_concurrency
+        Settings.from_env({"BATCHLENS_DESCRIBE_CONCURRENCY": str(most + 1)})
+    barrier = threading.Barrier(most + 1)
+    handler = type("Handler", (_SlowBatch,), {"barrier": barrier})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings = Settings.from_env(
+        {
+            "BATCHLENS_DESCRIBE_CONCURRENCY": str(most),
+            "BATCHLENS_ENDPOINT_URL": f"http://127.0.0.1:{server.server_address[1]}",
+        }
+    )
+    session = boto3.Session(region_name="us-east-1")
+    enricher = Enricher(
+        settings,
+        batch=aws.client("batch", settings, session),
+        dynamodb=aws.client("dynamodb", settings, session),
+        sns=aws.client("sns", settings, session),
+    )
+    container = parse_event(read_event("job-failed-oom"))
+    service = [
+        parse_event(with_job_id(read_event("service-job-failed"), str(uuid.uuid4())))
+        for _ in range(most)
+    ]
+    caplog.set_level(logging.WARNING, logger="urllib3")
+    # When the enricher describes them
+    try:
+        result = enricher.describe([container, *service])
+    finally:
+        server.shutdown()
+        server.server_close()
+    # Then every call was answered over a connection the pool keeps: none was opened only to be
+    # thrown away ("Connection pool is full, discarding connection")
+    assert not barrier.broken, "fewer calls overlapped than the most concurrent describes"
+    assert result.calls == most + 1
+    assert not result.errors
+    assert len(result.not_found) == most + 1
+    assert not [r.getMessage() for r in caplog.records if r.name.startswith("urllib3")]
 
 
 def test_clients_come_from_the_session_passed(aws_session: boto3.Session) -> None:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from botocore.config import Config
 
-from batchlens.settings import Settings
+from batchlens.settings import MAX_DESCRIBE_CONCURRENCY, Settings
 
 if TYPE_CHECKING:
     import boto3
@@ -18,14 +18,19 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 
-def client_config(settings: Settings, pool: int = 32) -> Config:
+# DescribeJobs runs beside the most concurrent DescribeServiceJob calls; a smaller pool opens the
+# extra connection anyway, then throws it away with a warning ("Connection pool is full").
+POOL_CONNECTIONS = MAX_DESCRIBE_CONCURRENCY + 1
+
+
+def client_config(settings: Settings) -> Config:
     return Config(
         # botocore's `max_attempts` counts retries only; `total_max_attempts` is the setting's
         # meaning (attempts in all, the first included), as AWS_MAX_ATTEMPTS means it.
         retries={"mode": "standard", "total_max_attempts": settings.aws_max_attempts},
         connect_timeout=settings.aws_connect_timeout,
         read_timeout=settings.aws_read_timeout,
-        max_pool_connections=pool,
+        max_pool_connections=POOL_CONNECTIONS,
     )
 
 

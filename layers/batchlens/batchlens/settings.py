@@ -28,6 +28,9 @@ def _upper_all(value: object) -> object:
 CsvList = Annotated[tuple[str, ...], BeforeValidator(_split_csv)]
 UpperCsvList = Annotated[tuple[str, ...], BeforeValidator(_upper_all)]
 
+#: The most DescribeServiceJob calls one batch may have in flight (BATCHLENS_DESCRIBE_CONCURRENCY).
+MAX_DESCRIBE_CONCURRENCY = 32
+
 #: What `ALERT_ON` may name: a job status, or a queue-blocked event.
 ALERTABLE = frozenset({*SERVICE_JOB_STATUSES, "QUEUE_BLOCKED"})
 
@@ -51,7 +54,7 @@ class Settings(BaseModel):
     aws_read_timeout: float = Field(default=10.0, gt=0, alias="BATCHLENS_READ_TIMEOUT")
     aws_max_attempts: int = Field(default=5, ge=1, le=10, alias="BATCHLENS_MAX_ATTEMPTS")
     describe_concurrency: int = Field(
-        default=8, ge=1, le=32, alias="BATCHLENS_DESCRIBE_CONCURRENCY"
+        default=8, ge=1, le=MAX_DESCRIBE_CONCURRENCY, alias="BATCHLENS_DESCRIBE_CONCURRENCY"
     )
     endpoint_url: str | None = Field(default=None, alias="BATCHLENS_ENDPOINT_URL")
     # The Slack notifier: the secret holding the incoming-webhook URL, and how long to cache it.
