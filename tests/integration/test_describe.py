@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -428,3 +429,45 @@ def test_a_timed_out_service_job_is_an_error_of_its_own(
     )
     enrichment = {p.record.job_id: p.record.enrichment for p in processed.processed if p.record}
     assert enrichment == {gone: Enrichment.NOT_FOUND, slow: Enrichment.EVENT_ONLY}
+
+
+def test_a_hanging_describe_takes_only_its_share_of_the_invocation(
+    batch: BatchClient,
+    make_enricher: EnricherFactory,
+    history: HistoryTable,
+    drain_alerts: Callable[[], list[Json]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given DescribeJobs that hangs until the test lets it go (longer than the invocation has),
+    # and an invocation with 8 s left
+    released = threading.Event()
+    hung: list[str] = []
+
+    def hang(request: AWSPreparedRequest, **_: Any) -> None:
+        hung.append(request.url)
+        released.wait(timeout=30)  # then moto answers, after the batch is done
+
+    hook: Callable[..., Any] = hang
+    batch.meta.events.register("before-send.batch.DescribeJobs", hook)
+    failed, succeeded = read_event("job-failed-oom"), read_event("job-succeeded")
+    caplog.set_level(logging.WARNING, logger="batchlens")
+
+    # When a batch is processed
+    try:
+        result = make_enricher(batch=batch).process(
+            [Message("a", failed), Message("b", succeeded)], remaining_ms=8_000
+        )
+    finally:
+        released.set()
+
+    # Then after half the time it went on with the events' own detail: both are stored, the
+    # failed job alerted, and the log says why the records are not described
+    assert len(hung) == 1
+    assert result.failures == {}
+    for event in (failed, succeeded):
+        stored = history.get_latest(event["detail"]["jobId"])
+        assert stored is not None
+        assert stored.record["enrichment"] == "EVENT_ONLY"
+    alerted = [json.loads(alert["Message"])["jobId"] for alert in drain_alerts()]
+    assert alerted == [failed["detail"]["jobId"]]
+    assert "DescribeJobs: no answer within" in caplog.text

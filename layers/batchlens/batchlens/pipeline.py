@@ -50,6 +50,16 @@ COMPLETE_ATTEMPTS = 3
 #: Concurrent conditional writes within one batch (boto3 clients are thread-safe).
 WRITE_CONCURRENCY = 16
 
+#: The share of the invocation's remaining time the Batch API may take to describe a batch. A
+#: call that hangs is retried by boto3 for about a minute (5 attempts of a 10 s read timeout),
+#: longer than the function's timeout: past its share, the batch goes on with the events' own
+#: detail instead of timing out whole, so alerts still go out while the Batch API is unwell.
+DESCRIBE_SHARE = 0.5
+
+#: Threads for the describe calls, apart from the writers: a call still hanging after its share
+#: keeps its thread (it cannot be cancelled) and must not hold up a later batch's writes.
+DESCRIBE_THREADS = 4
+
 
 @dataclass(frozen=True, slots=True)
 class Message:
@@ -114,6 +124,7 @@ class Enricher:
         # Whatever reaches the log (an exception quoting its input, a logged event) is masked too.
         guard_logger(logger, self.redactor)
         self._pool = ThreadPoolExecutor(max_workers=WRITE_CONCURRENCY)
+        self._describe_pool = ThreadPoolExecutor(max_workers=DESCRIBE_THREADS)
 
     @property
     def ledger(self) -> AlertLedger:
@@ -126,27 +137,37 @@ class Enricher:
 
     # --- phases ------------------------------------------------------------------------
 
-    def describe(self, events: Sequence[BatchEvent]) -> Descriptions:
-        """Describe every distinct job once; a failing API degrades to the events' own detail."""
+    def describe(self, events: Sequence[BatchEvent], budget_s: float | None = None) -> Descriptions:
+        """Describe every distinct job once; a failing API, or one that has not answered within
+        `budget_s` seconds (None: no limit), degrades to the events' own detail."""
         container_ids = [e.job_id for e in events if not e.event_type.is_service]
         service_ids = [e.job_id for e in events if e.event_type.is_service]
         merged = Descriptions()
-        calls: list[tuple[str, Callable[[], Descriptions]]] = []
+        calls: list[tuple[str, list[str], Callable[[], Descriptions]]] = []
         if container_ids:
-            calls.append(("DescribeJobs", lambda: describe_jobs(self._batch, container_ids)))
+            calls.append(
+                ("DescribeJobs", container_ids, lambda: describe_jobs(self._batch, container_ids))
+            )
         if service_ids:
             calls.append(
                 (
                     "DescribeServiceJob",
+                    service_ids,
                     lambda: describe_service_jobs(
                         self._batch, service_ids, concurrency=self.settings.describe_concurrency
                     ),
                 )
             )
-        futures = [(name, self._pool.submit(call)) for name, call in calls]
-        for name, future in futures:
+        ends = None if budget_s is None else time.monotonic() + budget_s
+        futures = [(name, ids, self._describe_pool.submit(call)) for name, ids, call in calls]
+        for name, ids, future in futures:
             try:
-                part = future.result()
+                part = future.result(None if ends is None else max(0.0, ends - time.monotonic()))
+            except TimeoutError:  # the call goes on in its thread; its answer comes too late
+                why = f"no answer within {budget_s:.1f} s"
+                logger.warning("%s: %s; using the events' own detail", name, why)
+                merged.errors.update(dict.fromkeys(ids, why))
+                continue
             except Exception as exc:  # the event itself still carries the job's detail
                 logger.warning(
                     "%s failed; using the events' own detail", name, extra={"error": repr(exc)}
@@ -187,7 +208,10 @@ class Enricher:
                 outcome.error, outcome.poison = f"unparseable event: {type(exc).__name__}", True
                 logger.exception("Poison record", extra={"message_id": message.message_id})
 
-        descriptions = self.describe([event for _, event in parsed])
+        deadline = _Deadline(remaining_ms, started)
+        descriptions = self.describe(
+            [event for _, event in parsed], deadline.share_s(DESCRIBE_SHARE)
+        )
         result.describe_calls = descriptions.calls
 
         by_job: dict[str, list[Processed]] = defaultdict(list)
@@ -213,7 +237,7 @@ class Enricher:
         self._store(parents)
         self._write_timeline([p for group in by_job.values() for p in group if p.error is None])
         result.publish_calls = self._alert(
-            [p for group in by_job.values() for p in group], _Deadline(remaining_ms, started)
+            [p for group in by_job.values() for p in group], deadline
         )
         return result
 
@@ -488,6 +512,11 @@ class _Deadline:
         if self.remaining_ms is None:
             return None
         return self.remaining_ms - int((time.monotonic() - self.started) * 1000)
+
+    def share_s(self, share: float) -> float | None:
+        """`share` of the time left, in seconds (None: no limit)."""
+        left = self.left_ms()
+        return None if left is None else max(0, left) * share / 1000
 
     def too_late(self) -> bool:
         left = self.left_ms()
