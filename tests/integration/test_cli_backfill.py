@@ -375,6 +375,7 @@ def test_since_keeps_a_job_whose_last_activity_is_exactly_then(
     [
         (("--queue", "no-such-queue"), "batchlens: no job queue named 'no-such-queue'\n"),
         (("--rate", "100"), "batchlens: --rate must be above 0 and at most 40 calls a second\n"),
+        (("--rate", "0"), "batchlens: --rate must be above 0 and at most 40 calls a second\n"),
         (("--since", "last tuesday"), "batchlens: bad time 'last tuesday': "),
         (("--queue", "ml"), "batchlens: history table 't' not found (region us-east-1 at http"),
     ],
@@ -579,3 +580,44 @@ def test_a_job_that_could_not_be_described_is_written_by_the_next_run(
     # And the next run describes and writes every job
     code, second, _ = run_backfill(endpoint, history.table_name, "--queue", "ml")
     assert (code, second["written"], second["described"], second["failed"]) == (0, ML_OK, ML_OK, 0)
+
+
+# --- behaviour pinned by a mutation review ---------------------------------------------------
+
+
+def test_retention_days_and_allow_shape_what_is_stored(
+    session: boto3.Session, endpoint: str, jobs: dict[str, list[str]]
+) -> None:
+    # Given a job whose status reason quotes a token, alone in its queue (moto records the
+    # reason of a TerminateJob on a job it has already run)
+    batch = session.client("batch", endpoint_url=endpoint)
+    environment = batch.describe_compute_environments(computeEnvironments=["local-ce"])[
+        "computeEnvironments"
+    ][0]["computeEnvironmentArn"]
+    batch.create_job_queue(
+        jobQueueName="reasons",
+        state="ENABLED",
+        priority=1,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": environment}],
+    )
+    job_id = batch.submit_job(jobName="stopped", jobQueue="reasons", jobDefinition="etl-nightly")[
+        "jobId"
+    ]
+    batch.terminate_job(jobId=job_id, reason="stopped by API_TOKEN=abc123secret")
+    history = new_table(session, endpoint)
+
+    # When it is backfilled to be kept 7 days, with API_TOKEN allowed
+    code, summary, _ = run_backfill(
+        endpoint, history.table_name, "--queue", "reasons", "--retention-days", "7", "--allow",
+        "API_TOKEN",
+    )  # fmt: skip
+
+    # Then its items expire 7 days after its state, and the allowed variable is shown as it is
+    stored = session.client("dynamodb", endpoint_url=endpoint).get_item(
+        TableName=history.table_name, Key={"pk": {"S": f"JOB#{job_id}"}, "sk": {"S": "LATEST"}}
+    )["Item"]
+    record = json.loads(stored["record"]["S"])
+    expires = datetime.fromisoformat(record["eventTime"]) + timedelta(days=7)
+    assert (code, summary["written"]) == (0, 1)
+    assert stored["expiresAt"] == {"N": str(int(expires.timestamp()))}
+    assert record["statusReason"] == "stopped by API_TOKEN=abc123secret"

@@ -1003,3 +1003,226 @@ def test_query_count_depends_on_the_page_not_on_the_table_size(
     assert large_queries <= 2
     assert all(params.get("Limit") == 50 for name, params in calls.made if name == "Query")
     assert calls.count("Scan") == 0
+
+
+# --- behaviour pinned by a mutation review ---------------------------------------------------
+
+
+def stack_with_outputs(session: boto3.Session, endpoint: str, name: str, **outputs: str) -> None:
+    """A deployed stack with these outputs (a marker resource, as a stack needs one)."""
+    session.client("cloudformation", endpoint_url=endpoint).create_stack(
+        StackName=name,
+        TemplateBody=json.dumps(
+            {
+                "Resources": {"Marker": {"Type": "AWS::SNS::Topic"}},
+                "Outputs": {key: {"Value": value} for key, value in outputs.items()},
+            }
+        ),
+    )
+
+
+def test_the_table_is_the_stack_output_named_history_table_name(
+    endpoint: str, golden: str, session: boto3.Session
+) -> None:
+    # Given a stack whose HistoryTableName comes after another output, and a stack without one
+    stack_with_outputs(
+        session,
+        endpoint,
+        "batchlens-outputs",
+        AlertTopicArn="arn:aws:sns:us-east-1:123456789012:not-the-history-table",
+        HistoryTableName=golden,
+    )
+    stack_with_outputs(session, endpoint, "not-batchlens", AlertTopicArn=golden)
+
+    def jobs(stack: str) -> tuple[int, str, str]:
+        return run("jobs", "--stack", stack, "--endpoint-url", endpoint, *MARCH, "-o", "json")
+
+    # When jobs are listed through each, then the first reads the table its output names
+    code, out, _ = jobs("batchlens-outputs")
+    assert code == 0
+    assert len(out.splitlines()) == 10
+    # and the second says what it lacks, in one line
+    assert jobs("not-batchlens") == (
+        1,
+        "",
+        "batchlens: stack 'not-batchlens' has no HistoryTableName output; "
+        "is it a batchlens stack?\n",
+    )
+
+
+def test_verbose_counts_the_stack_lookup_too(
+    endpoint: str, golden: str, session: boto3.Session
+) -> None:
+    # Given the history table named by a deployed stack's output
+    stack_with_outputs(session, endpoint, "batchlens-verbose", HistoryTableName=golden)
+
+    # When jobs are listed through it with -v
+    code, _, err = run(
+        "jobs", "--stack", "batchlens-verbose", "--endpoint-url", endpoint, *MARCH,
+        "--queue", "etl-queue", "-v",
+    )  # fmt: skip
+
+    # Then the calls reported are every call made: CloudFormation's as well as DynamoDB's
+    assert code == 0
+    assert err.startswith("batchlens: 2 BatchGetItem, 1 DescribeStacks, 8 Query in ")
+
+
+def test_notes_are_for_tables_and_pipes_get_only_data(endpoint: str, golden: str) -> None:
+    # Given questions the golden history has no answer to, or more answers than the limit
+    nowhere = (*MARCH, "--queue", "no-such-queue")
+
+    # When they are asked for JSON or CSV
+    # Then stderr stays empty (no "No jobs match.", no limit hint) and a CSV keeps its header
+    assert query(endpoint, golden, "jobs", *nowhere, "-o", "json") == (0, "", "")
+    code, out, err = query(endpoint, golden, "jobs", *MARCH, "--limit", "1", "-o", "json")
+    assert (code, len(out.splitlines()), err) == (0, 1, "")
+    assert query(endpoint, golden, "failures", *nowhere, "-o", "csv") == (
+        0,
+        "by,group,count,share,lastFailedAt,exampleJobId,exampleJobName,exampleSummary\n",
+        "",
+    )
+    assert query(endpoint, golden, "stats", *nowhere, "-o", "csv") == (
+        0,
+        "queue,jobs,succeeded,failed,failureRate,queueWaitP50,queueWaitP95,runP50,runP95\n",
+        "",
+    )
+
+
+def test_failures_and_stats_say_so_when_there_is_nothing_to_count(
+    endpoint: str, golden: str
+) -> None:
+    # Given a queue the golden history has never seen
+    nowhere = (*MARCH, "--queue", "no-such-queue")
+
+    # When its failures and stats are asked for as a table
+    # Then a note on stderr says there was nothing, and the exit status is 0
+    assert query(endpoint, golden, "failures", *nowhere) == (0, "", "No failed jobs.\n")
+    assert query(endpoint, golden, "stats", *nowhere) == (0, "", "No jobs in that time range.\n")
+
+
+def test_several_jobs_as_a_table_are_apart_by_a_blank_line(
+    endpoint: str, golden: str, utc: None
+) -> None:
+    # Given the OOM job and the failed service job in the golden history
+    service = next(r for r in golden_records() if r.job_arn and ":service-job/" in r.job_arn)
+
+    # When both are shown as tables
+    code, out, _ = query(endpoint, golden, "job", OOM_JOB, service.job_id)
+
+    # Then the second begins after one blank line
+    assert code == 0
+    assert out.startswith(JOB_TABLE + f"\nJob            {service.job_name} ({service.job_id})\n")
+
+
+def test_failures_category_counts_only_those_categories(endpoint: str, golden: str) -> None:
+    # Given the golden history's failures of five categories
+    # When failures are counted for two categories
+    code, out, _ = query(
+        endpoint, golden, "failures", *MARCH, "--category", "OUT_OF_MEMORY,IMAGE_PULL", "-o",
+        "json",
+    )  # fmt: skip
+
+    # Then only those groups are there
+    assert code == 0
+    assert [(line["group"], line["count"]) for line in map(json.loads, out.splitlines())] == [
+        ("IMAGE_PULL", 1),
+        ("OUT_OF_MEMORY", 1),
+    ]
+
+
+def test_status_and_category_may_be_repeated(endpoint: str, golden: str) -> None:
+    # Given the golden history
+    # When --status and --category are each given twice
+    code, out, _ = query(
+        endpoint, golden, "jobs", *MARCH, "--name", "etl-nightly", "--status", "FAILED",
+        "--status", "SUCCEEDED", "-o", "json",
+    )  # fmt: skip
+    assert code == 0
+    assert names(out) == ["etl-nightly-orders-backfill-20250301", "etl-nightly-orders-20250313"]
+    code, out, _ = query(
+        endpoint, golden, "jobs", *MARCH, "--category", "OUT_OF_MEMORY", "--category",
+        "HOST_TERMINATED", "-o", "json",
+    )  # fmt: skip
+
+    # Then every value given counts, not only the last
+    assert code == 0
+    assert names(out) == ["clickstream-hourly-20250314-11", "align-NA12878-chr1"]
+
+
+def test_a_negative_limit_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    # Given no AWS at all (the table `t` is never reached)
+    # When --limit is given a negative number
+    with pytest.raises(SystemExit) as exited:
+        run("jobs", "--table", "t", "--limit", "-1")
+
+    # Then argparse refuses it before anything is asked of AWS, with the usage exit status
+    assert exited.value.code == cli.EXIT_USAGE
+    assert "argument --limit: must be 0 or more" in capsys.readouterr().err
+
+
+def test_jobs_are_the_newest_50_by_default(
+    endpoint: str, sized_tables: tuple[str, str, list[JobRecord]]
+) -> None:
+    # Given 300 failures of the last few minutes
+    small, _, records = sized_tables
+
+    # When failures are listed without --limit
+    code, out, _ = query(
+        endpoint, small, "jobs", "--status", "FAILED", "--since", "24h", "-o", "json"
+    )
+
+    # Then the newest 50 are shown, as the README says
+    assert code == 0
+    assert [json.loads(line)["jobId"] for line in out.splitlines()] == [
+        r.job_id for r in records[:50]
+    ]
+
+
+def test_the_default_range_is_the_last_7_days(session: boto3.Session, endpoint: str) -> None:
+    # Given failures updated 6 and 8 days ago
+    history = new_table(session, endpoint)
+    now = datetime.now(tz=UTC).replace(microsecond=0)
+    for days in (6, 8):
+        payload = event("job-failed-oom.json", id=f"{days:08d}-2222-4000-8000-000000000000")
+        payload["time"] = (now - timedelta(days=days)).isoformat().replace("+00:00", "Z")
+        payload["detail"]["jobId"] = f"{days:08d}-0000-4000-8000-000000000000"
+        payload["detail"]["jobName"] = f"failed-{days}-days-ago"
+        history.put_latest(record_of(payload))
+
+    # When jobs are listed without --since
+    code, out, _ = query(endpoint, history.table_name, "jobs", "-o", "json")
+
+    # Then only the one of the last 7 days is there
+    assert code == 0
+    assert names(out) == ["failed-6-days-ago"]
+
+
+class Interrupting(io.StringIO):
+    """Standard output as it is when the reader goes away, or the person presses Ctrl-C."""
+
+    def __init__(self, raised: type[BaseException]) -> None:
+        super().__init__()
+        self.raised = raised
+
+    def write(self, text: str) -> int:
+        raise self.raised
+
+
+@pytest.mark.parametrize(
+    ("raised", "status"), [(BrokenPipeError, cli.EXIT_OK), (KeyboardInterrupt, 130)]
+)
+def test_a_closed_pipe_is_success_and_ctrl_c_is_130(
+    endpoint: str, golden: str, raised: type[BaseException], status: int
+) -> None:
+    # Given standard output that fails as jobs print (`| head` has read enough, or Ctrl-C)
+    err = io.StringIO()
+
+    # When jobs are listed
+    code = cli.main(
+        ["jobs", "--table", golden, "--endpoint-url", endpoint, *MARCH, "-o", "json"],
+        stdout=Interrupting(raised),
+        stderr=err,
+    )
+
+    # Then the command ends quietly: 0 for a closed pipe, 130 (128 + SIGINT) for Ctrl-C
+    assert (code, err.getvalue()) == (status, "")

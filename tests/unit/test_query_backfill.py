@@ -420,3 +420,94 @@ def test_a_short_day_moves_on_to_the_day_before_and_stops_at_the_limit() -> None
 
     assert len(jobs) == 5
     assert jobs[:2] == ["2025-03-14-0", "2025-03-14-1"]
+
+
+# --- behaviour pinned by a mutation review ---------------------------------------------------
+
+
+def entry(job_id: str, at: str, version: str) -> dict[str, Any]:
+    """One index entry of `job_id`, updated `at` (keys and the projected version)."""
+    return {
+        "pk": {"S": f"JOB#{job_id}"},
+        "sk": {"S": "LATEST"},
+        "gsi2sk": {"S": f"{at}#{job_id}"},
+        "version": {"S": version},
+    }
+
+
+def test_a_job_that_changes_status_while_listed_is_shown_once() -> None:
+    # Given job `a` read from its RUNNING partition, then (it failed meanwhile) from its FAILED one
+    dynamodb = offline("dynamodb")
+    question = JobQuery(
+        since=NOW - timedelta(hours=1), until=NOW, statuses=("RUNNING", "FAILED"), limit=5
+    )
+    states = [
+        ("RUNNING", "2025-03-14T11:50:00.000Z", "0|000|5|1"),
+        ("FAILED", "2025-03-14T11:55:00.000Z", "1|001|6|2"),
+    ]
+    with Stubber(dynamodb) as stub:
+        for status, at, version in states:
+            stub.add_response(
+                "query",
+                {"Items": [entry("a", at, version)]},
+                {**by_day("2025-03-14", 5), "ExpressionAttributeValues": ANY},
+            )
+            stored = {"jobId": "a", "status": status}
+            stub.add_response(
+                "batch_get_item",
+                {
+                    "Responses": {
+                        "history": [
+                            {
+                                **entry("a", at, version),
+                                "record": {"S": json.dumps(stored)},
+                            }
+                        ]
+                    }
+                },
+            )
+
+        # When the jobs are listed
+        jobs = [(job["jobId"], job["status"]) for job in found(question, dynamodb)]
+        stub.assert_no_pending_responses()
+
+    # Then the job is listed once, as the newest state read
+    assert jobs == [("a", "FAILED")]
+
+
+def test_a_category_filter_reads_whole_pages_not_limit_items() -> None:
+    # Given the newest failure of a category wanted: DynamoDB's Limit counts the items a Query
+    # reads before its filter, so a Limit of 1 would cost one Query per failure of the day
+    dynamodb = offline("dynamodb")
+    question = JobQuery(
+        since=NOW - timedelta(hours=1),
+        until=NOW,
+        statuses=("FAILED",),
+        categories=("OUT_OF_MEMORY",),
+        limit=1,
+    )
+    unlimited = {key: value for key, value in by_day("2025-03-14", 1).items() if key != "Limit"}
+    with Stubber(dynamodb) as stub:
+        stub.add_response(
+            "query",
+            {"Items": items("2025-03-14", 1), "LastEvaluatedKey": {"pk": {"S": "more"}}},
+            {
+                **unlimited,
+                "ExpressionAttributeValues": {
+                    ":pk": {"S": "D#2025-03-14#FAILED"},
+                    ":lo": ANY,
+                    ":hi": ANY,
+                    ":c0": {"S": "OUT_OF_MEMORY"},
+                },
+                "ExpressionAttributeNames": {"#category": "category"},
+                "FilterExpression": "#category IN (:c0)",
+            },
+        )
+        expect_records(stub, "2025-03-14", 1)
+
+        # When it is listed
+        jobs = [job["jobId"] for job in found(question, dynamodb)]
+        stub.assert_no_pending_responses()
+
+    # Then one Query asked for a whole page, filtered, with no Limit
+    assert jobs == ["2025-03-14-0"]

@@ -11,6 +11,7 @@ import pytest
 from batchlens.query import (
     JobQuery,
     QueryError,
+    iso,
     job_id_of,
     parse_categories,
     parse_statuses,
@@ -158,3 +159,36 @@ def test_job_ids_may_be_given_as_job_arns() -> None:
     assert job_id_of(" 7e5f376f-6a34-459d-a1e0-46a88061cd91:7 ") == (
         "7e5f376f-6a34-459d-a1e0-46a88061cd91:7"
     )
+
+
+# --- behaviour pinned by a mutation review ---------------------------------------------------
+
+
+def test_minutes_may_be_spelled_min() -> None:
+    # Given minutes typed as `min`, when parsed, then they are minutes ago, as `m` is
+    assert parse_time("30min", NOW) == NOW - timedelta(minutes=30)
+
+
+def test_an_empty_or_trailing_comma_separated_value_is_no_status() -> None:
+    # Given statuses typed with a trailing comma and an empty value, as a shell variable leaves
+    # When they are parsed
+    # Then the empty parts are skipped, not refused as an unknown status
+    assert parse_statuses(["FAILED,", ",", ""]) == ("FAILED",)
+
+
+def test_a_range_of_one_instant_is_a_question() -> None:
+    # Given --since and --until naming the same moment (the jobs updated in that millisecond)
+    # When the question is built
+    question = JobQuery(since=NOW, until=NOW)
+
+    # Then it is accepted and reads that day
+    assert question.days() == ["2025-03-14"]
+
+
+def test_key_times_are_utc_whatever_the_local_zone() -> None:
+    # Given a date typed without an offset, which is local (Berlin) midnight
+    since = parse_time("2025-03-14", NOW)
+
+    # When it becomes a key bound, then it is written in the history's own form, UTC with `Z`,
+    # so that it compares with the stored `<updatedAt>#<jobId>` sort keys as the time it is
+    assert iso(since) == "2025-03-13T23:00:00.000Z"

@@ -83,8 +83,10 @@ class EventFiles:
             except ValueError as exc:
                 self._problem(name, f"not JSON: {exc}")
                 continue
-            single = not isinstance(document, list)
-            for position, event in enumerate(_events_in(document), start=1):
+            events = list(_events_in(document))
+            # A file of one event names it; a list's or an SQS event's events have positions.
+            single = len(events) == 1 and not isinstance(document, list)
+            for position, event in enumerate(events, start=1):
                 where = name if position == 1 and single else f"{name}#{position}"
                 try:
                     record = normalise(parse_event(event), redactor=redactor)
@@ -155,11 +157,12 @@ def _open_history(
     connection = connect(
         profile=args.profile, region=args.region, endpoint_url=args.endpoint_url, environ=os.environ
     )
+    if counter is not None:
+        # On the session, so every client counts: --stack's DescribeStacks as well as DynamoDB.
+        connection.session.events.register("after-call", counter)
     name = table_name(connection, table=args.table, stack=args.stack, environ=os.environ)
     with translated("history table", connection=connection, table=name):
         client = connection.client("dynamodb")
-    if counter is not None:
-        client.meta.events.register("after-call.dynamodb", counter)
     return HistoryTable(client, name, retention_days), connection
 
 
