@@ -190,3 +190,25 @@ def test_nothing_reads_logs_off_the_alert_path(
     assert calls.count == 0
     (notification,) = drain_alerts()
     assert json.loads(notification["Message"])["logExcerpt"] is None
+
+
+def test_an_invocation_short_of_time_sends_the_alert_without_reading_the_log(
+    aws_session: boto3.Session,
+    enricher_with_logs: Callable[..., Enricher],
+    drain_alerts: Callable[[], list[Json]],
+    calls: LogsCalls,
+) -> None:
+    # Given a failed job with a readable log, and an invocation with 10 s left (under the 15 s
+    # an excerpt needs, yet enough to publish)
+    event = read_event("job-failed-app-error")
+    write_log(aws_session, event, APP_LOG)
+    message = Message(str(uuid.uuid4()), json.dumps(event))
+
+    # When its event is processed
+    result = enricher_with_logs().process([message], 10_000)
+
+    # Then the alert went out now, without an excerpt, and the log was never read
+    assert result.failures == {}
+    (notification,) = drain_alerts()
+    assert json.loads(notification["Message"])["logExcerpt"] is None
+    assert calls.count == 0

@@ -17,7 +17,7 @@ from batchlens.events import parse_event
 from batchlens.logtail import MAX_EXCERPT_CHARS, MAX_LINE_CHARS, excerpt_lines, fetch_excerpt
 from batchlens.records import JobRecord, normalise
 from batchlens.redact import MASK, Redactor
-from tests.conftest import read_event
+from tests.conftest import read_event, variant
 
 
 def record_of(name: str) -> JobRecord:
@@ -192,3 +192,95 @@ def test_only_failures_with_a_stream_want_an_excerpt() -> None:
     assert logtail.wants_excerpt(record_of("job-failed-oom"), 20)
     assert not logtail.wants_excerpt(record_of("job-failed-oom"), 0)
     assert not logtail.wants_excerpt(record_of("job-succeeded"), 20)
+
+
+# --- what the excerpt keeps, masks and counts -----------------------------------------------------
+
+KEY_BODY = [f"MIIEpAIBAAKCAQEA{n:02d}planted+key/material" for n in range(25)]
+
+
+def test_a_log_that_ends_inside_a_private_key_masks_it_to_the_end() -> None:
+    # Given a job killed while it printed a private key (no END line)
+    messages = ["loading", "-----BEGIN OPENSSH PRIVATE KEY-----", *KEY_BODY[:3]]
+
+    # When its excerpt is cut; then the key is masked from its BEGIN line on
+    assert excerpt_lines(messages, 20, Redactor()) == (["loading", MASK], 1)
+
+
+def test_a_line_of_exactly_400_characters_is_kept_whole() -> None:
+    # Given lines of 400 and 401 characters (README: lines are cut to 400)
+    exact, over = "a" * 400, "b" * 401
+
+    # When they are excerpted
+    lines, _ = excerpt_lines([exact, over], 5)
+
+    # Then the first is whole, the second cut to 400 with an ellipsis
+    assert lines == [exact, "b" * 399 + "…"]
+
+
+def test_the_excerpt_holds_2500_characters_counting_one_line_break_per_line() -> None:
+    # Given six lines of 399 characters and one of 99: 2,500 with a line break each
+    lines = [f"{n}" + "x" * 398 for n in range(6)] + ["y" * 99]
+
+    # When they are excerpted, then all fit
+    assert excerpt_lines(lines, 20)[0] == lines
+
+    # And one character more drops the oldest line
+    longer = [*lines[:-1], "y" * 100]
+    assert excerpt_lines(longer, 20)[0] == longer[1:]
+
+
+def test_blank_lines_around_the_excerpt_and_trailing_spaces_are_dropped() -> None:
+    # Given a log whose last lines are blank or only whitespace around the one that matters
+    messages = ["", "   ", "ERROR boom   ", "\t", ""]
+
+    # When its last three lines are excerpted; then only the line that says something is quoted
+    assert excerpt_lines(messages, 3) == (["ERROR boom"], 0)
+
+
+def test_a_fetched_excerpt_adds_what_it_masked_to_the_records_count() -> None:
+    # Given a record that already masked two values, and a log line holding a password
+    record = record_of("job-failed-app-error").model_copy(update={"redacted": 2})
+    logs = Logs([["export DB_PASSWORD=hunter2-prod-Zx9", "Killed"]])
+
+    # When its excerpt is fetched
+    quoted = fetch(logs, record, 20)
+
+    # Then the password is masked and counted on top of the record's own
+    assert quoted.log_excerpt == [f"export DB_PASSWORD={MASK}", "Killed"]
+    assert quoted.redacted == 3
+
+
+@pytest.mark.parametrize(
+    ("error", "level"),
+    [("ResourceNotFoundException", logging.INFO), ("AccessDeniedException", logging.WARNING)],
+)
+def test_a_missing_stream_is_logged_as_info_any_other_failure_as_a_warning_with_the_job(
+    error: str, level: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a read that fails with `error`
+    caplog.set_level(logging.INFO, logger="batchlens")
+    record = record_of("job-failed-app-error")
+
+    # When the excerpt is fetched
+    fetch(Logs(error=error), record)
+
+    # Then one line at `level` names the job, its log group and the error
+    (line,) = caplog.records
+    assert line.levelno == level
+    fields = vars(line)
+    assert (fields["job_id"], fields["error"]) == (record.job_id, error)
+    assert fields["log_group"] == record.attempts[-1].log_group
+
+
+def test_a_blocked_queue_never_quotes_an_earlier_attempts_log() -> None:
+    # Given a job blocked in its queue after a first attempt that wrote a log stream
+    failed = read_event("job-failed-app-error")["detail"]["attempts"][0]
+    blocked = normalise(
+        parse_event(variant(read_event("job-queue-blocked-capacity"), attempts=[failed]))
+    )
+    assert blocked.failure is not None
+    assert logtail.log_source(blocked) is not None
+
+    # When asked whether its alert wants an excerpt; then no: the blocked queue is the news
+    assert not logtail.wants_excerpt(blocked, 20)

@@ -189,3 +189,59 @@ def test_secrets_next_to_very_long_tokens_are_still_found() -> None:
     assert DB_PASSWORD not in masked
     assert masked.startswith(blob)
     assert masked.endswith(blob)
+
+
+# --- what masking leaves alone ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Only the password of a URL's user info goes: scheme, user, host and port stay
+        (
+            "connect postgres://etl:pa55word@db.internal:5432/orders failed",
+            f"connect postgres://etl:{MASK}@db.internal:5432/orders failed",
+        ),
+        # A host and port with no user info hold no password
+        (
+            "GET https://api.internal:8443/v1/jobs failed",
+            "GET https://api.internal:8443/v1/jobs failed",
+        ),
+    ],
+)
+def test_a_url_keeps_everything_but_its_password(text: str, expected: str) -> None:
+    # Given a URL; when redacted; then only a password in its user info is masked
+    masked, count = Redactor().text(text)
+    assert (masked, count) == (expected, int(expected != text))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "GET /export?user=etl&password=s3cret&limit=10",
+            f"GET /export?user=etl&password={MASK}&limit=10",
+        ),
+        ("token=abc;next=1", f"token={MASK};next=1"),
+        ("DB_PASSWORD=abc,DB_HOST=db.internal", f"DB_PASSWORD={MASK},DB_HOST=db.internal"),
+    ],
+)
+def test_an_unquoted_value_ends_at_a_query_or_list_separator(text: str, expected: str) -> None:
+    # Given an unquoted secret value followed by `&`, `;` or `,` and more text
+    # When redacted; then the value alone is masked and what follows it stays
+    assert Redactor().text(text) == (expected, 1)
+
+
+def test_the_record_masks_its_failure_summary(load_event: EventLoader) -> None:
+    # Given a failed job's record whose failure summary quotes a key id
+    record = normalise(parse_event(load_event("job-failed-oom")))
+    assert record.failure is not None
+    failure = record.failure.model_copy(update={"summary": f"Upload refused for {AWS_KEY_ID}"})
+
+    # When it is redacted
+    clean = Redactor().redact_record(record.model_copy(update={"failure": failure}))
+
+    # Then the summary (an alert's subject line) is masked and counted
+    assert clean.failure is not None
+    assert clean.failure.summary == f"Upload refused for {MASK}"
+    assert clean.redacted == record.redacted + 1

@@ -253,3 +253,96 @@ def test_a_plain_log_field_named_like_a_secret_is_masked_whole() -> None:
     RedactingFilter(Redactor()).filter(record)
     assert vars(record)["api_token"] == MASK
     assert vars(record)["job_name"] == "nightly"
+
+
+# --- every prefix, every shape of a logged value -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        *(f"xox{kind}-123456789012-FAKEfakeFAKEfake" for kind in "aposr"),
+        *(f"gh{kind}_FAKEt0kenF0rRedacti0nTest5NotReal000" for kind in "ousr"),
+    ],
+)
+def test_every_slack_and_github_token_prefix_is_masked(token: str) -> None:
+    # Given a Slack user/app/refresh token or a GitHub OAuth/user/server/refresh token in a line
+    # When the line is masked; then the token is, whole
+    assert Redactor().text(f"auth with {token} failed") == (f"auth with {MASK} failed", 1)
+
+
+def test_an_empty_value_of_a_secret_name_is_left_empty() -> None:
+    # Given an environment variable with a secret-looking name and no value
+    environment = [{"name": "DB_PASSWORD", "value": ""}]
+
+    # When it is masked; then there was nothing to mask
+    assert Redactor().deep(environment) == (environment, 0)
+
+
+def test_only_the_argument_after_a_secret_flag_is_masked() -> None:
+    # Given a secret flag's value followed by a plain argument
+    # When the command is masked; then the plain argument stays
+    masked = Redactor().command(["--password", FLAG_PASSWORD, "load.py"])
+    assert masked == (["--password", MASK, "load.py"], 1)
+
+
+def test_a_string_holding_a_json_list_is_masked_as_that_json() -> None:
+    # Given a logged value holding a JSON list of environment variables (a body, a setting)
+    body = json.dumps(
+        [{"name": "DB_PASSWORD", "value": "hunter2"}, {"name": "THREADS", "value": "8"}]
+    )
+
+    # When it is masked
+    masked, count = Redactor().value("BODY", body)
+
+    # Then the secret variable's value is masked by its name, the other kept
+    assert json.loads(masked) == [
+        {"name": "DB_PASSWORD", "value": MASK},
+        {"name": "THREADS", "value": "8"},
+    ]
+    assert count == 1
+
+
+def test_json_nested_too_deep_to_decode_is_masked_as_text() -> None:
+    # Given a string that opens like JSON but nests deeper than the decoder recurses
+    nested = f"{'[' * 100_000} DB_PASSWORD=hunter2 {']' * 100_000}"
+
+    # When it is masked; then it is masked as text instead of failing
+    masked, count = Redactor().value("BODY", nested)
+    assert "hunter2" not in masked
+    assert count == 1
+
+
+def test_json_with_nothing_to_mask_is_left_byte_for_byte() -> None:
+    # Given a logged JSON body that trips the pre-scan ("Key") but holds no secret
+    body = '{"objectKey":"in/2025-03.csv","size":12}'
+
+    # When it is masked; then it is the same text (not re-serialised)
+    assert Redactor().deep(body) == (body, 0)
+
+
+def test_a_logged_exception_without_a_secret_keeps_its_type_and_text(
+    guarded: tuple[logging.Logger, io.StringIO],
+) -> None:
+    # Given a guarded logger; when an exception with nothing secret in it is logged
+    logger, stream = guarded
+    try:
+        raise ValueError("invoice INV-42 has no customer")
+    except ValueError:
+        logger.exception("failed", extra={"detail": ""})
+
+    # Then its traceback is logged as it was
+    out = stream.getvalue()
+    assert "ValueError: invoice INV-42 has no customer" in out
+    assert "RedactedError" not in out
+
+
+def test_a_message_that_cannot_be_formatted_is_withheld_without_raising(
+    guarded: tuple[logging.Logger, io.StringIO],
+) -> None:
+    # Given a guarded logger; when a call's arguments do not fit its format
+    logger, stream = guarded
+    logger.info("%s and %s", "one", extra={"detail": ""})
+
+    # Then the call returns, and the line says its message was withheld
+    assert "(log message withheld: it could not be masked)" in stream.getvalue()
