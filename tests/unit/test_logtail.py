@@ -199,6 +199,24 @@ def test_only_failures_with_a_stream_want_an_excerpt() -> None:
 KEY_BODY = [f"MIIEpAIBAAKCAQEA{n:02d}planted+key/material" for n in range(25)]
 
 
+def test_a_private_key_whose_top_is_above_the_window_is_still_masked() -> None:
+    # Given a log that printed a 27-line private key, then died: its last 20 events (the page
+    # GetLogEvents answers for limit=20) start inside the key, below its BEGIN line
+    log = ["loading", "-----BEGIN RSA PRIVATE KEY-----", *KEY_BODY]
+    log += ["-----END RSA PRIVATE KEY-----", "Killed"]
+    logs = Logs([log[-20:]])
+
+    # When the excerpt is fetched
+    quoted = fetch(logs, record_of("job-failed-app-error"), 20)
+
+    # Then none of the key's lines is quoted, and the job's last words still are
+    assert quoted.log_excerpt is not None
+    text = "\n".join(quoted.log_excerpt)
+    assert not any(line in text for line in KEY_BODY)
+    assert quoted.log_excerpt[-1] == "Killed"
+    assert quoted.redacted == 1
+
+
 def test_a_log_that_ends_inside_a_private_key_masks_it_to_the_end() -> None:
     # Given a job killed while it printed a private key (no END line)
     messages = ["loading", "-----BEGIN OPENSSH PRIVATE KEY-----", *KEY_BODY[:3]]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from batchlens.records import JobRecord
-from batchlens.redact import Redactor
+from batchlens.redact import MASK, Redactor
 
 if TYPE_CHECKING:
     from mypy_boto3_logs import CloudWatchLogsClient
@@ -35,6 +35,8 @@ MIN_REMAINING_MS = 15_000
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+#: The last events can start inside a private key, below its BEGIN line: mask up to its END line.
+_KEY_TAIL = re.compile(r"\A.*?-----END [A-Z0-9 ]*PRIVATE KEY-----", re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,9 @@ def excerpt_lines(
     # Colour codes go before masking: "\x1b[36mAKIA…" has no word boundary before the key.
     plain = _CONTROL.sub("", _ANSI.sub("", text.replace("\r\n", "\n").replace("\t", "    ")))
     cleaned, count = (redactor or Redactor()).text(plain)
+    # Whole keys are masked by now, so an END line left is that of a key begun above the window.
+    cleaned, tails = _KEY_TAIL.subn(MASK, cleaned, count=1)
+    count += tails
     all_lines = [line.rstrip() for line in cleaned.split("\n")]
     while all_lines and not all_lines[-1]:
         all_lines.pop()
