@@ -346,3 +346,72 @@ def test_a_message_that_cannot_be_formatted_is_withheld_without_raising(
 
     # Then the call returns, and the line says its message was withheld
     assert "(log message withheld: it could not be masked)" in stream.getvalue()
+
+
+# --- what reaches the log in any shape ------------------------------------------------------------
+
+
+def test_a_number_under_a_secret_name_is_masked_in_json_as_in_text() -> None:
+    # Given a variable holding JSON settings with a numeric password (text masks `"password": 1…`)
+    settings = '{"db": {"host": "db.internal", "password": 84712953}}'
+
+    # When the variable's value, and the same settings as a mapping, are masked
+    masked, count = Redactor().value("APP_CONFIG", settings)
+    mapping, mapping_count = Redactor().deep({"db": {"password": 84712953, "port": 5432}})
+
+    # Then the number is masked by its name like any other value, and other numbers stay
+    assert json.loads(masked) == {"db": {"host": "db.internal", "password": MASK}}
+    assert count == 1
+    assert (mapping, mapping_count) == ({"db": {"password": MASK, "port": 5432}}, 1)
+
+
+def test_structured_arguments_of_a_format_string_are_masked_by_name(
+    guarded: tuple[logging.Logger, io.StringIO],
+) -> None:
+    # Given a guarded logger; when an event is logged as the argument of a format string
+    logger, stream = guarded
+    event = {
+        "environment": [{"name": "DB_PASSWORD", "value": "hunter2"}],
+        "command": ["load.py", "--password", FLAG_PASSWORD],
+    }
+    logger.info("received %s", event, extra={"detail": ""})
+
+    # Then its environment is masked by name and its command by argument, as for a logged event
+    out = stream.getvalue()
+    assert "hunter2" not in out
+    assert FLAG_PASSWORD not in out
+    assert "'value': '****'" in out
+
+
+def test_an_exception_logged_as_the_message_is_masked(
+    guarded: tuple[logging.Logger, io.StringIO],
+) -> None:
+    # Given a guarded logger; when an exception quoting a password is logged as the message
+    logger, stream = guarded
+    try:
+        raise ValueError(f"login failed: DB_PASSWORD={FLAG_PASSWORD}")
+    except ValueError as exc:
+        logger.error(exc, extra={"detail": ""})
+
+    # Then its text is masked like any message
+    out = stream.getvalue()
+    assert FLAG_PASSWORD not in out
+    assert f"login failed: DB_PASSWORD={MASK}" in out
+
+
+def test_a_message_that_cannot_be_formatted_still_has_its_extras_and_exception_masked(
+    guarded: tuple[logging.Logger, io.StringIO],
+) -> None:
+    # Given a guarded logger; when a call whose arguments do not fit its format carries a secret
+    # in an extra field and in the exception it logs
+    logger, stream = guarded
+    try:
+        raise ValueError(f"bad input {JWT}")
+    except ValueError:
+        logger.exception("%s and %s", "one", extra={"detail": f"DB_PASSWORD={FLAG_PASSWORD}"})
+
+    # Then the message is withheld, and neither secret is logged
+    out = stream.getvalue()
+    assert "(log message withheld: it could not be masked)" in out
+    assert FLAG_PASSWORD not in out
+    assert JWT not in out

@@ -185,6 +185,8 @@ class Redactor:
                     result[key], found = self.value(name, pair_value)
                 elif isinstance(key, str) and isinstance(item, str):
                     result[key], found = self.value(key, item)
+                elif _is_number(item) and isinstance(key, str) and self.is_secret_name(key):
+                    result[key], found = MASK, 1  # `"pin": 8471`, as text masks it
                 else:
                     result[key], found = self.deep(item)
                 count += found
@@ -245,12 +247,19 @@ class Redactor:
         return record.model_copy(update=update)
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 # --- logs ----------------------------------------------------------------------------------
 
 #: Attributes every LogRecord has; anything else on a record came from `extra=`.
 _LOG_RECORD_ATTRIBUTES = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime"}
 )
+
+
+_WITHHELD = "(log message withheld: it could not be masked)"
 
 
 class RedactedError(Exception):
@@ -273,16 +282,24 @@ class RedactingFilter(logging.Filter):
         try:
             self._mask(record)
         except Exception:  # never lose a log line to the filter: keep a masked placeholder
-            record.msg, record.args = "(log message withheld: it could not be masked)", None
+            record.msg, record.args = _WITHHELD, None
         return True
 
     def _mask(self, record: logging.LogRecord) -> None:
-        if isinstance(record.msg, str):
-            record.msg, record.args = self.redactor.text(record.getMessage())[0], None
-        else:
+        if isinstance(record.msg, Mapping | list):
             record.msg = self.redactor.deep(record.msg)[0]
             if record.args:
                 record.args = self.redactor.deep(record.args)[0]
+        else:  # a format string, or any object logged as its text (an exception)
+            if record.args:
+                # As values first: an event's environment by name, a command by argument.
+                args = self.redactor.deep(record.args)[0]
+                record.args = tuple(args) if isinstance(record.args, tuple) else args
+            try:
+                message = record.getMessage()
+            except Exception:  # arguments that do not fit the format: still mask the rest
+                message = _WITHHELD
+            record.msg, record.args = self.redactor.text(message)[0], None
         extras = {
             key: value
             for key, value in vars(record).items()
