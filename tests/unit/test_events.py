@@ -246,3 +246,62 @@ def test_a_character_written_as_a_surrogate_pair_parses_but_half_a_pair_is_refus
         parse_event(half)
     with pytest.raises(InvalidEvent, match="half of a UTF-16 surrogate pair"):
         parse_event(half.encode())
+
+
+@pytest.mark.parametrize("arn_in", ["detail", "resources"])
+def test_an_event_without_an_account_takes_it_from_the_job_arn(
+    load_event: EventLoader, arn_in: str
+) -> None:
+    # Given an event without `account` (as some EventBridge stand-ins send it), whose job ARN
+    # sits in its detail, or only in its resources
+    event = load_event("job-failed-oom")
+    del event["account"]
+    arn = "arn:aws:batch:eu-west-1:210987654321:job/91d1d12f-bc0b-41ab-bc38-add9e258cb98"
+    if arn_in == "detail":
+        event["detail"]["jobArn"] = arn
+        event["resources"] = []
+    else:
+        del event["detail"]["jobArn"]
+        event["resources"] = ["arn:aws:batch:eu-west-1::job-queue/no-account", arn]
+
+    # When it is parsed, then the account is the one the ARN names (not its region)
+    assert parse_event(event).envelope.account == "210987654321"
+
+
+def test_a_lone_low_surrogate_is_refused_like_a_lone_high_one(load_event: EventLoader) -> None:
+    # Given an event whose reason holds the second half of a surrogate pair alone
+    event = load_event("job-failed-oom")
+    text = json.dumps({**event, "detail": {**event["detail"], "statusReason": "x"}})
+    half = text.replace('"statusReason": "x"', '"statusReason": "boom \\udc80"')
+    assert "\\udc80" in half
+
+    # When it is parsed, then it is refused as no Unicode text
+    with pytest.raises(InvalidEvent, match="half of a UTF-16 surrogate pair"):
+        parse_event(half)
+
+
+def test_a_refusal_names_three_problems_and_counts_the_rest(load_event: EventLoader) -> None:
+    # Given a job detail with four malformed fields
+    event = load_event("job-failed-oom")
+    event["detail"].update(attempts="a", createdAt="b", retryStrategy="c", tags="d")
+
+    # When it is parsed, then the reason names the first three and counts the fourth
+    with pytest.raises(InvalidEvent) as refused:
+        parse_event(event)
+    reason = str(refused.value)
+    assert reason.count(": ") == 4  # "invalid job detail: " and one per problem shown
+    assert reason.endswith(" (+1 more)")
+
+
+def test_a_key_value_too_long_names_its_place_in_the_event(load_event: EventLoader) -> None:
+    # Given events whose job id, and whose envelope id, are one byte too long for a history key
+    event = load_event("job-failed-oom")
+    event["detail"]["jobId"] = "j" * 201
+    envelope = load_event("job-failed-oom")
+    envelope["id"] = "e" * 201
+
+    # When they are parsed, then each refusal says where the value is, its size and the limit
+    with pytest.raises(InvalidEvent, match=r"^detail\.jobId is 201 bytes long; at most 200"):
+        parse_event(event)
+    with pytest.raises(InvalidEvent, match=r"^id is 201 bytes long; at most 200"):
+        parse_event(envelope)

@@ -14,6 +14,7 @@ from urllib.parse import unquote
 import pytest
 
 from batchlens.events import parse_event
+from batchlens.failures import FailureCategory
 from batchlens.records import Enrichment, JobRecord, normalise
 from tests.conftest import (
     EventLoader,
@@ -215,6 +216,36 @@ def test_queue_and_definition_are_split_from_their_arns(load_event: EventLoader)
     }
 
 
+@pytest.mark.parametrize("revision", ["\u00b2", "9" * 5_000])
+def test_a_revision_int_cannot_read_is_unknown_and_never_fails_the_record(
+    load_event: EventLoader, revision: str
+) -> None:
+    # Given a job whose definition ARN ends in digits Python's isdigit() accepts but int() refuses:
+    # a superscript two, and more digits than int() converts
+    event = load_event("job-failed-app-error")
+    arn = event["detail"]["jobDefinition"].rsplit(":", 1)[0] + f":{revision}"
+    event = variant(event, jobDefinition=arn)
+
+    # When normalised (README: `normalise` never raises on what `parse_event` accepts)
+    record = record_of(event).to_json_dict()
+
+    # Then the definition keeps its name and ARN, and its revision is unknown
+    assert record["jobDefinition"] == {
+        "name": arn.split("/")[-1].split(":")[0],
+        "revision": None,
+        "arn": arn,
+    }
+
+
+def test_a_definition_given_by_name_has_no_arn(load_event: EventLoader) -> None:
+    # Given a job whose definition is written as name:revision (a hand-made event), not an ARN
+    event = variant(load_event("job-failed-app-error"), jobDefinition="etl-transform:4")
+
+    # When normalised, then name and revision are read and no ARN is made up
+    record = record_of(event).to_json_dict()
+    assert record["jobDefinition"] == {"name": "etl-transform", "revision": 4, "arn": None}
+
+
 # --- durations and attempts ------------------------------------------------------------------
 
 
@@ -292,6 +323,34 @@ def test_attempts_used_and_allowed_follow_attempts_and_retry_strategy(
         assert attempt["resourceArn"] == source["container"]["taskArn"]
 
 
+def test_a_zero_length_attempt_lasts_zero_seconds_and_a_backwards_one_has_no_duration(
+    load_event: EventLoader,
+) -> None:
+    # Given a job whose first attempt stopped the millisecond it started, and whose second
+    # attempt reports a stop before its start (clock skew between hosts)
+    event = load_event("job-failed-oom")
+    first, second, _ = event["detail"]["attempts"]
+    first["stoppedAt"] = first["startedAt"]
+    second["stoppedAt"] = second["startedAt"] - 1_000
+
+    # When normalised
+    attempts = record_of(event).to_json_dict()["attempts"]
+
+    # Then the first lasted 0 seconds, and the second's duration is unknown, not negative
+    assert attempts[0]["durationSeconds"] == 0.0
+    assert attempts[1]["durationSeconds"] is None
+
+
+def test_a_zero_epoch_time_is_no_time(load_event: EventLoader) -> None:
+    # Given a queued job whose detail writes its unset start and stop times as 0
+    event = variant(load_event("job-runnable"), startedAt=0, stoppedAt=0)
+
+    # When normalised, then they are null, not 1970, and no duration is made of them
+    record = record_of(event).to_json_dict()
+    assert (record["startedAt"], record["stoppedAt"]) == (None, None)
+    assert (record["runSeconds"], record["totalSeconds"]) == (None, None)
+
+
 def test_without_a_retry_strategy_one_attempt_is_allowed(load_event: EventLoader) -> None:
     # Given a job submitted without retryStrategy
     event = variant(load_event("job-failed-app-error"), drop=["retryStrategy"])
@@ -320,6 +379,19 @@ def test_log_links_honour_the_awslogs_group_of_the_job(load_event: EventLoader) 
     # And the record's log link is the latest attempt's stream
     latest_stream = event["detail"]["attempts"][-1]["container"]["logStreamName"]
     assert cloudwatch_target(record["links"]["logs"]) == (group, latest_stream)
+
+
+def test_an_empty_ecs_properties_leaves_the_container_log_group_in_force(
+    load_event: EventLoader,
+) -> None:
+    # Given the OOM job (custom awslogs-group) with an `ecsProperties` that lists no task
+    event = variant(load_event("job-failed-oom"), ecsProperties={"taskProperties": []})
+    group = event["detail"]["container"]["logConfiguration"]["options"]["awslogs-group"]
+
+    # When normalised, then its attempts still log to the container's own group
+    record = record_of(event).to_json_dict()
+    assert {a["logGroup"] for a in record["attempts"]} == {group}
+    assert "4096 MiB" in record["failure"]["summary"]
 
 
 def test_log_links_default_to_the_batch_log_group(load_event: EventLoader) -> None:
@@ -427,6 +499,52 @@ def test_a_sidecar_killed_first_does_not_hide_the_app_containers_oom(
     assert record["failure"]["category"] == "OUT_OF_MEMORY"
 
 
+def test_an_out_of_memory_summary_quotes_the_memory_of_the_container_that_ran_out(
+    load_event: EventLoader,
+) -> None:
+    # Given a failed ECS-properties job: its sidecar (512 MiB) is listed first and was killed as
+    # the task stopped; the app container after it (4096 MiB) was killed for memory
+    event = load_event("ecs-properties-succeeded")
+    detail = event["detail"]
+    detail["status"] = "FAILED"
+    oom = "OutOfMemoryError: Container killed due to memory usage"
+    for containers in (
+        detail["ecsProperties"]["taskProperties"][0]["containers"],
+        detail["attempts"][0]["taskProperties"][0]["containers"],
+    ):
+        containers.reverse()
+        containers[0]["exitCode"] = 137
+        containers[1].update(exitCode=137, reason=oom)
+    sidecar, app = detail["ecsProperties"]["taskProperties"][0]["containers"]
+    assert {"type": "MEMORY", "value": "512"} in sidecar["resourceRequirements"]
+    assert {"type": "MEMORY", "value": "4096"} in app["resourceRequirements"]
+
+    # When normalised
+    failure = record_of(event).to_json_dict()["failure"]
+
+    # Then what happened and the next step name the app's memory, not the sidecar's
+    assert failure["category"] == "OUT_OF_MEMORY"
+    assert "more than its 4096 MiB" in failure["summary"]
+    assert "(now 4096 MiB)" in failure["nextStep"]
+
+
+def test_an_out_of_memory_summary_quotes_the_memory_a_job_definition_sets_the_old_way(
+    load_event: EventLoader,
+) -> None:
+    # Given the OOM job, its memory set by the container's `memory` (2048 MiB), not by a
+    # MEMORY resource requirement
+    event = load_event("job-failed-oom")
+    container = event["detail"]["container"]
+    container["resourceRequirements"] = [{"type": "VCPU", "value": "2"}]
+    container["memory"] = 2048
+
+    # When normalised, then the summary and next step quote that memory
+    failure = record_of(event).to_json_dict()["failure"]
+    assert failure["category"] == "OUT_OF_MEMORY"
+    assert "more than its 2048 MiB" in failure["summary"]
+    assert "(now 2048 MiB)" in failure["nextStep"]
+
+
 def test_a_blocked_queue_is_why_a_retried_job_waits_not_its_old_attempt(
     load_event: EventLoader,
 ) -> None:
@@ -478,6 +596,27 @@ def test_a_non_essential_sidecar_killed_as_the_task_stopped_never_speaks_for_the
     assert record["attempts"][0]["logStreamName"] == app["logStreamName"]
     assert record["failure"]["category"] == "APPLICATION_ERROR"
     assert "137" not in record["failure"]["summary"]
+
+
+def test_a_container_that_does_not_say_it_is_essential_is_essential(
+    load_event: EventLoader,
+) -> None:
+    # Given the failed ECS-properties job of the test above (the app exited 1, the non-essential
+    # sidecar listed before it was killed), the app's definition leaving `essential` out
+    # (ECS's default is true)
+    event = load_event("ecs-properties-succeeded")
+    event["detail"]["status"] = "FAILED"
+    _sidecar_first(event["detail"], app_exit=1)
+    del event["detail"]["ecsProperties"]["taskProperties"][0]["containers"][1]["essential"]
+
+    # When normalised
+    record = record_of(event).to_json_dict()
+
+    # Then the app still speaks for the attempt, not the sidecar's kill
+    app = event["detail"]["attempts"][0]["taskProperties"][0]["containers"][1]
+    assert record["attempts"][0]["exitCode"] == 1
+    assert record["attempts"][0]["logStreamName"] == app["logStreamName"]
+    assert record["failure"]["category"] == "APPLICATION_ERROR"
 
 
 def test_a_succeeded_job_does_not_take_its_killed_sidecars_exit_code(
@@ -532,6 +671,34 @@ def test_an_eks_job_without_attempts_is_classified_by_its_pod_containers(
     # Then the pod container's exit and reason classify the failure
     assert record["attempts"] == []
     assert record["failure"]["category"] == "OUT_OF_MEMORY"
+
+
+def test_an_eks_image_pull_failure_names_the_pods_image(load_event: EventLoader) -> None:
+    # Given a failed EKS job whose container could not pull its image: Kubernetes' reason
+    # "ErrImagePull" names no image
+    event = load_event("eks-failed-oom")
+    event["detail"]["eksAttempts"][0]["containers"][0].update(exitCode=None, reason="ErrImagePull")
+    image = event["detail"]["eksProperties"]["podProperties"]["containers"][0]["image"]
+
+    # When normalised
+    failure = record_of(event).to_json_dict()["failure"]
+
+    # Then the summary names the image of the pod's container
+    assert failure["category"] == "IMAGE_PULL"
+    assert image in failure["summary"]
+
+
+def test_sagemaker_attempts_are_in_the_training_jobs_log_group(load_event: EventLoader) -> None:
+    # Given a SageMaker training service job with one attempt
+    event = load_event("service-job-failed")
+
+    # When normalised
+    attempt = record_of(event).to_json_dict()["attempts"][0]
+
+    # Then its log group is SageMaker's (README), with no stream name Batch does not know
+    assert attempt["logGroup"] == "/aws/sagemaker/TrainingJobs"
+    assert attempt["logStreamName"] is None
+    assert cloudwatch_target(attempt["logUrl"])[0].startswith("/aws/sagemaker/TrainingJobs")
 
 
 def test_service_jobs_link_the_sagemaker_training_job_and_its_logs(load_event: EventLoader) -> None:
@@ -614,6 +781,44 @@ def test_array_parent_carries_size_and_children_summary(load_event: EventLoader)
     assert record["arrayStatusSummary"] == event["detail"]["arrayProperties"]["statusSummary"]
     assert record["parentJobId"] is None
     assert record["arrayIndex"] is None
+
+
+def test_the_first_array_child_is_a_child_too(load_event: EventLoader) -> None:
+    # Given child 0 of the array parent sample (index 0, the first Batch starts)
+    parent_id = load_event("array-parent-failed")["detail"]["jobId"]
+    child = load_event("array-child-failed")
+    child = variant(
+        child, jobId=f"{parent_id}:0", arrayProperties={"statusSummary": {}, "index": 0}
+    )
+
+    # When normalised, then it is an array child with index 0 that names its parent
+    record = record_of(child).to_json_dict()
+    assert (record["jobKind"], record["arrayIndex"]) == ("ARRAY_CHILD", 0)
+    assert record["parentJobId"] == parent_id
+
+
+def test_a_node_is_known_by_its_id_when_its_detail_has_no_node_details(
+    load_event: EventLoader,
+) -> None:
+    # Given node 2 of the multi-node sample, without `nodeDetails` (its id still reads "<id>#2")
+    node = variant(load_event("multinode-node-failed"), drop=["nodeDetails"])
+    parent = load_event("multinode-failed")
+
+    # When normalised, then it is a multi-node node of its parent
+    record = record_of(node).to_json_dict()
+    assert record["jobKind"] == "MULTINODE_NODE"
+    assert record["parentJobId"] == parent["detail"]["jobId"]
+
+
+def test_an_eks_job_is_known_by_its_attempts_without_its_pod_properties(
+    load_event: EventLoader,
+) -> None:
+    # Given the EKS sample without `eksProperties`, its `eksAttempts` still there
+    event = variant(load_event("eks-failed-oom"), drop=["eksProperties"])
+    assert event["detail"]["eksAttempts"]
+
+    # When normalised, then it is an EKS job
+    assert record_of(event).to_json_dict()["jobKind"] == "EKS"
 
 
 def test_multinode_node_points_at_its_parent(load_event: EventLoader) -> None:
@@ -720,3 +925,220 @@ def test_ecs_properties_logs_are_in_the_failed_containers_own_group() -> None:
     assert record["attempts"][0]["logStreamName"] == stream
     assert record["attempts"][0]["logGroup"] == "/aws/batch/job"
     assert cloudwatch_target(record["links"]["logs"]) == ("/aws/batch/job", stream)
+
+
+def test_a_starting_job_counts_the_attempt_it_is_starting(load_event: EventLoader) -> None:
+    # Given a job in STARTING for its first attempt (README: attempts started, finished + the
+    # running one)
+    event = variant(load_event("job-running"), status="STARTING")
+
+    # When normalised, then one attempt is in use
+    assert record_of(event).to_json_dict()["attemptsUsed"] == 1
+
+
+def test_an_array_child_has_no_summary_of_children(load_event: EventLoader) -> None:
+    # Given an array child, whose arrayProperties carry an empty statusSummary
+    event = load_event("array-child-failed")
+    assert event["detail"]["arrayProperties"]["statusSummary"] == {}
+
+    # When normalised, then it has no summary (null), not an empty one
+    assert record_of(event).to_json_dict()["arrayStatusSummary"] is None
+
+
+def test_a_description_never_replaces_what_the_event_itself_says(load_event: EventLoader) -> None:
+    # Given an array parent's FAILED event, and a description of it with other child counts
+    event = load_event("array-parent-failed")
+    described: dict[str, Any] = load_event("array-parent-failed")["detail"]
+    described["arrayProperties"]["statusSummary"] = {"FAILED": 1, "SUCCEEDED": 999}
+
+    # When normalised with that description
+    record = record_of(event, described).to_json_dict()
+
+    # Then the counts are the event's own
+    assert record["arrayStatusSummary"] == event["detail"]["arrayProperties"]["statusSummary"]
+
+
+def test_a_later_description_adds_no_eks_attempt_the_event_did_not_have(
+    load_event: EventLoader,
+) -> None:
+    # Given an EKS job's RUNNING event, which lists no attempt (the key left out, as the event of
+    # a job without attempts may), and its description after the attempt failed
+    described: dict[str, Any] = load_event("eks-failed-oom")["detail"]
+    running = variant(
+        load_event("eks-failed-oom"), status="RUNNING", drop=["eksAttempts", "stoppedAt"]
+    )
+
+    # When normalised with that description, then it is running its first attempt
+    record = record_of(running, described).to_json_dict()
+    assert (record["attempts"], record["attemptsUsed"]) == ([], 1)
+
+
+def test_a_later_description_does_not_link_a_training_job_the_event_had_not_started(
+    load_event: EventLoader,
+) -> None:
+    # Given a SageMaker service job's RUNNABLE event (no attempt yet) and its later description
+    described: dict[str, Any] = load_event("service-job-failed")["detail"]
+    runnable = variant(
+        load_event("service-job-failed"),
+        status="RUNNABLE",
+        attempts=[],
+        drop=["latestAttempt", "startedAt", "stoppedAt", "statusReason"],
+    )
+
+    # When normalised with that description, then no training job or log is linked yet
+    links = record_of(runnable, described).to_json_dict()["links"]
+    assert (links["trainingJob"], links["logs"]) == (None, None)
+
+
+def test_a_later_termination_does_not_turn_a_retried_attempt_into_a_cancel(
+    load_event: EventLoader,
+) -> None:
+    # Given a job back in RUNNABLE after a lost Spot host, and a description after a person
+    # terminated it
+    event = load_event("job-retried-runnable")
+    described: dict[str, Any] = {**event["detail"], "status": "FAILED", "isTerminated": True}
+
+    # When normalised with that description
+    failure = record_of(event, described).to_json_dict()["failure"]
+
+    # Then the record says what the event says: a host loss that Batch retries
+    assert failure["category"] == "HOST_TERMINATED"
+    assert failure["batchWillRetry"] is True
+
+
+def test_cancelled_and_terminated_jobs_are_cancellations_whatever_their_reason(
+    load_event: EventLoader,
+) -> None:
+    # Given an app-error job marked isCancelled, and a SageMaker job marked isTerminated
+    cancelled = variant(load_event("job-failed-app-error"), isCancelled=True)
+    terminated = variant(load_event("service-job-failed"), isTerminated=True)
+
+    # When normalised, then both are cancellations that Batch never retries
+    for event, verb in ((cancelled, "Cancelled"), (terminated, "Terminated")):
+        failure = record_of(event).to_json_dict()["failure"]
+        assert failure["category"] == "CANCELLED"
+        assert failure["summary"].startswith(verb)
+        assert failure["batchWillRetry"] is False
+
+
+def test_a_timeout_summary_quotes_the_jobs_own_timeout(load_event: EventLoader) -> None:
+    # Given a container job timed out under its 3600 s timeout, and a SageMaker job that ran
+    # past its 7200 s one
+    container = load_event("job-failed-timeout")
+    assert container["detail"]["timeout"] == {"attemptDurationSeconds": 3600}
+    service = load_event("service-job-failed")
+    reason = "Received status from SageMaker:MaxRuntimeExceeded: Training job ran too long"
+    service["detail"]["attempts"][0]["statusReason"] = reason
+    service["detail"]["statusReason"] = reason
+    service["detail"]["timeoutConfig"] = {"attemptDurationSeconds": 7200}
+
+    # When normalised, then each summary names its timeout
+    for event, seconds in ((container, 3600), (service, 7200)):
+        failure = record_of(event).to_json_dict()["failure"]
+        assert failure["category"] == "TIMEOUT"
+        assert f"the {seconds} s job timeout" in failure["summary"]
+
+
+def test_a_dependency_failure_names_the_jobs_it_depends_on(load_event: EventLoader) -> None:
+    # Given a job that never ran because a job in its dependsOn failed
+    event = load_event("job-failed-dependency")
+    dependency = event["detail"]["dependsOn"][0]["jobId"]
+
+    # When normalised without knowing which dependency failed, then the next step lists them
+    assert dependency in record_of(event).to_json_dict()["failure"]["nextStep"]
+    # And when the failed dependency is known, the summary names it and its category
+    record = normalise(
+        parse_event(event), dependency=(dependency, FailureCategory.OUT_OF_MEMORY)
+    ).to_json_dict()
+    assert f"job {dependency} (OUT_OF_MEMORY) failed" in record["failure"]["summary"]
+
+
+def test_an_eks_attempt_is_spoken_for_by_its_failed_init_container(
+    load_event: EventLoader,
+) -> None:
+    # Given a failed EKS attempt whose init container exited 2, so its main container never ran
+    event = load_event("eks-failed-oom")
+    attempt = event["detail"]["eksAttempts"][0]
+    attempt["containers"] = [{"name": "default"}]
+    attempt["initContainers"] = [{"name": "fetch-inputs", "exitCode": 2, "reason": "Error"}]
+
+    # When normalised
+    record = record_of(event).to_json_dict()
+
+    # Then the init container's exit speaks for the attempt, which names its cluster
+    assert (record["attempts"][0]["exitCode"], record["attempts"][0]["reason"]) == (2, "Error")
+    assert record["attempts"][0]["resourceArn"] == attempt["eksClusterArn"]
+    assert record["failure"]["category"] == "APPLICATION_ERROR"
+
+
+def test_a_service_job_without_its_latest_attempt_links_its_last_training_job(
+    load_event: EventLoader,
+) -> None:
+    # Given a SageMaker job's event without `latestAttempt`
+    event = variant(load_event("service-job-failed"), drop=["latestAttempt"])
+    arn = event["detail"]["attempts"][-1]["serviceResourceId"]["value"]
+
+    # When normalised, then the training job of its last attempt is linked
+    assert record_of(event).to_json_dict()["links"]["trainingJob"].endswith(arn.split("/")[-1])
+
+
+def test_a_running_service_job_links_its_training_jobs_logs(load_event: EventLoader) -> None:
+    # Given a SageMaker job RUNNING its first attempt: latestAttempt names the training job,
+    # no attempt has finished
+    event = variant(
+        load_event("service-job-failed"), status="RUNNING", attempts=[], drop=["stoppedAt"]
+    )
+    name = event["detail"]["latestAttempt"]["serviceResourceId"]["value"].split("/")[-1]
+
+    # When normalised, then the logs link opens SageMaker's log group filtered to that job
+    logs = record_of(event).to_json_dict()["links"]["logs"]
+    assert logs is not None
+    assert cloudwatch_target(logs)[0].startswith("/aws/sagemaker/TrainingJobs")
+    assert logs.endswith(f"$3FlogStreamNameFilter$3D{name}")
+
+
+def test_a_running_job_links_its_stream_in_the_containers_awslogs_group(
+    load_event: EventLoader,
+) -> None:
+    # Given a running job whose container logs to a group of its own
+    event = load_event("job-running")
+    event["detail"]["container"]["logConfiguration"] = {
+        "logDriver": "awslogs",
+        "options": {"awslogs-group": "/custom/etl"},
+    }
+
+    # When normalised, then the logs link opens its stream in that group
+    stream = event["detail"]["container"]["logStreamName"]
+    links = record_of(event).to_json_dict()["links"]
+    assert cloudwatch_target(links["logs"]) == ("/custom/etl", stream)
+
+
+def test_a_running_multi_container_job_links_its_essential_containers_stream(
+    load_event: EventLoader,
+) -> None:
+    # Given a RUNNING ECS-properties job whose non-essential sidecar is listed first and no
+    # container has exited yet
+    event = variant(
+        load_event("ecs-properties-succeeded"), status="RUNNING", attempts=[], drop=["stoppedAt"]
+    )
+    containers = event["detail"]["ecsProperties"]["taskProperties"][0]["containers"]
+    containers.reverse()
+    for container in containers:
+        container.pop("exitCode", None)
+    sidecar, app = containers
+    assert (sidecar["essential"], app["essential"]) == (False, True)
+
+    # When normalised, then the logs link opens the app's stream
+    links = record_of(event).to_json_dict()["links"]
+    assert cloudwatch_target(links["logs"])[1] == app["logStreamName"]
+
+
+def test_a_record_cut_to_fit_counts_finished_attempts_by_the_last_ones_number(
+    load_event: EventLoader,
+) -> None:
+    # Given the three-attempt OOM job's record with its middle attempt cut (as limits.py cuts)
+    record = record_of(load_event("job-failed-oom"))
+    cut = record.model_copy(update={"attempts": [record.attempts[0], record.attempts[-1]]})
+
+    # Then it still counts three finished attempts
+    assert cut.attempts_finished == 3

@@ -223,9 +223,9 @@ def _job_definition_ref(job_definition: str | None) -> JobDefinitionRef | None:
     arn = job_definition if job_definition.startswith("arn:") else None
     name_part = job_definition.rsplit("/", 1)[-1]
     name, _, revision = name_part.partition(":")
-    return JobDefinitionRef(
-        name=name, revision=int(revision) if revision.isdigit() else None, arn=arn
-    )
+    # isdigit() also holds for "²", which int() refuses, as it refuses over 4,300 digits.
+    known = revision.isascii() and revision.isdigit() and len(revision) <= 10
+    return JobDefinitionRef(name=name, revision=int(revision) if known else None, arn=arn)
 
 
 def _job_kind(job: AnyJobDetail) -> JobKind:
@@ -318,9 +318,11 @@ def _log_group(job: JobDetail, container_name: str | None = None) -> str:
     return DEFAULT_LOG_GROUP
 
 
-def _memory_mib(job: AnyJobDetail) -> int | None:
-    if isinstance(job, ServiceJobDetail):
-        return None
+def _memory_mib(job: JobDetail, primary: ContainerDetail | None) -> int | None:
+    """`primary` is the container that speaks for the job (`_primary_container`): the one whose
+    memory ran out."""
+    if primary is not None and primary.memory_mib:
+        return primary.memory_mib
     for container in _containers(job):
         if container.memory_mib:
             return container.memory_mib
@@ -539,7 +541,8 @@ def _failure_facts(
             if job.timeout_config
             else None,
         )
-    container: ContainerDetail | EksContainer | None = _primary_container(job)
+    primary = _primary_container(job)
+    container: ContainerDetail | EksContainer | None = primary
     if container is None and job.eks_properties and job.eks_properties.pod_properties:
         # An EKS job's pod containers carry their own exit code and reason.
         pods = job.eks_properties.pod_properties.containers
@@ -554,7 +557,7 @@ def _failure_facts(
         is_cancelled=bool(job.is_cancelled),
         is_terminated=bool(job.is_terminated),
         retry_strategy=strategy,
-        memory_mib=_memory_mib(job),
+        memory_mib=_memory_mib(job, primary),
         image=_image(job),
         timeout_seconds=job.timeout.attempt_duration_seconds if job.timeout else None,
         depends_on=tuple(dep.job_id for dep in job.depends_on if dep.job_id),
