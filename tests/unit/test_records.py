@@ -468,11 +468,9 @@ def test_ecs_properties_logs_are_in_the_task_containers_group_beside_an_empty_co
     assert cloudwatch_target(record["links"]["logs"]) == ("/custom/report-render", stream)
 
 
-def test_a_sidecar_killed_first_does_not_hide_the_app_containers_oom(
-    load_event: EventLoader,
-) -> None:
-    # Given a failed ECS-properties job: the sidecar is listed first and was killed (137) as the
-    # task stopped; the app container after it was killed for memory
+def _sidecar_first_and_app_out_of_memory(load_event: EventLoader) -> tuple[Json, str]:
+    """A failed ECS-properties job whose sidecar, listed first, was killed (137) as the task
+    stopped, after the app container was killed for memory; and the app's reason."""
     event = load_event("ecs-properties-succeeded")
     detail = event["detail"]
     detail["status"] = "FAILED"
@@ -484,6 +482,16 @@ def test_a_sidecar_killed_first_does_not_hide_the_app_containers_oom(
         containers.reverse()
         containers[0]["exitCode"] = 137
         containers[1].update(exitCode=137, reason=oom)
+    return event, oom
+
+
+def test_a_sidecar_killed_first_does_not_hide_the_app_containers_oom(
+    load_event: EventLoader,
+) -> None:
+    # Given a failed ECS-properties job: the sidecar is listed first and was killed (137) as the
+    # task stopped; the app container after it was killed for memory
+    event, oom = _sidecar_first_and_app_out_of_memory(load_event)
+    detail = event["detail"]
     assert [c["name"] for c in detail["attempts"][0]["taskProperties"][0]["containers"]] == [
         "otel-collector",
         "app",
@@ -504,17 +512,8 @@ def test_an_out_of_memory_summary_quotes_the_memory_of_the_container_that_ran_ou
 ) -> None:
     # Given a failed ECS-properties job: its sidecar (512 MiB) is listed first and was killed as
     # the task stopped; the app container after it (4096 MiB) was killed for memory
-    event = load_event("ecs-properties-succeeded")
+    event, _ = _sidecar_first_and_app_out_of_memory(load_event)
     detail = event["detail"]
-    detail["status"] = "FAILED"
-    oom = "OutOfMemoryError: Container killed due to memory usage"
-    for containers in (
-        detail["ecsProperties"]["taskProperties"][0]["containers"],
-        detail["attempts"][0]["taskProperties"][0]["containers"],
-    ):
-        containers.reverse()
-        containers[0]["exitCode"] = 137
-        containers[1].update(exitCode=137, reason=oom)
     sidecar, app = detail["ecsProperties"]["taskProperties"][0]["containers"]
     assert {"type": "MEMORY", "value": "512"} in sidecar["resourceRequirements"]
     assert {"type": "MEMORY", "value": "4096"} in app["resourceRequirements"]
