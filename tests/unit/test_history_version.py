@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from batchlens.events import EventType, parse_event
-from batchlens.history import version_of
+from batchlens.history import index_keys, version_of
 from batchlens.records import JobRecord, normalise
 from tests.conftest import read_event, variant
 
@@ -142,3 +142,20 @@ def test_sample_lifecycles_are_ordered(older: str, newer: str) -> None:
     second = normalise(parse_event(read_event(newer)))
     assert first.job_id == second.job_id
     assert version_of(first) < version_of(second)
+
+
+def test_a_node_index_int_cannot_read_is_no_index_and_never_fails_the_record() -> None:
+    # Given a multi-node node without `nodeDetails`, whose id ends in a digit str.isdigit()
+    # accepts but int() refuses (a superscript two)
+    tail = "\u00b2"
+    node = read_event("multinode-node-failed")
+    parent_id = node["detail"]["jobId"].rsplit("#", 1)[0]
+    record = normalise(
+        parse_event(variant(node, jobId=f"{parent_id}#{tail}", drop=["nodeDetails"]))
+    )
+    assert record.parent_job_id == parent_id
+
+    # When its index keys are built, then the node sorts among its parent's nodes as index 0
+    keys = index_keys(record)
+    assert keys["gsi4pk"] == f"P#{parent_id}"
+    assert keys["gsi4sk"] == f"{record.status}#000000"

@@ -134,7 +134,8 @@ def index_keys(record: JobRecord) -> dict[str, str]:
         index = record.array_index
         if index is None and "#" in record.job_id:
             tail = record.job_id.rsplit("#", 1)[-1]
-            index = int(tail) if tail.isdigit() else None
+            # isdigit() also holds for "²", which int() refuses.
+            index = int(tail) if tail.isascii() and tail.isdigit() else None
         keys["gsi4pk"] = f"P#{record.parent_job_id}"
         keys["gsi4sk"] = f"{record.status}#{index if index is not None else 0:06d}"
     return keys
