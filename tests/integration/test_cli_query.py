@@ -24,11 +24,14 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+from botocore.exceptions import ReadTimeoutError
 
 from batchlens import access, cli, local
 from batchlens.events import parse_event
 from batchlens.history import LATEST_SK, HistoryTable, job_pk, latest_item
 from batchlens.records import JobRecord, normalise
+from tests.chaos.faults import http_response
 from tests.conftest import UNEXPIRED_RETENTION_DAYS, local_time
 from tests.moto_server import cli_endpoint, hook_cli_sessions
 
@@ -558,6 +561,28 @@ def test_a_job_past_its_retention_is_shown_nowhere_before_dynamodb_deletes_it(
     )
 
 
+def test_a_transition_past_its_retention_is_left_out_of_the_job_timeline(
+    session: boto3.Session, endpoint: str, utc: None
+) -> None:
+    # Given a stack that keeps 2 days of history, and a job that failed an hour ago after
+    # running for 3 days: its RUNNING transition's retention has passed, its latest has not
+    two_days = new_table(session, endpoint)
+    two_days.retention_days = 2
+    now = datetime.now(tz=UTC).replace(microsecond=0)
+    failed = record_of(event("job-failed-oom.json", time=f"{now - timedelta(hours=1):%FT%TZ}"))
+    running = oom_running().model_copy(update={"event_time": now - timedelta(days=3)})
+    two_days.put_latest(failed)
+    assert two_days.put_transitions([running, failed]) == []
+
+    # When the job is shown
+    code, out, err = query(endpoint, two_days.table_name, "job", OOM_JOB)
+
+    # Then its timeline holds the failure only, as once DynamoDB deletes the expired item
+    assert (code, err) == (0, "")
+    timeline = out.split("Timeline (UTC)\n", 1)[1].splitlines()
+    assert [line.split()[2] for line in timeline[1:]] == ["FAILED"]
+
+
 def test_an_unknown_job_is_one_line_and_exit_1(endpoint: str, golden: str) -> None:
     code, out, err = query(endpoint, golden, "job", "no-such-job")
 
@@ -748,6 +773,50 @@ def test_aws_region_comes_before_the_profile_region(
     assert region(None) == "us-east-1"
 
 
+def test_localhost_is_a_local_endpoint_too(
+    endpoint: str, golden: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given no credentials and no region anywhere, and the stand-in named by host name
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    by_name = endpoint.replace("127.0.0.1", "localhost")
+
+    # When jobs are listed; then it needs neither, as at 127.0.0.1
+    code, out, _ = query(by_name, golden, "jobs", "--name", "align", *MARCH, "-o", "json")
+    assert code == 0
+    assert names(out) == ["align-NA12878-chr1"]
+
+
+def test_an_ipv6_loopback_endpoint_is_accepted_as_local() -> None:
+    # Given the stand-in's address in IPv6 brackets; when the connection is made
+    connection = access.connect(
+        profile=None, region=None, endpoint_url="http://[::1]:4566", environ={}
+    )
+    # Then it is accepted, and read in the stand-in's region
+    assert (connection.endpoint_url, connection.region) == ("http://[::1]:4566", "us-east-1")
+
+
+def test_a_local_endpoint_signs_with_the_credentials_configured(
+    endpoint: str, golden: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given credentials in the environment (access key "testing"), and the local stand-in
+    signed: list[str] = []
+
+    def record(request: AWSPreparedRequest, **_: Any) -> None:
+        signed.append(str(request.headers["Authorization"]))
+
+    hook_cli_sessions(monkeypatch, "before-send.dynamodb", record)
+
+    # When jobs are listed; then every call is signed with them, not the stand-in's placeholders
+    code, _, _ = query(endpoint, golden, "jobs", "--name", "align", *MARCH)
+    assert code == 0
+    assert signed
+    assert all("Credential=testing/" in header for header in signed)
+
+
 # --- errors a person can act on ---------------------------------------------------------------
 
 
@@ -857,6 +926,121 @@ def test_an_unreachable_local_stack_says_to_start_it() -> None:
     assert err == (
         "batchlens: cannot reach http://127.0.0.1:9/ — is the local stack running (make demo-up)?\n"
     )
+
+
+def test_no_region_anywhere_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # Given no --region, no region variable and no profile region, and AWS itself (no endpoint)
+    for name in ("AWS_DEFAULT_REGION", "AWS_REGION", "AWS_PROFILE", "BATCHLENS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+
+    # When jobs are listed; then one line says every place a region can come from
+    code, out, err = run("jobs", "--table", "t")
+    assert (code, out) == (1, "")
+    assert err == (
+        "batchlens: no AWS region: pass --region, or set AWS_DEFAULT_REGION (or a region in your "
+        "profile)\n"
+    )
+
+
+def test_an_unreachable_remote_endpoint_is_one_line_without_the_local_hint(
+    no_retry_delay: list[float],
+) -> None:
+    # Given an endpoint that is not on this machine, and does not resolve
+    url = "http://dynamodb.invalid"
+
+    # When jobs are listed; then one line names it, without asking for the local stack
+    code, out, err = run("jobs", "--table", "t", "--region", "us-east-1", "--endpoint-url", url)
+    assert (code, out) == (1, "")
+    assert err == "batchlens: cannot reach http://dynamodb.invalid/\n"
+
+
+def aws_error(request: AWSPreparedRequest, status: int, code: str, message: str) -> AWSResponse:
+    """DynamoDB's error answer to a request (its JSON protocol)."""
+    body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": message})
+    headers = {"Content-Type": "application/x-amz-json-1.0"}
+    return http_response(request, status, body.encode(), headers)
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "line"),
+    [
+        (
+            "AccessDeniedException",
+            "User: arn:aws:iam::123456789012:user/ana is not authorized to perform: dynamodb:Query",
+            "query: access denied (region us-east-1 at {endpoint}): User: "
+            "arn:aws:iam::123456789012:user/ana is not authorized to perform: dynamodb:Query",
+        ),
+        (
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.",
+            "AWS rejected the credentials (UnrecognizedClientException): The security token "
+            "included in the request is invalid.",
+        ),
+        (
+            "ValidationException",
+            "The table does not have the specified index: byName",
+            "query: Query failed (region us-east-1 at {endpoint}): ValidationException: The table "
+            "does not have the specified index: byName",
+        ),
+    ],
+)
+def test_a_refused_query_is_one_line_saying_why_and_where(
+    endpoint: str,
+    golden: str,
+    monkeypatch: pytest.MonkeyPatch,
+    code: str,
+    message: str,
+    line: str,
+) -> None:
+    # Given DynamoDB refusing every Query with `code`
+    def refuse(request: AWSPreparedRequest, **_: Any) -> AWSResponse:
+        return aws_error(request, 400, code, message)
+
+    hook_cli_sessions(monkeypatch, "before-send.dynamodb.Query", refuse)
+
+    # When jobs are listed; then one line says what was refused, where, and AWS's words
+    result = query(endpoint, golden, "jobs", "--name", "align", *MARCH)
+    assert result == (1, "", f"batchlens: {line.format(endpoint=endpoint)}\n")
+
+
+def test_a_query_that_keeps_timing_out_is_one_line(
+    endpoint: str, golden: str, monkeypatch: pytest.MonkeyPatch, no_retry_delay: list[float]
+) -> None:
+    # Given DynamoDB never answering a Query in time
+    def too_slow(request: AWSPreparedRequest, **_: Any) -> None:
+        raise ReadTimeoutError(endpoint_url=request.url)
+
+    hook_cli_sessions(monkeypatch, "before-send.dynamodb.Query", too_slow)
+
+    # When jobs are listed; then one line says so, and where
+    result = query(endpoint, golden, "jobs", "--name", "align", *MARCH)
+    assert result == (
+        1,
+        "",
+        f"batchlens: query: timed out talking to AWS (region us-east-1 at {endpoint})\n",
+    )
+
+
+def test_errors_that_pass_are_retried_unseen(
+    endpoint: str, golden: str, monkeypatch: pytest.MonkeyPatch, no_retry_delay: list[float]
+) -> None:
+    # Given DynamoDB failing the first three Query calls with a server error
+    failed: list[str] = []
+
+    def flaky(request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
+        if len(failed) == 3:
+            return None
+        failed.append(request.url)
+        return aws_error(request, 500, "InternalServerError", "Internal server error")
+
+    hook_cli_sessions(monkeypatch, "before-send.dynamodb.Query", flaky)
+
+    # When jobs are listed; then the retries absorb them and the answer is whole
+    code, out, err = query(endpoint, golden, "jobs", "--name", "align", *MARCH, "-o", "json")
+    assert (code, err) == (0, "")
+    assert names(out) == ["align-NA12878-chr1"]
+    assert len(failed) == 3
 
 
 @pytest.mark.parametrize(

@@ -7,18 +7,22 @@ template.yaml. Stale entries (an index behind the table) cannot happen on moto, 
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from mypy_boto3_dynamodb import DynamoDBClient
 
 from batchlens import aws
 from batchlens.events import parse_event
-from batchlens.history import INDEX_ATTRIBUTES, HistoryTable, WriteOutcome, job_pk
+from batchlens.history import INDEX_ATTRIBUTES, HistoryTable, WriteOutcome, job_pk, version_of
 from batchlens.local import LocalStack
 from batchlens.records import JobRecord, normalise
+from tests.chaos.faults import http_response
 from tests.conftest import UNEXPIRED_RETENTION_DAYS, read_event
 
 FAILED_EVENTS = ("job-failed-oom.json", "job-failed-spot.json", "job-failed-image-pull.json")
@@ -127,3 +131,56 @@ def test_a_job_past_its_retention_is_left_out_before_dynamodb_deletes_it(
     stored = failed_jobs.get_latest(oom().job_id)
     assert stored is not None
     assert stored.expired
+
+
+def test_records_held_back_once_are_read_on_a_retry(
+    dynamodb: DynamoDBClient, failed_jobs: HistoryTable
+) -> None:
+    # Given DynamoDB holding back every key of the first BatchGetItem (throttled)
+    held_back: list[int] = []
+
+    def unprocessed_once(request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
+        if held_back:
+            return None
+        assert isinstance(request.body, bytes)
+        (table, keys), *_ = json.loads(request.body)["RequestItems"].items()
+        held_back.append(len(keys["Keys"]))
+        body = json.dumps({"Responses": {table: []}, "UnprocessedKeys": {table: keys}}).encode()
+        return http_response(request, 200, body, {"Content-Type": "application/x-amz-json-1.0"})
+
+    hook: Callable[..., Any] = unprocessed_once
+    dynamodb.meta.events.register("before-send.dynamodb.BatchGetItem", hook)
+
+    # When the day's failures are queried; then the keys are asked for again, and every job is
+    # there
+    found = list(failed_jobs.query_latest("byDay", *failed_on(oom())))
+    assert held_back == [3]
+    assert len(found) == 3
+
+
+def test_versions_of_a_job_named_twice_are_read_once(failed_jobs: HistoryTable) -> None:
+    # Given job ids naming the OOM job twice (BatchGetItem refuses a key given twice)
+    job_ids = [oom().job_id, "not-stored", oom().job_id]
+
+    # When their stored versions are read; then the stored job's version comes back, once
+    assert failed_jobs.stored_versions(job_ids) == {oom().job_id: version_of(oom())}
+
+
+def test_a_job_is_read_with_a_strongly_consistent_read(
+    dynamodb: DynamoDBClient, failed_jobs: HistoryTable
+) -> None:
+    # Given the GetItem calls of the history's client watched (moto is always consistent;
+    # DynamoDB is only when asked, and the CLI and the roll-up read what was just written)
+    reads: list[dict[str, Any]] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        reads.append(params)
+
+    dynamodb.meta.events.register("before-parameter-build.dynamodb.GetItem", record)
+
+    # When a job is read
+    stored = failed_jobs.get_latest(oom().job_id)
+
+    # Then it was asked for consistently
+    assert stored is not None
+    assert [params.get("ConsistentRead") for params in reads] == [True]

@@ -5,12 +5,15 @@ for the rest of its item (moto refuses items over DynamoDB's 400 KB, as DynamoDB
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 
 from batchlens import limits
 from batchlens.events import parse_event
@@ -18,6 +21,7 @@ from batchlens.history import HistoryTable, WriteOutcome, job_pk
 from batchlens.local import LocalStack
 from batchlens.pipeline import Message
 from batchlens.records import normalise
+from tests.chaos.faults import http_response
 from tests.conftest import (
     UNEXPIRED_RETENTION_DAYS,
     EnricherFactory,
@@ -125,3 +129,54 @@ def test_a_record_just_under_400_kb_is_cut_so_that_its_whole_item_is_written(
     stored = history.get_latest(record.job_id)
     assert stored is not None
     assert stored.record["status"] == "FAILED"
+
+
+def test_timeline_items_left_unprocessed_are_written_on_a_retry(
+    aws_session: boto3.Session, stack: LocalStack
+) -> None:
+    # Given DynamoDB leaving every item of the first BatchWriteItem unprocessed (throttled)
+    client = aws_session.client("dynamodb")
+    throttled: list[int] = []
+
+    def unprocessed_once(request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
+        if throttled:
+            return None
+        assert isinstance(request.body, bytes)
+        (table, items), *_ = json.loads(request.body)["RequestItems"].items()
+        throttled.append(len(items))
+        body = json.dumps({"UnprocessedItems": {table: items}}).encode()
+        return http_response(request, 200, body, {"Content-Type": "application/x-amz-json-1.0"})
+
+    hook: Callable[..., Any] = unprocessed_once
+    client.meta.events.register("before-send.dynamodb.BatchWriteItem", hook)
+    history = HistoryTable(client, stack.table_name, UNEXPIRED_RETENTION_DAYS)
+    failed = normalise(parse_event(read_event("job-failed-oom")))
+
+    # When a job's transition is written
+    unwritten = history.put_transitions([failed])
+
+    # Then it was asked for again and is in the timeline: nothing is left unwritten
+    assert (throttled, unwritten) == ([1], [])
+    assert [item["status"] for item in history.timeline(failed.job_id)] == ["FAILED"]
+
+
+def test_a_timeline_item_keeps_2000_characters_of_the_status_reason(
+    aws_session: boto3.Session, stack: LocalStack
+) -> None:
+    # Given a queue-blocked job whose status reason is long, and one whose reason is far longer
+    history = HistoryTable(
+        aws_session.client("dynamodb"), stack.table_name, UNEXPIRED_RETENTION_DAYS
+    )
+    blocked = normalise(parse_event(read_event("job-queue-blocked-capacity")))
+    assert blocked.status_reason is not None
+    reason = "CAPACITY:" + "x" * 3000
+    longer = blocked.model_copy(update={"job_id": "long-reason", "status_reason": reason})
+
+    # When their transitions are written
+    assert history.put_transitions([blocked, longer]) == []
+
+    # Then the first keeps its reason whole, the second its first 2,000 characters
+    (whole,) = history.timeline(blocked.job_id)
+    assert whole["statusReason"] == blocked.status_reason
+    (cut,) = history.timeline("long-reason")
+    assert cut["statusReason"] == reason[:2000]

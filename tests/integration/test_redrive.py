@@ -335,3 +335,27 @@ def test_no_second_task_starts_while_one_is_cancelling(
     assert code == 0
     assert "already under way (CANCELLING" in out
     assert len(move_tasks.tasks) == 1
+
+
+def test_a_dead_letter_queue_gone_before_its_task_starts_is_one_line(
+    aws_session: boto3.Session, deployed: Stack, move_tasks: MoveTasks
+) -> None:
+    # Given dead letters, and SQS answering the move task's start that its source is gone (the
+    # queue deleted while the command ran)
+    dead_letters(aws_session, deployed, 3)
+    gone = "The resource that you specified for the SourceArn parameter doesn't exist."
+
+    def source_gone(**_: Any) -> Any:
+        error = {"Code": "ResourceNotFoundException", "Message": gone}
+        return AWSResponse(SQS_URL, 400, HTTPHeaders(), None), {"Error": error}
+
+    aws_session.events.register_first("before-call.sqs.StartMessageMoveTask", source_gone)
+
+    # When redriven; then one line names the call that failed and SQS's reason, no table
+    code, out, err = run("--stack", deployed.name)
+    assert (code, out) == (1, "")
+    assert err == (
+        "batchlens: redrive: StartMessageMoveTask failed (region us-east-1): "
+        f"ResourceNotFoundException: {gone}\n"
+    )
+    assert move_tasks.tasks == []

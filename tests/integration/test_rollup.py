@@ -144,6 +144,58 @@ def test_the_roll_up_counts_children_from_the_index_and_reads_one_record(stack: 
     assert "BatchGetItem" not in calls
 
 
+def test_the_example_is_the_first_child_by_index_of_the_most_common_category(
+    stack: Stack,
+) -> None:
+    # Given an array job whose child 0 ran out of memory and children 1000 and 200 exited 2
+    # (stored in that order): application errors are the most common failure
+    enricher, created, session = stack
+    parent_id = PARENT["detail"]["jobId"]
+    oom_reason = "OutOfMemoryError: Container killed due to memory usage"
+    children = [
+        array_child_event(parent_id, 0, failed=True, exit_code=137, reason=oom_reason),
+        array_child_event(parent_id, 1000, failed=True),
+        array_child_event(parent_id, 200, failed=True),
+    ]
+    assert enricher.process(messages(children)).failures == {}
+
+    # When the parent's FAILED event is processed
+    assert enricher.process(messages([parent_event(1001, 3)])).failures == {}
+
+    # Then its alert names child 200, the lowest index among the application errors
+    (alert,) = published(session, created)
+    assert alert["failure"]["summary"] == (
+        "3/1001 children failed: APPLICATION_ERROR 2, OUT_OF_MEMORY 1"
+    )
+    assert f"Example, child 200 ({parent_id}:200): Exited with code 2" in alert["failure"]["detail"]
+
+
+def test_the_example_node_is_the_first_failed_node_by_index(stack: Stack) -> None:
+    # Given a multi-node job whose nodes 10 and 2 failed the same way (stored in that order)
+    enricher, created, session = stack
+    node = json.loads((EVENTS / "multinode-node-failed.json").read_text())
+    parent_id = node["detail"]["jobId"].split("#")[0]
+
+    def failed_node(index: int) -> dict[str, Any]:
+        event: dict[str, Any] = copy.deepcopy(node)
+        event["id"] = str(uuid.uuid4())
+        event["detail"]["jobId"] = f"{parent_id}#{index}"
+        event["detail"]["jobArn"] = node["detail"]["jobArn"].replace("#2", f"#{index}")
+        event["detail"]["nodeDetails"]["nodeIndex"] = index
+        return event
+
+    assert enricher.process(messages([failed_node(10), failed_node(2)])).failures == {}
+
+    # When the multi-node parent's FAILED event is processed
+    parent = json.loads((EVENTS / "multinode-failed.json").read_text())
+    assert enricher.process(messages([parent])).failures == {}
+
+    # Then its one alert counts both nodes and names node 2 as the example
+    (alert,) = published(session, created)
+    assert alert["failure"]["summary"] == "2 nodes failed: APPLICATION_ERROR 2"
+    assert f"Example, job {parent_id}#2 ({parent_id}#2): " in alert["failure"]["detail"]
+
+
 def test_a_parent_whose_children_cannot_be_read_alerts_with_its_own_counts(
     stack: Stack, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -231,7 +231,7 @@ def job(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: TextIO)
                 print(f"batchlens: no job {job_id!r} in {history.table_name}", file=stderr)
                 status = EXIT_BAD_INPUT
                 continue
-            timeline = history.timeline(job_id) if args.output == "table" else []
+            timeline = history.timeline(job_id, unexpired=True) if args.output == "table" else []
             if shown and args.output == "table":
                 print(file=stdout)
             # Several jobs as CSV are one CSV: its header comes once.

@@ -333,13 +333,15 @@ class HistoryTable:
             expired=expired(item),
         )
 
-    def timeline(self, job_id: str) -> list[dict[str, Any]]:
-        """The job's transitions, oldest first (one Query, paginated)."""
+    def timeline(self, job_id: str, *, unexpired: bool = False) -> list[dict[str, Any]]:
+        """The job's transitions, oldest first (one Query, paginated); with `unexpired`, only
+        those whose TTL has not passed (see `expired`), as a person reads them."""
         items = self._query(
             KeyConditionExpression="pk = :pk AND begins_with(sk, :t)",
             ExpressionAttributeValues={":pk": _s(job_pk(job_id)), ":t": _s("T#")},
         )
-        return [_plain_item(item) for item in items]
+        now = time.time()
+        return [_plain_item(item) for item in items if not (unexpired and expired(item, now))]
 
     def failed_children(
         self, parent_job_id: str

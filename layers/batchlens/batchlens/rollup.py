@@ -86,10 +86,10 @@ def rollup_failure(
     if others > 0:
         breakdown += f", +{others} more categories"
     summary = f"{of_total} {unit} failed: {breakdown}"
-    detail = (
-        f"{unit.capitalize()} by status: "
-        + ", ".join(f"{k} {v}" for k, v in sorted(summary_counts.items()) if v)
-        + f". Example, {label} ({example.get('jobId')}): {example_failure.get('summary', '')}"
+    # Multi-node parents (and events without one) carry no status summary: say nothing of it.
+    by_status = ", ".join(f"{k} {v}" for k, v in sorted(summary_counts.items()) if v)
+    detail = (f"{unit.capitalize()} by status: {by_status}. " if by_status else "") + (
+        f"Example, {label} ({example.get('jobId')}): {example_failure.get('summary', '')}"
     )
     return Failure(
         category=category,
