@@ -4,7 +4,8 @@
 Given a history table built from template.yaml on a ThreadedMotoServer, filled through the
 enricher's own write path (`HistoryTable.put_latest`, `put_transitions`), when the CLI runs, then
 it prints the jobs the question names, newest first, in the format asked for, from key and index
-queries only; and every mistake a person can make ends in one line on stderr and exit status 1.
+queries only; and every mistake in what is asked ends in one line on stderr and exit status 1
+(a command line argparse cannot read gets its usage and exit status 2).
 """
 
 from __future__ import annotations
@@ -588,6 +589,18 @@ def test_an_unknown_job_is_one_line_and_exit_1(endpoint: str, golden: str) -> No
 
     assert (code, out) == (1, "")
     assert err == f"batchlens: no job 'no-such-job' in {golden}\n"
+
+
+@pytest.mark.parametrize("command", ["jobs", "failures", "stats"])
+def test_an_empty_queue_is_one_line_not_every_queue(
+    endpoint: str, golden: str, command: str
+) -> None:
+    # Given `--queue "$QUEUE"` with QUEUE unset; when the command runs
+    code, out, err = query(endpoint, golden, command, "--queue", "", *MARCH)
+
+    # Then it refuses, instead of answering for every queue
+    assert (code, out) == (1, "")
+    assert err == "batchlens: --queue needs a value; leave it out for every job\n"
 
 
 # --- failures -------------------------------------------------------------------------------

@@ -192,3 +192,19 @@ def test_key_times_are_utc_whatever_the_local_zone() -> None:
     # When it becomes a key bound, then it is written in the history's own form, UTC with `Z`,
     # so that it compares with the stored `<updatedAt>#<jobId>` sort keys as the time it is
     assert iso(since) == "2025-03-13T23:00:00.000Z"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "option"),
+    [("queue", "", "--queue"), ("queue", "  ", "--queue"), ("name_prefix", "", "--name")],
+)
+def test_an_empty_queue_or_name_is_refused_not_read_as_every_job(
+    field: str, value: str, option: str
+) -> None:
+    # An unset shell variable (`--queue "$QUEUE"`) must not widen the question to every queue.
+    with pytest.raises(QueryError, match=rf"^{option} needs a value; leave it out for every job"):
+        JobQuery(
+            since=datetime(2025, 3, 12, tzinfo=UTC),
+            until=datetime(2025, 3, 14, tzinfo=UTC),
+            **{field: value},  # type: ignore[arg-type]
+        )

@@ -147,6 +147,10 @@ class JobQuery:
     limit: int | None = None
 
     def __post_init__(self) -> None:
+        # An unset shell variable (`--queue "$QUEUE"`) must not widen the question to every job.
+        for option, value in (("--queue", self.queue), ("--name", self.name_prefix)):
+            if value is not None and not value.strip():
+                raise QueryError(f"{option} needs a value; leave it out for every job")
         if self.since > self.until:
             raise QueryError(f"--since ({iso(self.since)}) is after --until ({iso(self.until)})")
         if self.limit is not None and self.limit < 1:
