@@ -365,6 +365,23 @@ def test_a_number_under_a_secret_name_is_masked_in_json_as_in_text() -> None:
     assert (mapping, mapping_count) == ({"db": {"password": MASK, "port": 5432}}, 1)
 
 
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ('{"db": {"password": 84712953}}', '{"db": {"password": ****}}'),
+        ('[{"api_key": 8471}]', '[{"api_key": ****}]'),
+        ('{"password": 84712953, "port": 5432}', '{"password": ****, "port": 5432}'),
+        # Outside JSON's quoted names a brace can be part of the value: masked with it.
+        ("PASSWORD=ab}cd", f"PASSWORD={MASK}"),
+    ],
+)
+def test_a_number_ending_a_json_text_loses_none_of_the_closing_brackets(
+    line: str, expected: str
+) -> None:
+    # Given JSON masked as text (a log line of an excerpt); then the value goes, the JSON stays
+    assert Redactor().text(line) == (expected, 1)
+
+
 def test_structured_arguments_of_a_format_string_are_masked_by_name(
     guarded: tuple[logging.Logger, io.StringIO],
 ) -> None:

@@ -65,7 +65,8 @@ _NAMED_VALUE = re.compile(
     # Escaped quotes (JSON in JSON): in the inner text, four backslashes are one escaped backslash,
     # and three before the quote are an escaped quote.
     r"|(?(escaped)(?:\\\\\\\\|\\\\\\(?P=escaped)|\\(?!(?P=escaped)).|[^\\\n])+"
-    r"|[^\s\"',;&]+)))",
+    # Unquoted after a quoted name it is JSON's number (or literal), which a bracket ends.
+    r"|(?(qname)[^\s\"',;&}\]]+|[^\s\"',;&]+))))",
     re.IGNORECASE,
 )
 _SECRET_NAME = re.compile(r"^" + SECRET_NAME + r"$", re.IGNORECASE)
@@ -186,7 +187,7 @@ class Redactor:
                 elif isinstance(key, str) and isinstance(item, str):
                     result[key], found = self.value(key, item)
                 elif _is_number(item) and isinstance(key, str) and self.is_secret_name(key):
-                    result[key], found = MASK, 1  # `"pin": 8471`, as text masks it
+                    result[key], found = MASK, 1  # `"password": 8471`, as text masks it
                 else:
                     result[key], found = self.deep(item)
                 count += found
