@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -169,6 +170,50 @@ def test_an_unreadable_log_leaves_the_alert_without_an_excerpt(
     assert calls.count == 1
     (notification,) = drain_alerts()
     assert json.loads(notification["Message"])["logExcerpt"] is None
+
+
+def test_a_log_group_outside_the_readable_prefix_is_not_read_and_says_why(
+    aws_session: boto3.Session,
+    enricher_with_logs: Callable[..., Enricher],
+    drain_alerts: Callable[[], list[Json]],
+    calls: LogsCalls,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given a failed job logging to Batch's default group, and a stack whose JobLogGroupPrefix
+    # (the log groups its role may read) leaves that group out
+    event = read_event("job-failed-app-error")
+    write_log(aws_session, event, APP_LOG)
+    caplog.set_level(logging.INFO, logger="batchlens")
+
+    # When its event is processed
+    process(enricher_with_logs(JOB_LOG_GROUP_PREFIX="/ecs/etl/"), event)
+
+    # Then no read is tried (IAM would refuse it), the alert goes out without an excerpt, and the
+    # log says which group and which prefix
+    assert calls.count == 0
+    (notification,) = drain_alerts()
+    assert json.loads(notification["Message"])["logExcerpt"] is None
+    (line,) = [r for r in caplog.records if r.getMessage().startswith("No log excerpt")]
+    assert line.getMessage() == (
+        "No log excerpt: log group /aws/batch/job is outside JobLogGroupPrefix /ecs/etl/"
+    )
+
+
+def test_the_stacks_default_prefix_reads_batchs_default_group(
+    aws_session: boto3.Session,
+    enricher_with_logs: Callable[..., Enricher],
+    drain_alerts: Callable[[], list[Json]],
+    stack: LocalStack,
+) -> None:
+    # Given the enricher's environment as the template sets it by default
+    assert stack.environment["JOB_LOG_GROUP_PREFIX"] == "/aws/batch/"
+    event = read_event("job-failed-app-error")
+    write_log(aws_session, event, APP_LOG)
+
+    # When its event is processed; then the log is read
+    process(enricher_with_logs(LOG_TAIL_LINES="1"), event)
+    (notification,) = drain_alerts()
+    assert json.loads(notification["Message"])["logExcerpt"] == [APP_LOG[-1]]
 
 
 def test_nothing_reads_logs_off_the_alert_path(

@@ -119,11 +119,27 @@ def _read_tail(client: CloudWatchLogsClient, source: LogSource, lines: int) -> l
 
 
 def fetch_excerpt(
-    client: CloudWatchLogsClient, record: JobRecord, lines: int, redactor: Redactor
+    client: CloudWatchLogsClient,
+    record: JobRecord,
+    lines: int,
+    redactor: Redactor,
+    log_group_prefix: str = "",
 ) -> JobRecord:
-    """`record` with `logExcerpt` set from its latest attempt's log, or unchanged when none."""
+    """`record` with `logExcerpt` set from its latest attempt's log, or unchanged when none.
+
+    A log group outside `log_group_prefix` (the stack's JobLogGroupPrefix, which scopes the role's
+    `logs:GetLogEvents`; empty: any group) is not read: IAM would refuse it.
+    """
     source = log_source(record)
     if lines <= 0 or source is None:
+        return record
+    if not source.log_group.startswith(log_group_prefix):
+        logger.info(
+            "No log excerpt: log group %s is outside JobLogGroupPrefix %s",
+            source.log_group,
+            log_group_prefix,
+            extra={"job_id": record.job_id, "log_group": source.log_group},
+        )
         return record
     try:
         messages = _read_tail(client, source, lines)

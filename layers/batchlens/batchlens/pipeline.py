@@ -453,8 +453,11 @@ class Enricher:
         lines, logs = self.settings.log_tail_lines, self._logs
         if logs is None or (remaining_ms is not None and remaining_ms < logtail.MIN_REMAINING_MS):
             return owned
+        prefix = self.settings.job_log_group_prefix
         futures = {
-            key: self._pool.submit(logtail.fetch_excerpt, logs, alert.record, lines, self.redactor)
+            key: self._pool.submit(
+                logtail.fetch_excerpt, logs, alert.record, lines, self.redactor, prefix
+            )
             for key, (alert, _) in owned.items()
             if logtail.wants_excerpt(alert.record, lines)
         }

@@ -47,6 +47,8 @@ class Settings(BaseModel):
     alert_on_retried_attempts: bool = Field(default=False, alias="ALERT_ON_RETRIED_ATTEMPTS")
     alert_on_dependency_failures: bool = Field(default=False, alias="ALERT_ON_DEPENDENCY_FAILURES")
     log_tail_lines: int = Field(default=20, ge=0, le=200, alias="LOG_TAIL_LINES")
+    # The log groups the role may read (the stack's JobLogGroupPrefix); empty: any.
+    job_log_group_prefix: str = Field(default="", alias="JOB_LOG_GROUP_PREFIX")
     redact_allowlist: CsvList = Field(default=(), alias="REDACT_ALLOWLIST")
     # Connect/read timeouts stay far below the 60 s function timeout so a slow call is retried
     # by boto3 (standard mode) instead of timing the whole batch out.
