@@ -56,19 +56,28 @@ def depth(stubber: Stubber, visible: int, in_flight: int = 0) -> None:
     )
 
 
-def task(stubber: Stubber, status: str, moved: int, to_move: int = 11) -> None:
+def task(
+    stubber: Stubber,
+    status: str,
+    moved: int,
+    to_move: int = 11,
+    *,
+    started_ms: int | None = None,
+    handle: str | None = None,
+) -> None:
+    result: dict[str, Any] = {
+        "Status": status,
+        "SourceArn": ROUTE.source_arn,
+        "ApproximateNumberOfMessagesMoved": moved,
+        "ApproximateNumberOfMessagesToMove": to_move,
+    }
+    if started_ms is not None:
+        result["StartedTimestamp"] = started_ms
+    if handle is not None:  # SQS lists a task's handle only while it runs
+        result["TaskHandle"] = handle
     stubber.add_response(
         "list_message_move_tasks",
-        {
-            "Results": [
-                {
-                    "Status": status,
-                    "SourceArn": ROUTE.source_arn,
-                    "ApproximateNumberOfMessagesMoved": moved,
-                    "ApproximateNumberOfMessagesToMove": to_move,
-                }
-            ]
-        },
+        {"Results": [result]},
         {"SourceArn": ROUTE.source_arn, "MaxResults": 1},
     )
 
@@ -126,6 +135,63 @@ def test_unchanged_progress_is_printed_once(sqs: tuple[Any, Stubber]) -> None:  
     code = redrive.redrive(client, ROUTE, out, interval=0, sleep=lambda _: None)
     assert code == 0
     assert out.getvalue().splitlines().count("  RUNNING: 4/11 messages moved") == 1
+
+
+def test_the_previous_task_listed_after_a_start_is_not_taken_for_the_new_one(
+    sqs: tuple[Any, Stubber],
+) -> None:
+    # Given an earlier move task that finished after 5 messages
+    client, stubber = sqs
+    task(stubber, "COMPLETED", 5, 5, started_ms=1_000)
+    depth(stubber, 11)
+    started(stubber)
+    # When SQS still lists that task first, right after the new one started
+    task(stubber, "COMPLETED", 5, 5, started_ms=1_000)
+    task(stubber, "RUNNING", 4, started_ms=2_000, handle="h-1")
+    task(stubber, "COMPLETED", 11, started_ms=2_000)
+    out = io.StringIO()
+    code = redrive.redrive(client, ROUTE, out, interval=0, sleep=lambda _: None)
+
+    # Then the new task is followed to its own end, and the old one is never reported
+    assert code == 0
+    assert out.getvalue().splitlines()[1:] == [
+        "  RUNNING: 4/11 messages moved",
+        "  COMPLETED: 11/11 messages moved",
+        "Done: 11 messages are back in events.",
+    ]
+
+
+def test_a_task_not_listed_yet_right_after_its_start_is_waited_for(
+    sqs: tuple[Any, Stubber],
+) -> None:
+    # Given a first move task, which SQS does not list for a moment after it started
+    client, stubber = sqs
+    no_task(stubber)
+    depth(stubber, 11)
+    started(stubber)
+    no_task(stubber)
+    task(stubber, "COMPLETED", 11, started_ms=2_000)
+    out = io.StringIO()
+
+    # When it is followed; then it is waited for, not reported missing
+    assert redrive.redrive(client, ROUTE, out, interval=0, sleep=lambda _: None) == 0
+    assert out.getvalue().splitlines()[-1] == "Done: 11 messages are back in events."
+
+
+def test_a_task_sqs_never_lists_is_one_clear_error(sqs: tuple[Any, Stubber]) -> None:
+    # Given a started task that SQS never lists (only the earlier, finished one)
+    client, stubber = sqs
+    task(stubber, "COMPLETED", 5, 5, started_ms=1_000)
+    depth(stubber, 11)
+    started(stubber)
+    for _ in range(redrive.MAX_UNLISTED_CHECKS):
+        task(stubber, "COMPLETED", 5, 5, started_ms=1_000)
+    naps: list[float] = []
+
+    # When it is followed; then it gives up after a bounded wait, naming the task
+    with pytest.raises(RedriveError, match=r"^SQS does not list move task h-1 out of dlq after "):
+        redrive.redrive(client, ROUTE, io.StringIO(), interval=5, sleep=naps.append)
+    assert len(naps) == redrive.MAX_UNLISTED_CHECKS - 1
 
 
 def test_a_stack_whose_queue_is_not_created_yet_is_one_clear_error(

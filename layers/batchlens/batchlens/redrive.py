@@ -29,6 +29,8 @@ EVENT_QUEUE_ID = "EventQueue"
 #: SQS's bounds for MaxNumberOfMessagesPerSecond.
 MAX_RATE = 500
 FINISHED = frozenset({"COMPLETED", "CANCELLED", "FAILED"})
+#: How many listings may miss a task just started before `follow` gives up on it.
+MAX_UNLISTED_CHECKS = 12
 _DEPTH_ATTRIBUTES: tuple[QueueAttributeNameType, ...] = (
     "ApproximateNumberOfMessages",
     "ApproximateNumberOfMessagesNotVisible",
@@ -66,6 +68,10 @@ class Progress:
     moved: int
     to_move: int | None
     failure_reason: str | None = None
+    #: When SQS started the task (epoch milliseconds): what tells a finished task from another.
+    started_ms: int | None = None
+    #: SQS lists a task's handle only while it is RUNNING.
+    handle: str | None = None
 
     @classmethod
     def of(cls, result: Mapping[str, Any]) -> Progress:
@@ -74,7 +80,17 @@ class Progress:
             moved=int(result.get("ApproximateNumberOfMessagesMoved", 0)),
             to_move=result.get("ApproximateNumberOfMessagesToMove"),
             failure_reason=result.get("FailureReason"),
+            started_ms=result.get("StartedTimestamp"),
+            handle=result.get("TaskHandle"),
         )
+
+    def is_task(self, handle: str, previous: Progress | None) -> bool:
+        """Is this the task started as `handle`, not `previous` (the latest task before it)?"""
+        if self.handle is not None:
+            return self.handle == handle
+        if previous is None or previous.started_ms is None:
+            return True
+        return self.started_ms != previous.started_ms
 
     def describe(self) -> str:
         of = f"/{self.to_move}" if self.to_move is not None else ""
@@ -154,13 +170,29 @@ def follow(
     route: Route,
     out: TextIO,
     *,
+    started: tuple[str, Progress | None] | None = None,
     interval: float = 5.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Progress:
-    """Print the task's progress whenever it changes, until it finishes."""
+    """Print the task's progress whenever it changes, until it finishes.
+
+    `started` is (the handle of a task just started, the latest task before it): right after a
+    start SQS may still list the earlier task, or none, for a moment; those listings are skipped.
+    """
     shown: Progress | None = None
+    unlisted = 0
     while True:
         progress = latest_task(sqs, route)
+        if started is not None and (progress is None or not progress.is_task(*started)):
+            unlisted += 1
+            if unlisted >= MAX_UNLISTED_CHECKS:
+                raise RedriveError(
+                    f"SQS does not list move task {started[0]} out of {route.source_name} after "
+                    f"{unlisted} checks; see `aws sqs list-message-move-tasks --source-arn "
+                    f"{route.source_arn}`"
+                )
+            sleep(interval)
+            continue
         if progress is None:
             raise RedriveError(f"SQS reports no move task for {route.source_name}")
         if progress != shown:
@@ -224,7 +256,8 @@ def redrive(
             file=out,
         )
         return 0
-    return _outcome(follow(sqs, route, out, interval=interval, sleep=sleep), route, out)
+    progress = follow(sqs, route, out, started=(handle, running), interval=interval, sleep=sleep)
+    return _outcome(progress, route, out)
 
 
 def _outcome(progress: Progress, route: Route, out: TextIO) -> int:
