@@ -98,11 +98,15 @@ def seed_log(session: boto3.Session, stream: str) -> None:
 
 @pytest.fixture
 def app(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    """The handler with DEBUG logs, the raw event logged, and TOKEN_BUCKET allowlisted."""
+    """The handler with DEBUG logs, the raw event logged, TOKEN_BUCKET allowlisted and the
+    planted job's log group readable."""
     for name, value in stack.environment.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("REDACT_ALLOWLIST", "TOKEN_BUCKET")
     monkeypatch.setenv("POWERTOOLS_LOGGER_LOG_EVENT", "true")
+    # The planted job logs to /custom/batch/genomics, outside the default /aws/batch/ prefix;
+    # the excerpt must be read so the test can prove a secret in the log is masked in the alert.
+    monkeypatch.setenv("JOB_LOG_GROUP_PREFIX", "/custom/batch/")
     module = load_handler()
     level = module.logger.log_level
     module.logger.setLevel("DEBUG")
