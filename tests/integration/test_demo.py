@@ -1,5 +1,6 @@
 """`make demo` / `demo-up` / `demo-down` around their state file: a server is never left running
-that `demo-down` cannot stop, and a state file whose server is gone does not block the demo.
+that `demo-down` cannot stop, a state file whose server is gone does not block the demo, and the
+demo quotes the failed jobs' logs from every group they write to.
 """
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -104,3 +106,23 @@ def test_an_interrupted_demo_up_leaves_no_server_running(
             if process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+def test_the_demo_quotes_each_failed_jobs_log_whatever_group_it_logs_to(state_file: Path) -> None:
+    # Given the sample jobs, logging to Batch's default group and to /custom/batch/genomics
+    out = io.StringIO()
+
+    # When the whole demo runs
+    assert demo.run(keep_running=False, port=0, out=out) == 0
+
+    # Then each failed job that ran has its last lines quoted in its email, from either group
+    # (the demo stack's JobLogGroupPrefix is "/"), and the stand-in is stopped
+    text = out.getvalue()
+    quoted = re.findall(r"^Last \d+ log lines of attempt \d+ \((\S+) (\S+)\):$", text, re.M)
+    assert sorted(quoted) == [
+        ("/aws/batch/job", "clickstream-hourly/default/65984e656b3a11dfce24d109577afdc5"),
+        ("/aws/batch/job", "invoice-export/default/c3ae1a2bfd3a8b0408157f32c88d6dae"),
+        ("/custom/batch/genomics", "genomics-align/default/d651b1d9e8ff2f7a0b344198daf25ac0"),
+    ]
+    assert "\n  | Killed\n" in text
+    assert not state_file.exists()

@@ -42,6 +42,10 @@ DEMO_EVENTS = (
     "job-queue-blocked-capacity.json",
 )
 STACK_NAME = "batchlens-demo"
+#: The sample jobs log both to Batch's default group (/aws/batch/job) and to a group of their own
+#: (/custom/batch/genomics), so the demo stack may read any group, as a user would deploy with
+#: `--parameter-overrides JobLogGroupPrefix=/` for jobs that log all over the place.
+STACK_PARAMETERS = {"JobLogGroupPrefix": "/"}
 #: What a sample job without a sample log (events/<name>.log) wrote.
 _GENERIC_LOG = ("starting", "working", "done")
 _TIME_FIELDS = frozenset({"createdAt", "startedAt", "stoppedAt", "scheduledAt"})
@@ -275,7 +279,9 @@ def run(*, keep_running: bool, port: int, out: TextIO) -> int:
     try:
         os.environ.update(_environment(endpoint_url))
         session = boto3.Session(region_name=local.REGION)
-        stack = local.create_stack(session, endpoint_url=endpoint_url, name=STACK_NAME)
+        stack = local.create_stack(
+            session, endpoint_url=endpoint_url, name=STACK_NAME, parameters=STACK_PARAMETERS
+        )
         os.environ.update(stack.environment)
         # The handler's structured logs would drown the demo's output; warnings still show.
         os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"

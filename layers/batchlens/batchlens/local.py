@@ -68,8 +68,13 @@ def create_stack(
     endpoint_url: str | None = None,
     template: Mapping[str, Any] | None = None,
     name: str | None = None,
+    parameters: Mapping[str, str] | None = None,
 ) -> LocalStack:
-    """Create the table, topic, queues and rule of template.yaml; return their names."""
+    """Create the table, topic, queues and rule of template.yaml; return their names.
+
+    `parameters` overrides template parameters' defaults, as `sam deploy --parameter-overrides`
+    would, in the function's environment.
+    """
     template = template or cfn.load_template(cfn.default_template_path())
     name = name or f"batchlens-{uuid.uuid4().hex[:8]}"
     dynamodb = session.client("dynamodb", endpoint_url=endpoint_url)
@@ -117,7 +122,7 @@ def create_stack(
     )
 
     environment = cfn.resolve_environment(
-        template, {"HistoryTable": table_name, "AlertTopic": topic_arn}
+        template, {"HistoryTable": table_name, "AlertTopic": topic_arn}, parameters
     )
     if endpoint_url:
         environment["BATCHLENS_ENDPOINT_URL"] = endpoint_url
