@@ -59,8 +59,53 @@ def test_preview_notes_events_that_would_not_alert_and_reads_stdin() -> None:
     event = (EVENTS_DIR / "job-succeeded.json").read_text()
     code, out, err = run("preview", "-", "--format", "email", stdin=event)
     assert code == 0
-    assert "does not alert with ALERT_ON=FAILED,QUEUE_BLOCKED" in err
+    note = "does not alert with ALERT_ON=FAILED,QUEUE_BLOCKED (rendered anyway)"
+    assert err == f"batchlens: <stdin>: note: {note}\n"
     assert "Subject: [batchlens] SUCCEEDED" in out
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("array-child-failed", "an array child never alerts on its own (its array job does)"),
+        ("multinode-node-failed", "a multi-node node never alerts on its own (its main job does)"),
+        (
+            "job-retried-runnable",
+            "an attempt Batch retries does not alert with ALERT_ON_RETRIED_ATTEMPTS=false",
+        ),
+        (
+            "job-failed-dependency",
+            "a job that failed only because a job it depends on failed does not alert with "
+            "ALERT_ON_DEPENDENCY_FAILURES=false",
+        ),
+    ],
+)
+def test_preview_names_the_setting_that_keeps_a_failure_from_alerting(
+    name: str, reason: str
+) -> None:
+    # Given a failure that the default settings keep quiet, for a reason other than ALERT_ON
+    path = str(EVENTS_DIR / f"{name}.json")
+
+    # When it is previewed; then the note says which rule or setting keeps it quiet
+    code, out, err = run("preview", path)
+    assert code == 0
+    assert err == f"batchlens: {path}: note: {reason} (rendered anyway)\n"
+    assert out.startswith("Subject: [batchlens] ")
+
+
+@pytest.mark.parametrize(
+    ("name", "setting"),
+    [
+        ("job-retried-runnable", "ALERT_ON_RETRIED_ATTEMPTS"),
+        ("job-failed-dependency", "ALERT_ON_DEPENDENCY_FAILURES"),
+    ],
+)
+def test_preview_notes_nothing_once_the_setting_allows_the_alert(
+    name: str, setting: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(setting, "true")
+    code, _, err = run("preview", str(EVENTS_DIR / f"{name}.json"))
+    assert (code, err) == (0, "")
 
 
 def test_preview_of_a_bad_file_names_it_and_fails(tmp_path: Path) -> None:

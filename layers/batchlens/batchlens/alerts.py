@@ -43,9 +43,6 @@ CHAT_KEYWORDS_MAX = 6
 #: Longest attempt reason on one line of the email; the record keeps the whole text.
 EMAIL_REASON_MAX = 300
 
-#: Kinds whose jobs alert one by one; array children and multi-node nodes alert via their parent.
-_SILENT_KINDS = frozenset({JobKind.ARRAY_CHILD, JobKind.MULTINODE_NODE})
-
 _STATUS_WORDS = {
     "FAILED": "failed",
     "SUCCEEDED": "succeeded",
@@ -100,17 +97,33 @@ def is_retried_attempt(record: JobRecord) -> bool:
 
 def should_alert(record: JobRecord, settings: Settings) -> bool:
     """Does this record's transition alert, under the stack's configuration?"""
-    if record.job_kind in _SILENT_KINDS:
-        return False
+    return silence_reason(record, settings) is None
+
+
+def silence_reason(record: JobRecord, settings: Settings) -> str | None:
+    """Why this record's transition does not alert under the stack's configuration, in the words
+    of the setting that decides it; None when it alerts."""
+    # No alert storms: an array's children and a multi-node job's nodes alert via their parent.
+    if record.job_kind is JobKind.ARRAY_CHILD:
+        return "an array child never alerts on its own (its array job does)"
+    if record.job_kind is JobKind.MULTINODE_NODE:
+        return "a multi-node node never alerts on its own (its main job does)"
     if is_retried_attempt(record):
-        return settings.alert_on_retried_attempts
+        if settings.alert_on_retried_attempts:
+            return None
+        return "an attempt Batch retries does not alert with ALERT_ON_RETRIED_ATTEMPTS=false"
     if (
         record.failure is not None
         and record.failure.category is FailureCategory.DEPENDENCY_FAILED
         and not settings.alert_on_dependency_failures
     ):
-        return False
-    return alert_status(record) in settings.alert_on
+        return (
+            "a job that failed only because a job it depends on failed does not alert with "
+            "ALERT_ON_DEPENDENCY_FAILURES=false"
+        )
+    if alert_status(record) not in settings.alert_on:
+        return f"does not alert with ALERT_ON={','.join(settings.alert_on)}"
+    return None
 
 
 def severity(record: JobRecord) -> Severity:

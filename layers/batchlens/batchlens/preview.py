@@ -61,12 +61,9 @@ def preview(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: Tex
         record = found
         if log_text is not None and logtail.wants_excerpt(record, lines):  # as the enricher
             record = with_log(record, log_text, lines, redactor)
-        if not alerts.should_alert(record, settings):
-            print(
-                f"batchlens: {where}: note: does not alert with ALERT_ON="
-                f"{','.join(settings.alert_on)} (rendered anyway)",
-                file=stderr,
-            )
+        silenced = alerts.silence_reason(record, settings)
+        if silenced is not None:
+            print(f"batchlens: {where}: note: {silenced} (rendered anyway)", file=stderr)
         if args.format == "email" and not first:
             print(f"\n{_RULE}\n", file=stdout)
         print(render(record, args.format), file=stdout)
