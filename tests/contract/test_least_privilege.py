@@ -99,6 +99,19 @@ def test_each_function_writes_only_its_own_log_group(deployed: Template) -> None
         assert sorted(as_list(writes[0]["Action"])) == ["logs:CreateLogStream", "logs:PutLogEvents"]
 
 
+def test_the_enricher_reads_job_logs_only_under_job_log_group_prefix(deployed: Template) -> None:
+    (read,) = [
+        s
+        for s in statements(deployed["Resources"]["EnricherRole"])
+        if "logs:GetLogEvents" in as_list(s["Action"])
+    ]
+    assert as_list(read["Action"]) == ["logs:GetLogEvents"]
+    assert read["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}"
+        ":log-group:${JobLogGroupPrefix}*"
+    }
+
+
 def test_the_enricher_polls_only_its_event_queue(deployed: Template) -> None:
     (mapping,) = of_type(deployed, "AWS::Lambda::EventSourceMapping").values()
     assert mapping["Properties"]["EventSourceArn"] == {"Fn::GetAtt": ["EventQueue", "Arn"]}
