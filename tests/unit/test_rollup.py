@@ -148,7 +148,7 @@ def test_a_multinode_parent_is_rolled_up_from_its_nodes() -> None:
     parent, _, failure = multinode_rollup()
     # Then it needed the roll-up, and its summary counts nodes (the record has no node count)
     assert needs_rollup(parent)
-    assert failure.summary == "1 nodes failed: APPLICATION_ERROR 1"
+    assert failure.summary == "1 node failed: APPLICATION_ERROR 1"
 
 
 def test_a_parent_without_status_counts_claims_none() -> None:
@@ -157,3 +157,19 @@ def test_a_parent_without_status_counts_claims_none() -> None:
     # Then the detail goes straight to the example, with no empty "Nodes by status: ."
     assert node.failure is not None
     assert failure.detail == f"Example, job {node.job_id} ({node.job_id}): {node.failure.summary}"
+
+
+def test_a_multinode_parent_without_nodes_in_the_history_keeps_its_own_summary() -> None:
+    # Given a failed multi-node parent (no node counts of its own) and none of its nodes stored
+    parent = normalise(parse_event(read_event("multinode-failed")))
+    assert parent.failure is not None
+
+    # When rolled up
+    failure = rollup_failure(parent, [])
+
+    # Then it claims no count ("0 nodes failed" would be false) and keeps its own explanation
+    assert failure.summary == parent.failure.summary
+    assert failure.detail == parent.failure.detail
+    assert failure.category is parent.failure.category
+    assert failure.next_step.startswith("Open a failed node in the Batch console: ")
+    assert failure.batch_will_retry is False

@@ -53,20 +53,31 @@ def rollup_failure(
     summary_counts = record.array_status_summary or {}
     total = record.array_size or sum(summary_counts.values()) or None
     failed = summary_counts.get("FAILED") or len(children)
-    unit = "children" if record.job_kind is JobKind.ARRAY_PARENT else "nodes"
+    one, unit = (
+        ("child", "children") if record.job_kind is JobKind.ARRAY_PARENT else ("node", "nodes")
+    )
     of_total = f"{failed}/{total}" if total else f"{failed}"
+    # "3/1000 children failed", "2 nodes failed", but "1 node failed" (no total to read it against)
+    failed_unit = one if failed == 1 and not total else unit
 
     counts = Counter(_category(child) for child in children)
     if not counts:
         category = record.failure.category if record.failure else FailureCategory.UNKNOWN
+        own = record.failure.summary if record.failure else f"Its failed {unit} are not known yet"
         return Failure(
             category=category,
-            summary=f"{of_total} {unit} failed (their records are not in the history yet)",
+            # A multi-node parent carries no node counts: with no node in the history, there is
+            # no number to give ("0 nodes failed" would be false), so it keeps its own summary.
+            summary=(
+                f"{of_total} {failed_unit} failed (their records are not in the history yet)"
+                if failed
+                else own
+            ),
             detail=(record.failure.detail if record.failure else "")
-            + f" {unit.capitalize()} failed: {of_total}.",
+            + (f" {unit.capitalize()} failed: {of_total}." if failed else ""),
             retryable=record.failure.retryable if record.failure else False,
             batch_will_retry=False,
-            next_step=f"Open a failed child in the Batch console: {record.links.console}",
+            next_step=f"Open a failed {one} in the Batch console: {record.links.console}",
         )
     top = counts.most_common(TOP_CATEGORIES)
     category = top[0][0]
@@ -85,7 +96,7 @@ def rollup_failure(
     others = len(counts) - len(top)
     if others > 0:
         breakdown += f", +{others} more categories"
-    summary = f"{of_total} {unit} failed: {breakdown}"
+    summary = f"{of_total} {failed_unit} failed: {breakdown}"
     # Multi-node parents (and events without one) carry no status summary: say nothing of it.
     by_status = ", ".join(f"{k} {v}" for k, v in sorted(summary_counts.items()) if v)
     detail = (f"{unit.capitalize()} by status: {by_status}. " if by_status else "") + (
@@ -98,7 +109,7 @@ def rollup_failure(
         retryable=bool(example_failure.get("retryable", False)),
         batch_will_retry=False,
         next_step=(
-            f"{example_failure.get('nextStep', 'Look at the failed children.')} "
+            f"{example_failure.get('nextStep', f'Look at the failed {unit}.')} "
             f"(example: {label}, logs: {(example.get('links') or {}).get('logs') or 'n/a'})"
         ),
     )
