@@ -7,7 +7,6 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
 
@@ -58,7 +57,7 @@ def enricher() -> Enricher:
         settings = Settings.from_env()
         # One session for every client: a session caches the endpoint and partition data it
         # loads, and a session per client would decode them four times at each cold start.
-        session = boto3.session.Session()
+        session = aws.lambda_session()
         _enricher = Enricher(
             settings,
             batch=aws.client("batch", settings, session),

@@ -1,8 +1,9 @@
 """Contract: what a cold start of the enricher imports, and the envelope model that keeps it small.
 
 A fresh handler process must not import what it does not use on every batch: the X-Ray SDK (it
-builds its own botocore client at import) unless the stack traces AWS calls, and Powertools'
-Parser models or batch utility (every Parser model is built at import). `bench/` measures the
+builds its own botocore client at import) unless the stack traces AWS calls, Powertools' Parser
+models or batch utility (every Parser model is built at import), and boto3 (its clients are
+botocore's; it brings s3transfer along). `bench/` measures the
 time this saves; these tests keep the imports from coming back.
 """
 
@@ -39,7 +40,7 @@ counted("entry_points")
 counted("distributions")
 import app
 app.enricher()
-ours = {"aws_xray_sdk", "aws_lambda_powertools"}
+ours = {"aws_xray_sdk", "aws_lambda_powertools", "boto3", "s3transfer"}
 modules = sorted(m for m in sys.modules if m.split(".")[0] in ours)
 print(json.dumps({"modules": modules, "entryPointScans": scans}))
 """
@@ -76,6 +77,8 @@ def test_a_cold_start_without_tracing_imports_no_xray_sdk_and_no_parser_models()
     assert not {m for m in modules if m.startswith("aws_xray_sdk")}
     assert "aws_lambda_powertools.utilities.parser.models" not in modules
     assert "aws_lambda_powertools.utilities.batch" not in modules
+    # Nor boto3 (its clients are botocore's; importing it brings s3transfer along)
+    assert not {m for m in modules if m.split(".")[0] in {"boto3", "s3transfer"}}
     # And the Logger and Metrics it always uses were
     assert "aws_lambda_powertools.logging.logger" in modules
     assert "aws_lambda_powertools.metrics" in modules

@@ -155,6 +155,27 @@ def test_clients_come_from_the_session_passed(aws_session: boto3.Session) -> Non
     assert aws.client("batch", Settings.from_env({}), session).meta.region_name == "eu-west-1"
 
 
+def test_the_functions_botocore_session_builds_the_same_clients(
+    aws_session: boto3.Session, stack: LocalStack
+) -> None:
+    # Given the session the functions build their clients from (botocore's, without boto3)
+    session = aws.lambda_session()
+    settings = stack.settings(BATCHLENS_MAX_ATTEMPTS="2", BATCHLENS_READ_TIMEOUT="4")
+
+    # When a client is built from it
+    dynamodb = aws.client("dynamodb", settings, session)
+
+    # Then it has the settings' retries, timeouts and pool, the environment's region, and it
+    # reaches the same (local) table as a boto3 client does
+    config: Any = dynamodb.meta.config
+    assert config.retries == {"mode": "standard", "total_max_attempts": 2}
+    assert (config.connect_timeout, config.read_timeout) == (3.0, 4.0)
+    assert config.max_pool_connections == aws.POOL_CONNECTIONS
+    assert dynamodb.meta.region_name == aws_session.region_name
+    table = dynamodb.describe_table(TableName=stack.table_name)["Table"]["TableName"]
+    assert table == stack.table_name
+
+
 # --- describe.py (D6, D14; S14) --------------------------------------------------------------
 
 
