@@ -371,8 +371,16 @@ def test_a_number_under_a_secret_name_is_masked_in_json_as_in_text() -> None:
         ('{"db": {"password": 84712953}}', '{"db": {"password": ****}}'),
         ('[{"api_key": 8471}]', '[{"api_key": ****}]'),
         ('{"password": 84712953, "port": 5432}', '{"password": ****, "port": 5432}'),
+        ('{"password": -1.5e3}', '{"password": ****}'),
+        ('{"token": true}', '{"token": ****}'),
         # Outside JSON's quoted names a brace can be part of the value: masked with it.
         ("PASSWORD=ab}cd", f"PASSWORD={MASK}"),
+        # After a quoted name, only a JSON number or literal ends at a bracket; any other value
+        # (block YAML with a quoted key, a generated password) is masked with its brackets.
+        ('"db_password": Xy]9#kLq', f'"db_password": {MASK}'),
+        ('"password": }Wq8!zr', f'"password": {MASK}'),
+        ("'api_token': ab}cd-ef", f"'api_token': {MASK}"),
+        ('"password": 123abc}', f'"password": {MASK}'),
     ],
 )
 def test_a_number_ending_a_json_text_loses_none_of_the_closing_brackets(

@@ -65,8 +65,11 @@ _NAMED_VALUE = re.compile(
     # Escaped quotes (JSON in JSON): in the inner text, four backslashes are one escaped backslash,
     # and three before the quote are an escaped quote.
     r"|(?(escaped)(?:\\\\\\\\|\\\\\\(?P=escaped)|\\(?!(?P=escaped)).|[^\\\n])+"
-    # Unquoted after a quoted name it is JSON's number (or literal), which a bracket ends.
-    r"|(?(qname)[^\s\"',;&}\]]+|[^\s\"',;&]+))))",
+    # Unquoted after a quoted name: a JSON number or literal ends before its bracket; anything else
+    # (a YAML value, a password with `]` or `}` in it) runs to a space or a separator, brackets
+    # included, so no part of it is left in the clear.
+    r"|(?(qname)(?:(?:-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null)(?=[\s,}\]]|$)"
+    r"|[^\s\"',;&]+)|[^\s\"',;&]+))))",
     re.IGNORECASE,
 )
 _SECRET_NAME = re.compile(r"^" + SECRET_NAME + r"$", re.IGNORECASE)
