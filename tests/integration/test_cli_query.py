@@ -591,16 +591,26 @@ def test_an_unknown_job_is_one_line_and_exit_1(endpoint: str, golden: str) -> No
     assert err == f"batchlens: no job 'no-such-job' in {golden}\n"
 
 
-@pytest.mark.parametrize("command", ["jobs", "failures", "stats"])
-def test_an_empty_queue_is_one_line_not_every_queue(
-    endpoint: str, golden: str, command: str
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [
+        ("jobs", "--queue"),
+        ("failures", "--queue"),
+        ("stats", "--queue"),
+        ("jobs", "--status"),
+        ("jobs", "--category"),
+        ("failures", "--category"),
+    ],
+)
+def test_an_empty_filter_is_one_line_not_every_job(
+    endpoint: str, golden: str, command: str, option: str
 ) -> None:
-    # Given `--queue "$QUEUE"` with QUEUE unset; when the command runs
-    code, out, err = query(endpoint, golden, command, "--queue", "", *MARCH)
+    # Given `--queue "$QUEUE"` (or --status, --category) with the variable unset; when it runs
+    code, out, err = query(endpoint, golden, command, option, "", *MARCH)
 
-    # Then it refuses, instead of answering for every queue
+    # Then it refuses, instead of answering for every queue, status or category
     assert (code, out) == (1, "")
-    assert err == "batchlens: --queue needs a value; leave it out for every job\n"
+    assert err == f"batchlens: {option} needs a value; leave it out for every job\n"
 
 
 # --- failures -------------------------------------------------------------------------------

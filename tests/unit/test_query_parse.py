@@ -3,7 +3,7 @@ and which index (and which day partitions) a question is served from."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -174,6 +174,19 @@ def test_an_empty_or_trailing_comma_separated_value_is_no_status() -> None:
     # When they are parsed
     # Then the empty parts are skipped, not refused as an unknown status
     assert parse_statuses(["FAILED,", ",", ""]) == ("FAILED",)
+
+
+@pytest.mark.parametrize(
+    ("parse", "option"), [(parse_statuses, "--status"), (parse_categories, "--category")]
+)
+@pytest.mark.parametrize("values", [[""], ["  "], [",", ""]])
+def test_only_blank_values_are_refused_rather_than_read_as_every_one(
+    parse: Callable[[list[str]], tuple[str, ...]], option: str, values: list[str]
+) -> None:
+    # Given `--status "$STATUS"` with STATUS unset (and nothing else for that option)
+    # When parsed; then it is refused, instead of answering for every status or category
+    with pytest.raises(QueryError, match=f"^{option} needs a value; leave it out for every job$"):
+        parse(values)
 
 
 def test_a_range_of_one_instant_is_a_question() -> None:

@@ -100,28 +100,32 @@ def _moment(value: str, now: datetime) -> datetime | None:
 
 def parse_statuses(values: Iterable[str] | None) -> tuple[str, ...]:
     """Statuses as typed (repeated, or comma-separated, any case), checked and de-duplicated."""
-    return _parse_names(values, STATUSES, "status")
+    return _parse_names(values, STATUSES, "status", "--status")
 
 
 def parse_categories(values: Iterable[str] | None) -> tuple[str, ...]:
-    return _parse_names(values, CATEGORIES, "failure category")
+    return _parse_names(values, CATEGORIES, "failure category", "--category")
 
 
 def _parse_names(
-    values: Iterable[str] | None, allowed: Sequence[str], what: str
+    values: Iterable[str] | None, allowed: Sequence[str], what: str, option: str
 ) -> tuple[str, ...]:
+    given = list(values or ())
     names: list[str] = []
-    for value in values or ():
+    for value in given:
         for part in value.split(","):
             name = part.strip().upper().replace("-", "_")
             if not name:
-                continue
+                continue  # a trailing comma, or one of several values left empty
             if name not in allowed:
                 raise QueryError(
                     f"unknown {what} {part.strip()!r}; expected one of {', '.join(allowed)}"
                 )
             if name not in names:
                 names.append(name)
+    # Only blanks (`--status "$STATUS"` with STATUS unset) must not widen the question to all.
+    if given and not names:
+        raise QueryError(f"{option} needs a value; leave it out for every job")
     return tuple(names)
 
 
