@@ -178,20 +178,30 @@ def test_a_task_not_listed_yet_right_after_its_start_is_waited_for(
     assert out.getvalue().splitlines()[-1] == "Done: 11 messages are back in events."
 
 
-def test_a_task_sqs_never_lists_is_one_clear_error(sqs: tuple[Any, Stubber]) -> None:
+@pytest.mark.parametrize(
+    ("interval", "nap"), [(0, 1.0), (0.5, 1.0), (2, 2.0), (5, 5.0), (3600, 5.0)]
+)
+def test_a_task_sqs_never_lists_is_one_clear_error_after_a_minute(
+    sqs: tuple[Any, Stubber], interval: float, nap: float
+) -> None:
     # Given a started task that SQS never lists (only the earlier, finished one)
     client, stubber = sqs
     task(stubber, "COMPLETED", 5, 5, started_ms=1_000)
     depth(stubber, 11)
     started(stubber)
-    for _ in range(redrive.MAX_UNLISTED_CHECKS):
+    for _ in range(int(redrive.UNLISTED_GRACE_SECONDS / nap) + 1):
         task(stubber, "COMPLETED", 5, 5, started_ms=1_000)
     naps: list[float] = []
 
-    # When it is followed; then it gives up after a bounded wait, naming the task
-    with pytest.raises(RedriveError, match=r"^SQS does not list move task h-1 out of dlq after "):
-        redrive.redrive(client, ROUTE, io.StringIO(), interval=5, sleep=naps.append)
-    assert len(naps) == redrive.MAX_UNLISTED_CHECKS - 1
+    # When it is followed at any --interval; then it looks every 1 to 5 s (not flat out at 0, not
+    # hourly at 3600) and gives up after a minute of naps, naming the task
+    with pytest.raises(
+        RedriveError, match=r"^SQS does not list move task h-1 out of dlq after 60 s;"
+    ):
+        redrive.redrive(client, ROUTE, io.StringIO(), interval=interval, sleep=naps.append)
+    assert set(naps) == {nap}
+    assert sum(naps) == redrive.UNLISTED_GRACE_SECONDS
+    stubber.assert_no_pending_responses()
 
 
 def test_a_stack_whose_queue_is_not_created_yet_is_one_clear_error(

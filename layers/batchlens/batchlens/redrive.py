@@ -29,8 +29,11 @@ EVENT_QUEUE_ID = "EventQueue"
 #: SQS's bounds for MaxNumberOfMessagesPerSecond.
 MAX_RATE = 500
 FINISHED = frozenset({"COMPLETED", "CANCELLED", "FAILED"})
-#: How many listings may miss a task just started before `follow` gives up on it.
-MAX_UNLISTED_CHECKS = 12
+#: How long `follow` waits for SQS to list a task just started before it gives up on it, and how
+#: often it looks meanwhile (whatever --interval says: 0 would poll SQS flat out, an hour would
+#: wait 12 hours).
+UNLISTED_GRACE_SECONDS = 60.0
+UNLISTED_POLL_SECONDS = (1.0, 5.0)
 _DEPTH_ATTRIBUTES: tuple[QueueAttributeNameType, ...] = (
     "ApproximateNumberOfMessages",
     "ApproximateNumberOfMessagesNotVisible",
@@ -180,18 +183,19 @@ def follow(
     start SQS may still list the earlier task, or none, for a moment; those listings are skipped.
     """
     shown: Progress | None = None
-    unlisted = 0
+    waited = 0.0  # the naps taken while the started task was not listed
+    nap = min(max(interval, UNLISTED_POLL_SECONDS[0]), UNLISTED_POLL_SECONDS[1])
     while True:
         progress = latest_task(sqs, route)
         if started is not None and (progress is None or not progress.is_task(*started)):
-            unlisted += 1
-            if unlisted >= MAX_UNLISTED_CHECKS:
+            if waited >= UNLISTED_GRACE_SECONDS:
                 raise RedriveError(
                     f"SQS does not list move task {started[0]} out of {route.source_name} after "
-                    f"{unlisted} checks; see `aws sqs list-message-move-tasks --source-arn "
+                    f"{waited:g} s; see `aws sqs list-message-move-tasks --source-arn "
                     f"{route.source_arn}`"
                 )
-            sleep(interval)
+            sleep(nap)
+            waited += nap
             continue
         if progress is None:
             raise RedriveError(f"SQS reports no move task for {route.source_name}")
