@@ -55,6 +55,26 @@ def test_preview_json_quotes_a_log_file_masked(tmp_path: Path) -> None:
     assert record["redacted"] >= 1
 
 
+def test_preview_quotes_no_log_from_a_group_the_enricher_may_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a stack whose JobLogGroupPrefix leaves out the OOM job's group (/custom/batch/genomics)
+    monkeypatch.setenv("JOB_LOG_GROUP_PREFIX", "/aws/batch/")
+    log = tmp_path / "job.log"
+    log.write_text("starting\nKilled\n", encoding="utf-8")
+
+    # When its alert is previewed with a log
+    code, out, err = run("preview", OOM, "--format", "json", "--log", str(log))
+
+    # Then it quotes nothing, as the enricher would, and says why
+    assert code == 0
+    assert json.loads(out)["logExcerpt"] is None
+    assert err == (
+        f"batchlens: {OOM}: note: log group /custom/batch/genomics is outside "
+        "JOB_LOG_GROUP_PREFIX /aws/batch/; the enricher would not read it (not quoted)\n"
+    )
+
+
 def test_preview_notes_events_that_would_not_alert_and_reads_stdin() -> None:
     event = (EVENTS_DIR / "job-succeeded.json").read_text()
     code, out, err = run("preview", "-", "--format", "email", stdin=event)

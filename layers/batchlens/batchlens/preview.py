@@ -60,7 +60,16 @@ def preview(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: Tex
     for where, found in inputs.records(redactor):
         record = found
         if log_text is not None and logtail.wants_excerpt(record, lines):  # as the enricher
-            record = with_log(record, log_text, lines, redactor)
+            source = logtail.log_source(record)
+            prefix = settings.job_log_group_prefix
+            if source is not None and not source.log_group.startswith(prefix):
+                print(
+                    f"batchlens: {where}: note: log group {source.log_group} is outside "
+                    f"JOB_LOG_GROUP_PREFIX {prefix}; the enricher would not read it (not quoted)",
+                    file=stderr,
+                )
+            else:
+                record = with_log(record, log_text, lines, redactor)
         silenced = alerts.silence_reason(record, settings)
         if silenced is not None:
             print(f"batchlens: {where}: note: {silenced} (rendered anyway)", file=stderr)
