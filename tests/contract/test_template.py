@@ -442,6 +442,24 @@ def test_the_xray_sdk_is_loaded_only_when_the_stack_traces_aws_calls(template: T
     assert traced["POWERTOOLS_TRACE_DISABLED"] == "false"
 
 
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"JobLogGroupPrefx": "/"}, "template has no parameter 'JobLogGroupPrefx'"),
+        ({"JobLogGroupPrefix": ""}, "JobLogGroupPrefix='' does not match"),
+        ({"AlertOn": "FAILED,FINISHED"}, "AlertOn='FAILED,FINISHED' is not one of"),
+        ({"TraceAwsCalls": "yes"}, "TraceAwsCalls='yes' is not one of"),
+    ],
+)
+def test_overrides_cloudformation_would_refuse_are_refused_locally_too(
+    template: Template, overrides: dict[str, str], message: str
+) -> None:
+    # Given a local stack (the demo, the tests) with a misspelt or out-of-range parameter
+    # Then it is refused as `sam deploy --parameter-overrides` would refuse it, not ignored
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
+        resolve_environment(template, {"HistoryTable": "h", "AlertTopic": "t"}, overrides)
+
+
 def test_resolving_the_environment_needs_every_resource(template: Template) -> None:
     # A resource the caller did not create locally cannot be silently dropped
     with pytest.raises(KeyError, match="AlertTopic"):

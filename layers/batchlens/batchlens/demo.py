@@ -43,8 +43,9 @@ DEMO_EVENTS = (
 )
 STACK_NAME = "batchlens-demo"
 #: The sample jobs log both to Batch's default group (/aws/batch/job) and to a group of their own
-#: (/custom/batch/genomics), so the demo stack may read any group, as a user would deploy with
-#: `--parameter-overrides JobLogGroupPrefix=/` for jobs that log all over the place.
+#: (/custom/batch/genomics), so the demo stack may read every group whose name starts with `/`, as
+#: a user would deploy with `--parameter-overrides JobLogGroupPrefix=/` for jobs that log to
+#: groups of their own.
 STACK_PARAMETERS = {"JobLogGroupPrefix": "/"}
 #: What a sample job without a sample log (events/<name>.log) wrote.
 _GENERIC_LOG = ("starting", "working", "done")

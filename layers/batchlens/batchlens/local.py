@@ -72,8 +72,8 @@ def create_stack(
 ) -> LocalStack:
     """Create the table, topic, queues and rule of template.yaml; return their names.
 
-    `parameters` overrides template parameters' defaults, as `sam deploy --parameter-overrides`
-    would, in the function's environment.
+    `parameters` overrides template parameters' defaults in the function's environment, as
+    `sam deploy --parameter-overrides` would (and refuses what CloudFormation would refuse).
     """
     template = template or cfn.load_template(cfn.default_template_path())
     name = name or f"batchlens-{uuid.uuid4().hex[:8]}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import functools
 import os
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -227,6 +228,23 @@ def parameter_defaults(template: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
+def check_parameters(template: Mapping[str, Any], given: Mapping[str, str]) -> None:
+    """Refuse what CloudFormation would: a parameter the template lacks, or a value outside its
+    `AllowedValues` (each member of a list) or its `AllowedPattern` (which must match whole)."""
+    specs: Mapping[str, Any] = template.get("Parameters", {})
+    for name, value in given.items():
+        if name not in specs:
+            raise ValueError(f"template has no parameter {name!r}; it has {sorted(specs)}")
+        spec = specs[name]
+        members = value.split(",") if "List" in str(spec.get("Type", "")) else [value]
+        allowed = spec.get("AllowedValues")
+        if allowed is not None and not set(members) <= {str(a) for a in allowed}:
+            raise ValueError(f"{name}={value!r} is not one of {allowed}")
+        pattern = spec.get("AllowedPattern")
+        if pattern is not None and not all(re.fullmatch(pattern, m) for m in members):
+            raise ValueError(f"{name}={value!r} does not match {pattern}")
+
+
 def function_environment(
     template: Mapping[str, Any], logical_id: str = FUNCTION_ID
 ) -> dict[str, Any]:
@@ -252,6 +270,7 @@ def resolve_environment(
     its condition (`!Equals`, `!Not`, `!And`, `!Or` over those values). A reference to anything
     else raises `KeyError`, so a new variable cannot be silently left out.
     """
+    check_parameters(template, parameters or {})
     values = {**parameter_defaults(template), **(parameters or {})}
     conditions: Mapping[str, Any] = template.get("Conditions", {})
 
