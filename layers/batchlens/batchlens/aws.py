@@ -78,7 +78,7 @@ def lambda_session() -> botocore.session.Session:
     """The session a function builds its clients from: botocore's own.
 
     A boto3 client is a botocore client; `import boto3` adds s3transfer and boto3's resource
-    layer, which nothing here uses, to every cold start (about 60 ms of CPU on this project's
+    layer, which nothing here uses, to every cold start (about 30 ms of CPU on this project's
     bench machine, several times that at Lambda's smaller memory sizes).
     """
     return botocore.session.get_session()
