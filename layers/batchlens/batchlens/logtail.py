@@ -118,6 +118,12 @@ def _read_tail(client: CloudWatchLogsClient, source: LogSource, lines: int) -> l
     return []
 
 
+def outside_prefix(source: LogSource, log_group_prefix: str) -> bool:
+    """A log group outside the stack's JobLogGroupPrefix, which scopes the role's
+    `logs:GetLogEvents` (empty: any group): IAM would refuse the read."""
+    return not source.log_group.startswith(log_group_prefix)
+
+
 def fetch_excerpt(
     client: CloudWatchLogsClient,
     record: JobRecord,
@@ -125,15 +131,12 @@ def fetch_excerpt(
     redactor: Redactor,
     log_group_prefix: str = "",
 ) -> JobRecord:
-    """`record` with `logExcerpt` set from its latest attempt's log, or unchanged when none.
-
-    A log group outside `log_group_prefix` (the stack's JobLogGroupPrefix, which scopes the role's
-    `logs:GetLogEvents`; empty: any group) is not read: IAM would refuse it.
-    """
+    """`record` with `logExcerpt` set from its latest attempt's log, or unchanged when none, or
+    when its log group is outside `log_group_prefix` (see `outside_prefix`)."""
     source = log_source(record)
     if lines <= 0 or source is None:
         return record
-    if not source.log_group.startswith(log_group_prefix):
+    if outside_prefix(source, log_group_prefix):
         logger.info(
             "No log excerpt: log group %s is outside JobLogGroupPrefix %s",
             source.log_group,

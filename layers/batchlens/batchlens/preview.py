@@ -62,7 +62,7 @@ def preview(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: Tex
         if log_text is not None and logtail.wants_excerpt(record, lines):  # as the enricher
             source = logtail.log_source(record)
             prefix = settings.job_log_group_prefix
-            if source is not None and not source.log_group.startswith(prefix):
+            if source is not None and logtail.outside_prefix(source, prefix):
                 print(
                     f"batchlens: {where}: note: log group {source.log_group} is outside "
                     f"JOB_LOG_GROUP_PREFIX {prefix}; the enricher would not read it (not quoted)",
