@@ -123,10 +123,15 @@ def _parse_names(
                 )
             if name not in names:
                 names.append(name)
-    # Only blanks (`--status "$STATUS"` with STATUS unset) must not widen the question to all.
     if given and not names:
-        raise QueryError(f"{option} needs a value; leave it out for every job")
+        raise blank_option(option)
     return tuple(names)
+
+
+def blank_option(option: str) -> QueryError:
+    """An option given only blanks (an unset shell variable), which must not widen the question
+    to every job."""
+    return QueryError(f"{option} needs a value; leave it out for every job")
 
 
 def iso(moment: datetime) -> str:
@@ -154,7 +159,7 @@ class JobQuery:
         # An unset shell variable (`--queue "$QUEUE"`) must not widen the question to every job.
         for option, value in (("--queue", self.queue), ("--name", self.name_prefix)):
             if value is not None and not value.strip():
-                raise QueryError(f"{option} needs a value; leave it out for every job")
+                raise blank_option(option)
         if self.since > self.until:
             raise QueryError(f"--since ({iso(self.since)}) is after --until ({iso(self.until)})")
         if self.limit is not None and self.limit < 1:
