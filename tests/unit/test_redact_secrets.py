@@ -381,6 +381,13 @@ def test_a_number_under_a_secret_name_is_masked_in_json_as_in_text() -> None:
         ('"password": }Wq8!zr', f'"password": {MASK}'),
         ("'api_token': ab}cd-ef", f"'api_token': {MASK}"),
         ('"password": 123abc}', f'"password": {MASK}'),
+        # A value that starts like a number or literal but goes on after a bracket is no number.
+        ('"password": 1]hunter2', f'"password": {MASK}'),
+        ('"db_password": false}s3cr3t', f'"db_password": {MASK}'),
+        ('"password": 1e5]x', f'"password": {MASK}'),
+        ('"password":1]x', f'"password":{MASK}'),
+        ('"token": 42],"other": 1', f'"token": {MASK}],"other": 1'),
+        ('{\\"password\\": 1}\\"}', f'{{\\"password\\": {MASK}}}\\"}}'),
     ],
 )
 def test_a_number_ending_a_json_text_loses_none_of_the_closing_brackets(

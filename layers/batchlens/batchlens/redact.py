@@ -65,10 +65,12 @@ _NAMED_VALUE = re.compile(
     # Escaped quotes (JSON in JSON): in the inner text, four backslashes are one escaped backslash,
     # and three before the quote are an escaped quote.
     r"|(?(escaped)(?:\\\\\\\\|\\\\\\(?P=escaped)|\\(?!(?P=escaped)).|[^\\\n])+"
-    # Unquoted after a quoted name: a JSON number or literal ends before its bracket; anything else
-    # (a YAML value, a password with `]` or `}` in it) runs to a space or a separator, brackets
-    # included, so no part of it is left in the clear.
-    r"|(?(qname)(?:(?:-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null)(?=[\s,}\]]|$)"
+    # Unquoted after a quoted name: a JSON number or literal ends before its closing brackets (a
+    # run of them that ends the token); anything else (a YAML value, a password with `]` or `}`
+    # in it, `1]hunter2`) runs to a space or a separator, brackets included, so no part of it is
+    # left in the clear.
+    r"|(?(qname)(?:(?:-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null)"
+    r"(?=[\s,]|$|[}\]]+(?![^\s\"',;&\\]))"
     r"|[^\s\"',;&]+)|[^\s\"',;&]+))))",
     re.IGNORECASE,
 )
