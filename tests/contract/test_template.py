@@ -419,11 +419,12 @@ def test_default_parameters_give_valid_settings(template: Template) -> None:
 
 
 def test_overridden_parameters_reach_the_environment(template: Template) -> None:
-    # Given a stack deployed with non-default alerting and allowlist
+    # Given a stack deployed with non-default alerting and allowlist (a space after a comma, which
+    # CloudFormation trims from each member of a list)
     environment = resolve_environment(
         template,
         {"HistoryTable": "history", "AlertTopic": "topic"},
-        {"AlertOn": "FAILED,SUCCEEDED", "RedactAllowlist": "TOKEN_BUCKET,PASSWORD_POLICY"},
+        {"AlertOn": "FAILED, SUCCEEDED", "RedactAllowlist": "TOKEN_BUCKET,PASSWORD_POLICY"},
     )
     # When the enricher reads it
     settings = Settings.from_env(environment)

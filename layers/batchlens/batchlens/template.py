@@ -236,7 +236,9 @@ def check_parameters(template: Mapping[str, Any], given: Mapping[str, str]) -> N
         if name not in specs:
             raise ValueError(f"template has no parameter {name!r}; it has {sorted(specs)}")
         spec = specs[name]
-        members = value.split(",") if "List" in str(spec.get("Type", "")) else [value]
+        # CloudFormation trims the spaces around each member of a list parameter.
+        listed = "List" in str(spec.get("Type", ""))
+        members = [m.strip() for m in str(value).split(",")] if listed else [str(value)]
         allowed = spec.get("AllowedValues")
         if allowed is not None and not set(members) <= {str(a) for a in allowed}:
             raise ValueError(f"{name}={value!r} is not one of {allowed}")
