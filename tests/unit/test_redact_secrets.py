@@ -447,3 +447,13 @@ def test_a_message_that_cannot_be_formatted_still_has_its_extras_and_exception_m
     assert "(log message withheld: it could not be masked)" in out
     assert FLAG_PASSWORD not in out
     assert JWT not in out
+
+
+def test_a_long_run_of_name_characters_is_read_as_one_name() -> None:
+    # Given 100 KB of name characters: with a value after it, and on its own (one long log line)
+    long_name = "password" * 12_500
+    named = f"{long_name}=hunter2 and --{long_name} hunter3"
+
+    # When masked; then the value after the whole run goes, and a run without a value stays
+    assert Redactor().text(named) == (f"{long_name}={MASK} and --{long_name} {MASK}", 2)
+    assert Redactor().text(long_name) == (long_name, 0)

@@ -30,6 +30,10 @@ _SECRET_WORDS = (
     r"|CREDENTIAL|AUTH[_-]?KEY|SESSION[_-]?KEY|SIGNING[_-]?KEY|CLIENT[_-]?KEY)"
 )
 SECRET_NAME = r"[A-Za-z0-9_.-]*" + _SECRET_WORDS + r"[A-Za-z0-9_.-]*"
+# The same names as one atomic run of name characters that holds a secret word: only the whole
+# run can be followed by `=`, a space or a quote, and backtracking into it (trying every shorter
+# name, then failing) made one long run ("passwordpassword…", 100 KB) take many seconds.
+_NAME_RUN = r"(?=[A-Za-z0-9_.-]*" + _SECRET_WORDS + r")[A-Za-z0-9_.-]++"
 
 # Credential shapes, masked wherever they appear. Each pattern masks its whole match.
 _CREDENTIAL_PATTERNS: tuple[re.Pattern[str], ...] = (
@@ -56,9 +60,9 @@ _URL_PASSWORD = re.compile(
 # value is masked up to its closing quote (spaces included), also where the quotes are escaped
 # (JSON inside a JSON log line); an unquoted one up to a space or a separator.
 _NAMED_VALUE = re.compile(
-    r"(?<![A-Za-z0-9_.-])(?P<head>(?:(?P<flag>--?)(?P<fname>" + SECRET_NAME + r")(?:\s*=\s*|\s+)"
-    r"|(?P<qname>\\?[\"'](?:" + SECRET_NAME + r")\\?[\"'])\s*:\s*"
-    r"|(?P<name>" + SECRET_NAME + r")\s*=\s*)"
+    r"(?<![A-Za-z0-9_.-])(?P<head>(?:(?P<flag>--?)(?P<fname>" + _NAME_RUN + r")(?:\s*=\s*|\s+)"
+    r"|(?P<qname>\\?[\"'](?:" + _NAME_RUN + r")\\?[\"'])\s*:\s*"
+    r"|(?P<name>" + _NAME_RUN + r")\s*=\s*)"
     r"(?P<quote>(?P<plain>[\"'])|\\(?P<escaped>[\"']))?)"
     # Inside quotes a backslash escapes the next character, and only the opening quote closes.
     r"(?P<secret>(?(plain)(?:\\.|(?!(?P=plain))[^\\\n])+"
