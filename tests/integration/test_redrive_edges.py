@@ -204,6 +204,24 @@ def test_a_task_sqs_never_lists_is_one_clear_error_after_a_minute(
     stubber.assert_no_pending_responses()
 
 
+def test_a_task_sqs_stops_listing_is_said_to_be_no_longer_listed(
+    sqs: tuple[Any, Stubber],
+) -> None:
+    # Given a started task that SQS lists once, running, and then no more (only the earlier one)
+    client, stubber = sqs
+    task(stubber, "COMPLETED", 5, 5, started_ms=1_000)
+    depth(stubber, 11)
+    started(stubber)
+    task(stubber, "RUNNING", 4, started_ms=2_000, handle="h-1")
+    for _ in range(int(redrive.UNLISTED_GRACE_SECONDS / 5) + 1):
+        task(stubber, "COMPLETED", 5, 5, started_ms=1_000)
+
+    # When it is followed; then the error says the task was seen, then lost
+    with pytest.raises(RedriveError, match=r"^SQS no longer lists move task h-1 out of dlq after "):
+        redrive.redrive(client, ROUTE, io.StringIO(), interval=5, sleep=lambda _: None)
+    stubber.assert_no_pending_responses()
+
+
 def test_a_stack_whose_queue_is_not_created_yet_is_one_clear_error(
     sqs: tuple[Any, Stubber],
 ) -> None:  # R12b

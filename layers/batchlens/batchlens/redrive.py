@@ -189,8 +189,9 @@ def follow(
         progress = latest_task(sqs, route)
         if started is not None and (progress is None or not progress.is_task(*started)):
             if waited >= UNLISTED_GRACE_SECONDS:
+                lists = "no longer lists" if shown is not None else "does not list"
                 raise RedriveError(
-                    f"SQS does not list move task {started[0]} out of {route.source_name} after "
+                    f"SQS {lists} move task {started[0]} out of {route.source_name} after "
                     f"{waited:g} s; see `aws sqs list-message-move-tasks --source-arn "
                     f"{route.source_arn}`"
                 )
