@@ -90,6 +90,19 @@ def started(stubber: Stubber) -> None:
     )
 
 
+def previous_task(stubber: Stubber, times: int = 1) -> None:
+    """SQS listing the earlier move task, which finished after 5 of its messages, `times` times."""
+    for _ in range(times):
+        task(stubber, "COMPLETED", 5, 5, started_ms=1_000)
+
+
+def started_after_previous(stubber: Stubber) -> None:
+    """An earlier move task that finished, 11 dead letters, and the new task h-1 started."""
+    previous_task(stubber)
+    depth(stubber, 11)
+    started(stubber)
+
+
 def test_a_single_dead_letter_is_redriven(sqs: tuple[Any, Stubber]) -> None:  # R3
     client, stubber = sqs
     no_task(stubber)
@@ -142,11 +155,9 @@ def test_the_previous_task_listed_after_a_start_is_not_taken_for_the_new_one(
 ) -> None:
     # Given an earlier move task that finished after 5 messages
     client, stubber = sqs
-    task(stubber, "COMPLETED", 5, 5, started_ms=1_000)
-    depth(stubber, 11)
-    started(stubber)
+    started_after_previous(stubber)
     # When SQS still lists that task first, right after the new one started
-    task(stubber, "COMPLETED", 5, 5, started_ms=1_000)
+    previous_task(stubber)
     task(stubber, "RUNNING", 4, started_ms=2_000, handle="h-1")
     task(stubber, "COMPLETED", 11, started_ms=2_000)
     out = io.StringIO()
@@ -186,11 +197,8 @@ def test_a_task_sqs_never_lists_is_one_clear_error_after_a_minute(
 ) -> None:
     # Given a started task that SQS never lists (only the earlier, finished one)
     client, stubber = sqs
-    task(stubber, "COMPLETED", 5, 5, started_ms=1_000)
-    depth(stubber, 11)
-    started(stubber)
-    for _ in range(int(redrive.UNLISTED_GRACE_SECONDS / nap) + 1):
-        task(stubber, "COMPLETED", 5, 5, started_ms=1_000)
+    started_after_previous(stubber)
+    previous_task(stubber, int(redrive.UNLISTED_GRACE_SECONDS / nap) + 1)
     naps: list[float] = []
 
     # When it is followed at any --interval; then it looks every 1 to 5 s (not flat out at 0, not
@@ -209,12 +217,9 @@ def test_a_task_sqs_stops_listing_is_said_to_be_no_longer_listed(
 ) -> None:
     # Given a started task that SQS lists once, running, and then no more (only the earlier one)
     client, stubber = sqs
-    task(stubber, "COMPLETED", 5, 5, started_ms=1_000)
-    depth(stubber, 11)
-    started(stubber)
+    started_after_previous(stubber)
     task(stubber, "RUNNING", 4, started_ms=2_000, handle="h-1")
-    for _ in range(int(redrive.UNLISTED_GRACE_SECONDS / 5) + 1):
-        task(stubber, "COMPLETED", 5, 5, started_ms=1_000)
+    previous_task(stubber, int(redrive.UNLISTED_GRACE_SECONDS / 5) + 1)
 
     # When it is followed; then the error says the task was seen, then lost
     with pytest.raises(RedriveError, match=r"^SQS no longer lists move task h-1 out of dlq after "):
