@@ -29,10 +29,9 @@ _SECRET_WORDS = (
     r"(?:PASSW(?:OR)?D|PASSPHRASE|PWD|SECRET|TOKEN|API[_-]?KEY|ACCESS[_-]?KEY|PRIVATE[_-]?KEY"  # noqa: S105
     r"|CREDENTIAL|AUTH[_-]?KEY|SESSION[_-]?KEY|SIGNING[_-]?KEY|CLIENT[_-]?KEY)"
 )
-SECRET_NAME = r"[A-Za-z0-9_.-]*" + _SECRET_WORDS + r"[A-Za-z0-9_.-]*"
-# The same names as one atomic run of name characters that holds a secret word: only the whole
-# run can be followed by `=`, a space or a quote, and backtracking into it (trying every shorter
-# name, then failing) made one long run ("passwordpassword…", 100 KB) take many seconds.
+# A secret-looking name: one atomic run of name characters that holds a secret word. Only the
+# whole run can be followed by `=`, a space or a quote, and backtracking into it (trying every
+# shorter name, then failing) made one long run ("passwordpassword…", 100 KB) take many seconds.
 _NAME_RUN = r"(?=[A-Za-z0-9_.-]*" + _SECRET_WORDS + r")[A-Za-z0-9_.-]++"
 
 # Credential shapes, masked wherever they appear. Each pattern masks its whole match.
@@ -78,7 +77,7 @@ _NAMED_VALUE = re.compile(
     r"|[^\s\"',;&]+)|[^\s\"',;&]+))))",
     re.IGNORECASE,
 )
-_SECRET_NAME = re.compile(r"^" + SECRET_NAME + r"$", re.IGNORECASE)
+_SECRET_NAME = re.compile(r"^" + _NAME_RUN + r"$", re.IGNORECASE)
 # A command-line flag on its own (`--password`), whose value is the next argument.
 _FLAG = re.compile(r"--?(?P<name>[A-Za-z0-9_.-]+)")
 
