@@ -15,6 +15,8 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from pydantic import ValidationError
 
@@ -27,7 +29,7 @@ from batchlens.records import Enrichment
 from batchlens.settings import Settings
 from batchlens.template import default_template_path, load_template, queue_attributes
 from tests.conftest import EnricherFactory, read_event
-from tests.integration.test_describe import failing_first, with_job_id
+from tests.integration.test_describe import error_response, failing_first, with_job_id
 
 TEMPLATE = load_template(default_template_path())
 
@@ -174,6 +176,84 @@ def test_the_functions_botocore_session_builds_the_same_clients(
     assert dynamodb.meta.region_name == aws_session.region_name
     table = dynamodb.describe_table(TableName=stack.table_name)["Table"]["TableName"]
     assert table == stack.table_name
+
+
+def _first_attempt_fails(request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
+    """A before-send handler: every call's first attempt gets a 500, its retries go through."""
+    first = "attempt=1;" in request.headers.get("amz-sdk-request", b"").decode()
+    return error_response(request, 500, "InternalServerError") if first else None
+
+
+def _stale_write(dynamodb: Any, table: str, pk: str) -> str:
+    """A conditional write that loses to the stored item; returns the error DynamoDB ends with."""
+    with pytest.raises(ClientError) as raised:
+        dynamodb.update_item(
+            TableName=table,
+            Key={"pk": {"S": pk}, "sk": {"S": "LATEST"}},
+            UpdateExpression="SET version = :v",
+            ConditionExpression="version < :v",
+            ExpressionAttributeValues={":v": {"S": "1"}},
+        )
+    code: str = raised.value.response["Error"]["Code"]
+    return code
+
+
+@pytest.mark.integration
+def test_a_retried_write_that_fails_its_condition_gives_its_retry_quota_back(
+    aws_session: boto3.Session, stack: LocalStack, no_retry_delay: list[float]
+) -> None:
+    # Given a DynamoDB client as the Lambda builds it and a job whose stored version is newer
+    dynamodb = aws.client("dynamodb", stack.settings(), aws_session)
+    pk = f"JOB#{uuid.uuid4()}"
+    dynamodb.put_item(
+        TableName=stack.table_name,
+        Item={"pk": {"S": pk}, "sk": {"S": "LATEST"}, "version": {"S": "9"}},
+    )
+    dynamodb.meta.events.register("before-send.dynamodb.UpdateItem", _first_attempt_fails)
+
+    # When 60 stale writes each get a 500 first (14 of the quota's 500 for each retry: botocore
+    # alone would refuse retries after 35 of them)
+    codes = [_stale_write(dynamodb, stack.table_name, pk) for _ in range(60)]
+
+    # Then every retry was made and ended in the failed condition, not in the injected 500
+    assert set(codes) == {"ConditionalCheckFailedException"}
+    assert len(no_retry_delay) == 60
+    # And a fresh write after them is still retried past its 500
+    response = dynamodb.update_item(
+        TableName=stack.table_name,
+        Key={"pk": {"S": pk}, "sk": {"S": "LATEST"}},
+        UpdateExpression="SET version = :v",
+        ExpressionAttributeValues={":v": {"S": "99"}},
+    )
+    assert response["ResponseMetadata"]["RetryAttempts"] == 1
+
+
+@pytest.mark.integration
+def test_dynamodb_failing_on_every_attempt_still_runs_the_retry_quota_dry(
+    aws_session: boto3.Session, stack: LocalStack, no_retry_delay: list[float]
+) -> None:
+    # Given a DynamoDB client as the Lambda builds it and a table answering every attempt with 500
+    dynamodb = aws.client("dynamodb", stack.settings(), aws_session)
+    seen: list[str] = []
+    dynamodb.meta.events.register(
+        "before-send.dynamodb.GetItem", failing_first(10**6, 500, "InternalServerError", seen)
+    )
+
+    # When reads keep failing
+    def attempts_of_one_read() -> int:
+        before = len(seen)
+        with pytest.raises(ClientError):
+            dynamodb.get_item(
+                TableName=stack.table_name, Key={"pk": {"S": "JOB#x"}, "sk": {"S": "LATEST"}}
+            )
+        return len(seen) - before
+
+    made = [attempts_of_one_read() for _ in range(12)]
+
+    # Then the first reads make all 5 attempts, and once the quota (500, 14 a retry) is spent
+    # a read makes one attempt only: the quota still stops retries against a failing table
+    assert made[:8] == [5] * 8
+    assert made[-1] == 1
 
 
 # --- describe.py (D6, D14; S14) --------------------------------------------------------------

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
 
 import botocore.session
 from botocore.config import Config
+from botocore.retries import quota, standard
 
 from batchlens.settings import MAX_DESCRIBE_CONCURRENCY, Settings
 
@@ -67,11 +68,75 @@ def client(service: str, settings: Settings, session: Session | None = None) -> 
     botocore or a boto3 session) or a new boto3 session."""
     config, endpoint_url = client_config(settings), settings.endpoint_url
     if isinstance(session, botocore.session.Session):
-        return session.create_client(service, config=config, endpoint_url=endpoint_url)
-    import boto3
+        built = session.create_client(service, config=config, endpoint_url=endpoint_url)
+    else:
+        import boto3
 
-    factory = session or boto3.session.Session()
-    return factory.client(service, config=config, endpoint_url=endpoint_url)  # type: ignore[call-overload]
+        factory = session or boto3.session.Session()
+        built = factory.client(service, config=config, endpoint_url=endpoint_url)  # type: ignore[call-overload]
+    if service == "dynamodb":
+        _count_failed_conditions_as_answers(built, settings.aws_max_attempts)
+    return built
+
+
+CONDITION_FAILED = "ConditionalCheckFailedException"
+
+
+class _ConditionAwareQuota(standard.RetryQuotaChecker):
+    """botocore's retry quota, where a ConditionalCheckFailedException counts as an answer.
+
+    Standard mode lends a retry quota (5 of 500 for a throttled attempt, 14 for any other) and
+    takes it back only from a 2xx answer. For a conditional write, a failed condition is DynamoDB
+    answering normally: batchlens's writes fail theirs for every stale or duplicate event and for
+    a retry of a write that had applied before its answer was lost. Left as botocore counts it,
+    each such retry is quota lost for good, and a long spell of faults runs the quota dry (the
+    soak saw every DynamoDB error after that raised unretried). Real failures still cost quota.
+    """
+
+    def __init__(
+        self, bucket: quota.RetryQuota, throttling_detector: standard.ThrottlingErrorDetector
+    ) -> None:
+        super().__init__(bucket, throttling_detector)
+        self._bucket = bucket
+
+    def release_retry_quota(
+        self, context: Any, http_response: Any, parsed: Any = None, **kwargs: Any
+    ) -> None:
+        error = parsed.get("Error", {}) if isinstance(parsed, dict) else {}
+        if http_response is not None and error.get("Code") == CONDITION_FAILED:
+            # As for a 2xx: give back what the last retry borrowed, or 1 after a first attempt.
+            self._bucket.release(context.get("retry_quota_capacity", 1))
+            return
+        super().release_retry_quota(context, http_response, parsed=parsed, **kwargs)
+
+
+def _count_failed_conditions_as_answers(client: Any, max_attempts: int) -> None:
+    """Swap the standard retry handler botocore registered for one built on `_ConditionAwareQuota`.
+
+    The same parts as `botocore.retries.standard.register_retry_handler` (the `amz-sdk-request`
+    header's seeder it registered stays); only the quota differs.
+    """
+    service = client.meta.service_model.service_id.hyphenize()
+    adapter = standard.RetryEventAdapter()
+    throttling = standard.ThrottlingErrorDetector(adapter)
+    checker = _ConditionAwareQuota(quota.RetryQuota(), throttling)
+    handler = standard.RetryHandler(
+        retry_policy=standard.RetryPolicy(
+            retry_checker=standard.StandardRetryConditions(max_attempts=max_attempts),
+            retry_backoff=standard.ExponentialBackoff(
+                service_name=service, throttling_detector=throttling
+            ),
+        ),
+        retry_event_adapter=adapter,
+        # botocore-stubs type this as the bucket; botocore passes (and uses) the checker.
+        retry_quota=checker,  # type: ignore[arg-type]
+        service_name=service,
+    )
+    events, unique_id = client.meta.events, f"retry-config-{service}"
+    events.unregister(f"needs-retry.{service}", unique_id=unique_id)
+    events.register(f"needs-retry.{service}", handler.needs_retry, unique_id=unique_id)
+    # botocore's own release handler stays registered, filling a quota nothing reads any more.
+    events.register(f"after-call.{service}", checker.release_retry_quota)
 
 
 def lambda_session() -> botocore.session.Session:
