@@ -141,17 +141,18 @@ def error_response(
     return http_response(request, status, body, {"Content-Type": "application/x-amz-json-1.0"})
 
 
-_THROTTLE = {
+# Keyed by the service's part of botocore's event names (its hyphenized service id).
+THROTTLE_CODES = {
     "dynamodb": ("ProvisionedThroughputExceededException", "ThrottlingException"),
     "sns": ("Throttling",),
     "batch": ("TooManyRequestsException",),
-    "logs": ("ThrottlingException",),
+    "cloudwatch-logs": ("ThrottlingException",),
 }
-_SERVER_ERROR = {
+SERVER_ERRORS = {
     "dynamodb": ((500, "InternalServerError"), (503, "ServiceUnavailable")),
     "sns": ((500, "InternalError"), (503, "ServiceUnavailable")),
     "batch": ((500, "ServerException"),),
-    "logs": ((500, "ServiceUnavailableException"),),
+    "cloudwatch-logs": ((500, "ServiceUnavailableException"),),
 }
 
 
@@ -340,12 +341,12 @@ class Environment:
         roll = injector.random()
         if roll < rates.throttle:
             injector.stats.add("throttles")
-            code = injector.choice(_THROTTLE[service])
+            code = injector.choice(THROTTLE_CODES[service])
             return error_response(request, service, 429 if service == "batch" else 400, code)
         roll -= rates.throttle
         if roll < rates.server_error:
             injector.stats.add("serverErrors")
-            status, code = injector.choice(_SERVER_ERROR[service])
+            status, code = injector.choice(SERVER_ERRORS[service])
             return error_response(request, service, status, code)
         roll -= rates.server_error
         if roll < rates.connect_timeout:

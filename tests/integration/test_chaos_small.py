@@ -7,8 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import boto3
 import pytest
 
+from batchlens import aws
+from batchlens.settings import Settings
+from tests.chaos.faults import SERVER_ERRORS, THROTTLE_CODES
 from tests.chaos.soak import REPORT_KEYS, SoakConfig, failures, run
 
 pytestmark = pytest.mark.integration
@@ -29,3 +33,18 @@ def test_the_small_soak_loses_nothing_and_alerts_each_failure_exactly_once(
     # And the dead-letter queue holds the poison inputs, and only them
     assert report["dlqMessages"] == report["details"]["poisonSent"]
     assert report["details"]["alertsReceived"] >= report["details"]["alertsExpected"] > 0
+
+
+def test_the_soak_has_errors_to_inject_for_every_service_the_enricher_calls(
+    aws_session: boto3.Session,
+) -> None:
+    # Given the enricher's clients, named as botocore's events name them ("cloudwatch-logs")
+    settings = Settings.from_env({})
+    services = {
+        aws.client(name, settings, aws_session).meta.service_model.service_id.hyphenize()
+        for name in ("batch", "dynamodb", "sns", "logs")
+    }
+    # Then the soak can answer each one's calls with a throttle or a 5xx in its own words
+    # (a missing one raised KeyError into the handler instead of an AWS error)
+    assert services <= THROTTLE_CODES.keys()
+    assert services <= SERVER_ERRORS.keys()
