@@ -56,9 +56,9 @@ class SimulatedCrash(BaseException):
 class FaultRates:
     """Probabilities: per HTTP attempt, per call, or per invocation."""
 
-    # About one HTTP attempt in six fails. Sustained, that can already run boto3's standard-mode
-    # retry quota dry: a retried conditional write that then fails its condition (a stale event)
-    # gives no quota back, and calls start failing unretried (see the README's soak section).
+    # About one HTTP attempt in six fails, for the whole run. That ran boto3's standard-mode
+    # retry quota dry until batchlens's DynamoDB clients counted a failed condition as an answer
+    # (see the README's soak section).
     throttle: float = 0.10
     server_error: float = 0.03
     connect_timeout: float = 0.015
