@@ -9,7 +9,7 @@ import json
 import logging
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -21,6 +21,7 @@ from botocore.stub import Stubber
 from pydantic import ValidationError
 
 from batchlens import aws
+from batchlens.access import Connection
 from batchlens.describe import describe_jobs
 from batchlens.events import parse_event
 from batchlens.local import LocalStack, put_batch_event
@@ -180,7 +181,8 @@ def test_the_functions_botocore_session_builds_the_same_clients(
 
 def _first_attempt_fails(request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
     """A before-send handler: every call's first attempt gets a 500, its retries go through."""
-    first = "attempt=1;" in request.headers.get("amz-sdk-request", b"").decode()
+    header = request.headers.get("amz-sdk-request", b"")
+    first = "attempt=1;" in (header.decode() if isinstance(header, bytes) else header)
     return error_response(request, 500, "InternalServerError") if first else None
 
 
@@ -199,17 +201,24 @@ def _stale_write(dynamodb: Any, table: str, pk: str) -> str:
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("built_by", ["functions", "cli"])
 def test_a_retried_write_that_fails_its_condition_gives_its_retry_quota_back(
-    aws_session: boto3.Session, stack: LocalStack, no_retry_delay: list[float]
+    built_by: str, aws_session: boto3.Session, stack: LocalStack, no_retry_delay: list[float]
 ) -> None:
-    # Given a DynamoDB client as the Lambda builds it and a job whose stored version is newer
-    dynamodb = aws.client("dynamodb", stack.settings(), aws_session)
+    # Given a DynamoDB client as the functions or the CLI (backfill) build it, and a job whose
+    # stored version is newer
+    if built_by == "functions":
+        dynamodb = aws.client("dynamodb", stack.settings(), aws_session)
+    else:
+        connection = Connection(session=aws_session, endpoint_url=None, region="us-east-1")
+        dynamodb = connection.client("dynamodb")
     pk = f"JOB#{uuid.uuid4()}"
     dynamodb.put_item(
         TableName=stack.table_name,
         Item={"pk": {"S": pk}, "sk": {"S": "LATEST"}, "version": {"S": "9"}},
     )
-    dynamodb.meta.events.register("before-send.dynamodb.UpdateItem", _first_attempt_fails)
+    hook: Callable[..., Any] = _first_attempt_fails
+    dynamodb.meta.events.register("before-send.dynamodb.UpdateItem", hook)
 
     # When 60 stale writes each get a 500 first (14 of the quota's 500 for each retry: botocore
     # alone would refuse retries after 35 of them)

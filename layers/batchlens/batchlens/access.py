@@ -27,6 +27,7 @@ from botocore.exceptions import (
 )
 from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
 
+from batchlens import aws
 from batchlens.history import ReadThrottled
 
 if TYPE_CHECKING:
@@ -93,13 +94,16 @@ class Connection:
             read_timeout=20,
             max_pool_connections=16,
         )
-        return self.session.client(  # type: ignore[call-overload]
+        built = self.session.client(  # type: ignore[call-overload]
             service,
             region_name=self.region,
             endpoint_url=self.endpoint_url,
             config=config,
             **(self.credentials or {}),
         )
+        if service == "dynamodb":
+            aws.count_failed_conditions_as_answers(built)
+        return built
 
     def where(self) -> str:
         place = f"region {self.region or self.session.region_name or '?'}"

@@ -75,7 +75,7 @@ def client(service: str, settings: Settings, session: Session | None = None) -> 
         factory = session or boto3.session.Session()
         built = factory.client(service, config=config, endpoint_url=endpoint_url)  # type: ignore[call-overload]
     if service == "dynamodb":
-        _count_failed_conditions_as_answers(built, settings.aws_max_attempts)
+        count_failed_conditions_as_answers(built)
     return built
 
 
@@ -110,12 +110,18 @@ class _ConditionAwareQuota(standard.RetryQuotaChecker):
         super().release_retry_quota(context, http_response, parsed=parsed, **kwargs)
 
 
-def _count_failed_conditions_as_answers(client: Any, max_attempts: int) -> None:
+def count_failed_conditions_as_answers(client: Any) -> None:
     """Swap the standard retry handler botocore registered for one built on `_ConditionAwareQuota`.
 
-    The same parts as `botocore.retries.standard.register_retry_handler` (the `amz-sdk-request`
+    For every DynamoDB client batchlens builds (the functions' and the CLI's, which backfills with
+    the same conditional writes). Its config must set standard retries and their attempts. The
+    same parts as `botocore.retries.standard.register_retry_handler` (the `amz-sdk-request`
     header's seeder it registered stays); only the quota differs.
     """
+    retries = client.meta.config.retries
+    if retries.get("mode") != "standard" or "total_max_attempts" not in retries:
+        raise ValueError(f"expected standard retries with their attempts set, not {retries}")
+    max_attempts = retries["total_max_attempts"]
     service = client.meta.service_model.service_id.hyphenize()
     adapter = standard.RetryEventAdapter()
     throttling = standard.ThrottlingErrorDetector(adapter)
