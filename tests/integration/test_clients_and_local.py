@@ -238,6 +238,42 @@ def test_a_retried_write_that_fails_its_condition_gives_its_retry_quota_back(
 
 
 @pytest.mark.integration
+def test_a_retry_that_ends_in_another_client_error_still_costs_its_quota(
+    aws_session: boto3.Session, stack: LocalStack, no_retry_delay: list[float]
+) -> None:
+    # Given a DynamoDB client as the Lambda builds it, whose reads get a 500 and then, on the
+    # retry, a 400 that is no failed condition
+    dynamodb = aws.client("dynamodb", stack.settings(), aws_session)
+    attempts: list[bool] = []
+
+    def then_refused(request: AWSPreparedRequest, **_: Any) -> AWSResponse:
+        header = request.headers.get("amz-sdk-request", b"")
+        first = "attempt=1;" in (header.decode() if isinstance(header, bytes) else header)
+        attempts.append(first)
+        if first:
+            return error_response(request, 500, "InternalServerError")
+        return error_response(request, 400, "ValidationException")
+
+    hook: Callable[..., Any] = then_refused
+    dynamodb.meta.events.register("before-send.dynamodb.GetItem", hook)
+
+    # When 40 such reads are made (14 of 500 for each retry, none given back)
+    codes = []
+    for _ in range(40):
+        with pytest.raises(ClientError) as raised:
+            dynamodb.get_item(
+                TableName=stack.table_name, Key={"pk": {"S": "JOB#x"}, "sk": {"S": "LATEST"}}
+            )
+        codes.append(raised.value.response["Error"]["Code"])
+
+    # Then the first 35 were retried and the last ones were not: only a failed condition counts
+    # as an answer
+    assert codes[:35] == ["ValidationException"] * 35
+    assert codes[-1] == "InternalServerError"
+    assert attempts.count(False) == 35
+
+
+@pytest.mark.integration
 def test_dynamodb_failing_on_every_attempt_still_runs_the_retry_quota_dry(
     aws_session: boto3.Session, stack: LocalStack, no_retry_delay: list[float]
 ) -> None:
