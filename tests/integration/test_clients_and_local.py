@@ -238,6 +238,34 @@ def test_a_retried_write_that_fails_its_condition_gives_its_retry_quota_back(
 
 
 @pytest.mark.integration
+def test_a_botocore_whose_retry_parts_differ_keeps_its_own_retries(
+    aws_session: boto3.Session,
+    stack: LocalStack,
+    no_retry_delay: list[float],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given a botocore whose RetryQuotaChecker takes other arguments than 1.44's (1.40's took
+    # the bucket alone)
+    def older_signature(*_: Any) -> None:
+        raise TypeError("__init__() takes 2 positional arguments but 3 were given")
+
+    monkeypatch.setattr(aws, "_ConditionAwareQuota", older_signature)
+
+    # When a DynamoDB client is built, then it is, with a warning that names the version
+    with caplog.at_level(logging.WARNING, logger="batchlens.aws"):
+        dynamodb = aws.client("dynamodb", stack.settings(), aws_session)
+    assert "builds its retry handler differently" in caplog.text
+    # And botocore's own handler still retries a first attempt's 500
+    hook: Callable[..., Any] = _first_attempt_fails
+    dynamodb.meta.events.register("before-send.dynamodb.GetItem", hook)
+    response = dynamodb.get_item(
+        TableName=stack.table_name, Key={"pk": {"S": "JOB#x"}, "sk": {"S": "LATEST"}}
+    )
+    assert response["ResponseMetadata"]["RetryAttempts"] == 1
+
+
+@pytest.mark.integration
 def test_a_retry_that_ends_in_another_client_error_still_costs_its_quota(
     aws_session: boto3.Session, stack: LocalStack, no_retry_delay: list[float]
 ) -> None:

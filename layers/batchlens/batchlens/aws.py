@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
 
+import botocore
 import botocore.session
 from botocore.config import Config
 from botocore.retries import quota, standard
@@ -115,29 +117,41 @@ def count_failed_conditions_as_answers(client: Any) -> None:
 
     For every DynamoDB client batchlens builds (the functions' and the CLI's, which backfills with
     the same conditional writes). Its config must set standard retries and their attempts. The
-    same parts as `botocore.retries.standard.register_retry_handler` (the `amz-sdk-request`
-    header's seeder it registered stays); only the quota differs.
+    same parts as `botocore.retries.standard.register_retry_handler` of botocore 1.44 (the
+    `amz-sdk-request` header's seeder it registered stays); only the quota differs. A botocore
+    whose parts take other arguments (the CLI installed beside a newer one) keeps its own handler,
+    with a warning: its retries work, only its quota counts as botocore's does.
     """
     retries = client.meta.config.retries
     if retries.get("mode") != "standard" or "total_max_attempts" not in retries:
         raise ValueError(f"expected standard retries with their attempts set, not {retries}")
     max_attempts = retries["total_max_attempts"]
     service = client.meta.service_model.service_id.hyphenize()
-    adapter = standard.RetryEventAdapter()
-    throttling = standard.ThrottlingErrorDetector(adapter)
-    checker = _ConditionAwareQuota(quota.RetryQuota(), throttling)
-    handler = standard.RetryHandler(
-        retry_policy=standard.RetryPolicy(
-            retry_checker=standard.StandardRetryConditions(max_attempts=max_attempts),
-            retry_backoff=standard.ExponentialBackoff(
-                service_name=service, throttling_detector=throttling
+    try:
+        adapter = standard.RetryEventAdapter()
+        throttling = standard.ThrottlingErrorDetector(adapter)
+        checker = _ConditionAwareQuota(quota.RetryQuota(), throttling)
+        handler = standard.RetryHandler(
+            retry_policy=standard.RetryPolicy(
+                retry_checker=standard.StandardRetryConditions(max_attempts=max_attempts),
+                retry_backoff=standard.ExponentialBackoff(
+                    service_name=service, throttling_detector=throttling
+                ),
             ),
-        ),
-        retry_event_adapter=adapter,
-        # botocore-stubs type this as the bucket; botocore passes (and uses) the checker.
-        retry_quota=checker,  # type: ignore[arg-type]
-        service_name=service,
-    )
+            retry_event_adapter=adapter,
+            # botocore-stubs type this as the bucket; botocore passes (and uses) the checker.
+            retry_quota=checker,  # type: ignore[arg-type]
+            service_name=service,
+        )
+    except (TypeError, AttributeError) as exc:
+        logging.getLogger(__name__).warning(
+            "botocore %s builds its retry handler differently (%s): %s keeps botocore's retry "
+            "quota, which a failed condition does not pay back",
+            botocore.__version__,
+            exc,
+            service,
+        )
+        return
     events, unique_id = client.meta.events, f"retry-config-{service}"
     events.unregister(f"needs-retry.{service}", unique_id=unique_id)
     events.register(f"needs-retry.{service}", handler.needs_retry, unique_id=unique_id)
