@@ -13,13 +13,13 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.awsrequest import AWSPreparedRequest
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse, HTTPHeaders
 from mypy_boto3_sns import SNSClient
 
 from batchlens import aws
 from batchlens.history import HistoryTable
 from batchlens.local import LocalStack
-from batchlens.pipeline import Message
+from batchlens.pipeline import TIMELINE_FAILED, Message
 from tests.conftest import EnricherFactory, Json, read_event, variant
 
 pytestmark = pytest.mark.integration
@@ -74,6 +74,48 @@ def test_a_transition_arriving_after_a_newer_state_still_lands_in_the_timeline(
         "RUNNABLE",
         "FAILED",
     ]
+
+
+def test_a_failure_whose_timeline_write_fails_alerts_at_once_and_only_once(
+    aws_session: boto3.Session,
+    stack: LocalStack,
+    make_enricher: EnricherFactory,
+    history: HistoryTable,
+    drain_alerts: Drain,
+) -> None:
+    # Given DynamoDB leaving every timeline item unprocessed (throttled), for now. Answered
+    # before the call, not before the send: in-process moto applies every request sent, even
+    # one a more specific before-send handler answers.
+    dynamodb = aws.client("dynamodb", stack.settings(), aws_session)
+
+    def all_unprocessed(params: dict[str, Any], **_: Any) -> tuple[AWSResponse, Json]:
+        (table, items), *_ = json.loads(params["body"])["RequestItems"].items()
+        parsed = {"UnprocessedItems": {table: items}, "ResponseMetadata": {"HTTPStatusCode": 200}}
+        return AWSResponse(params["url"], 200, HTTPHeaders(), None), parsed
+
+    hook: Callable[..., Any] = all_unprocessed
+    dynamodb.meta.events.register("before-call.dynamodb.BatchWriteItem", hook)
+    enricher = make_enricher(dynamodb=dynamodb)
+    event = failed_job()
+    job_id = event["detail"]["jobId"]
+
+    # When its failure is processed
+    batch = messages(event)
+    first = enricher.process(batch)
+
+    # Then the alert goes out now, and the record fails so that SQS brings its timeline item back
+    assert alerted(drain_alerts) == [job_id]
+    assert first.failures == {batch[0].message_id: TIMELINE_FAILED}
+    assert history.timeline(job_id) == []
+
+    # When SQS redelivers it and DynamoDB writes again
+    dynamodb.meta.events.unregister("before-call.dynamodb.BatchWriteItem", hook)
+    again = enricher.process(batch)
+
+    # Then the timeline has it, and the alert is not sent a second time
+    assert again.failures == {}
+    assert [item["status"] for item in history.timeline(job_id)] == ["FAILED"]
+    assert drain_alerts() == []
 
 
 def test_alerts_wait_for_the_redelivery_when_the_invocation_is_nearly_out_of_time(

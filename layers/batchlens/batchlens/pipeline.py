@@ -358,7 +358,7 @@ class Enricher:
         unwritten: set[int] = set().union(*self._pool.map(write, chunks))
         for processed in stored:
             if id(processed.record) in unwritten:
-                processed.error = "timeline write failed"
+                processed.error = TIMELINE_FAILED
 
     def _alert(self, candidates: list[Processed], deadline: _Deadline) -> int:
         """Publish the alerts of fresh (or redelivered) transitions, each exactly once."""
@@ -367,7 +367,10 @@ class Enricher:
             record = processed.record
             if (
                 record is None
-                or processed.error is not None
+                # A record whose timeline item waits for the redelivery still alerts now: its
+                # latest state is stored, the ledger keeps the redelivery from alerting again,
+                # and the alert would otherwise wait a whole visibility timeout (6 minutes).
+                or processed.error not in (None, TIMELINE_FAILED)
                 or processed.write not in (WriteOutcome.FRESH, WriteOutcome.DUPLICATE)
                 or not alerts.should_alert(record, self.settings)
             ):
@@ -502,6 +505,8 @@ class Enricher:
 
 
 _POSTPONED = "too little time left in this invocation to alert safely"
+#: The record's latest state is stored, its timeline item is not: SQS redelivers it.
+TIMELINE_FAILED = "timeline write failed"
 
 
 @dataclass(frozen=True, slots=True)
