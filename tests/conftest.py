@@ -260,6 +260,19 @@ def history(aws_session: boto3.Session, stack: LocalStack) -> HistoryTable:
     return HistoryTable(aws_session.client("dynamodb"), stack.table_name, retention_days=90)
 
 
+def batch_write_unprocessed(params: Mapping[str, Any], **_: Any) -> tuple[Any, Json]:
+    """A `before-call.dynamodb.BatchWriteItem` handler: DynamoDB leaves every item unprocessed.
+
+    Answered before the call, not before the send: with in-process moto, botocore runs every
+    before-send handler and moto's applies the request even when another one answers it.
+    """
+    from botocore.awsrequest import AWSResponse, HTTPHeaders
+
+    (table, items), *_ = json.loads(params["body"])["RequestItems"].items()
+    parsed = {"UnprocessedItems": {table: items}, "ResponseMetadata": {"HTTPStatusCode": 200}}
+    return AWSResponse(params["url"], 200, HTTPHeaders(), None), parsed
+
+
 @pytest.fixture
 def no_retry_delay(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Standard-mode retries without their backoff sleeps; returns the delays botocore chose."""

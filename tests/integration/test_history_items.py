@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
-from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 
 from batchlens import limits
 from batchlens.events import parse_event
@@ -21,10 +20,11 @@ from batchlens.history import HistoryTable, WriteOutcome, job_pk
 from batchlens.local import LocalStack
 from batchlens.pipeline import Message
 from batchlens.records import normalise
-from tests.chaos.faults import http_response
 from tests.conftest import (
     UNEXPIRED_RETENTION_DAYS,
     EnricherFactory,
+    Json,
+    batch_write_unprocessed,
     read_event,
     variant,
     with_second_attempt,
@@ -138,17 +138,14 @@ def test_timeline_items_left_unprocessed_are_written_on_a_retry(
     client = aws_session.client("dynamodb")
     throttled: list[int] = []
 
-    def unprocessed_once(request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
+    def unprocessed_once(params: dict[str, Any], **_: Any) -> tuple[Any, Json] | None:
         if throttled:
             return None
-        assert isinstance(request.body, bytes)
-        (table, items), *_ = json.loads(request.body)["RequestItems"].items()
-        throttled.append(len(items))
-        body = json.dumps({"UnprocessedItems": {table: items}}).encode()
-        return http_response(request, 200, body, {"Content-Type": "application/x-amz-json-1.0"})
+        throttled.append(len(json.loads(params["body"])["RequestItems"][stack.table_name]))
+        return batch_write_unprocessed(params)
 
     hook: Callable[..., Any] = unprocessed_once
-    client.meta.events.register("before-send.dynamodb.BatchWriteItem", hook)
+    client.meta.events.register("before-call.dynamodb.BatchWriteItem", hook)
     history = HistoryTable(client, stack.table_name, UNEXPIRED_RETENTION_DAYS)
     failed = normalise(parse_event(read_event("job-failed-oom")))
 

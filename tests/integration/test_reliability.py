@@ -13,14 +13,14 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.awsrequest import AWSPreparedRequest, AWSResponse, HTTPHeaders
+from botocore.awsrequest import AWSPreparedRequest
 from mypy_boto3_sns import SNSClient
 
 from batchlens import aws
 from batchlens.history import HistoryTable
 from batchlens.local import LocalStack
 from batchlens.pipeline import TIMELINE_FAILED, Message
-from tests.conftest import EnricherFactory, Json, read_event, variant
+from tests.conftest import EnricherFactory, Json, batch_write_unprocessed, read_event, variant
 
 pytestmark = pytest.mark.integration
 
@@ -83,17 +83,9 @@ def test_a_failure_whose_timeline_write_fails_alerts_at_once_and_only_once(
     history: HistoryTable,
     drain_alerts: Drain,
 ) -> None:
-    # Given DynamoDB leaving every timeline item unprocessed (throttled), for now. Answered
-    # before the call, not before the send: in-process moto applies every request sent, even
-    # one a more specific before-send handler answers.
+    # Given DynamoDB leaving every timeline item unprocessed (throttled), for now
     dynamodb = aws.client("dynamodb", stack.settings(), aws_session)
-
-    def all_unprocessed(params: dict[str, Any], **_: Any) -> tuple[AWSResponse, Json]:
-        (table, items), *_ = json.loads(params["body"])["RequestItems"].items()
-        parsed = {"UnprocessedItems": {table: items}, "ResponseMetadata": {"HTTPStatusCode": 200}}
-        return AWSResponse(params["url"], 200, HTTPHeaders(), None), parsed
-
-    hook: Callable[..., Any] = all_unprocessed
+    hook: Callable[..., Any] = batch_write_unprocessed
     dynamodb.meta.events.register("before-call.dynamodb.BatchWriteItem", hook)
     enricher = make_enricher(dynamodb=dynamodb)
     event = failed_job()
