@@ -179,11 +179,27 @@ def test_the_functions_botocore_session_builds_the_same_clients(
     assert table == stack.table_name
 
 
+@pytest.fixture
+def dynamodb(aws_session: boto3.Session, stack: LocalStack) -> Any:
+    """A DynamoDB client exactly as the Lambda builds it (standard retries, DynamoDB's quota)."""
+    return aws.client("dynamodb", stack.settings(), aws_session)
+
+
+def _is_first_attempt(request: AWSPreparedRequest) -> bool:
+    header = request.headers.get("amz-sdk-request", b"")
+    return "attempt=1;" in (header.decode() if isinstance(header, bytes) else header)
+
+
 def _first_attempt_fails(request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
     """A before-send handler: every call's first attempt gets a 500, its retries go through."""
-    header = request.headers.get("amz-sdk-request", b"")
-    first = "attempt=1;" in (header.decode() if isinstance(header, bytes) else header)
-    return error_response(request, 500, "InternalServerError") if first else None
+    return (
+        error_response(request, 500, "InternalServerError") if _is_first_attempt(request) else None
+    )
+
+
+def _get_latest(dynamodb: Any, table: str) -> Any:
+    """A GetItem of a job's latest item (which the tests' hooks answer)."""
+    return dynamodb.get_item(TableName=table, Key={"pk": {"S": "JOB#x"}, "sk": {"S": "LATEST"}})
 
 
 def _stale_write(dynamodb: Any, table: str, pk: str) -> str:
@@ -259,24 +275,20 @@ def test_a_botocore_whose_retry_parts_differ_keeps_its_own_retries(
     # And botocore's own handler still retries a first attempt's 500
     hook: Callable[..., Any] = _first_attempt_fails
     dynamodb.meta.events.register("before-send.dynamodb.GetItem", hook)
-    response = dynamodb.get_item(
-        TableName=stack.table_name, Key={"pk": {"S": "JOB#x"}, "sk": {"S": "LATEST"}}
-    )
+    response = _get_latest(dynamodb, stack.table_name)
     assert response["ResponseMetadata"]["RetryAttempts"] == 1
 
 
 @pytest.mark.integration
 def test_a_retry_that_ends_in_another_client_error_still_costs_its_quota(
-    aws_session: boto3.Session, stack: LocalStack, no_retry_delay: list[float]
+    dynamodb: Any, stack: LocalStack, no_retry_delay: list[float]
 ) -> None:
     # Given a DynamoDB client as the Lambda builds it, whose reads get a 500 and then, on the
     # retry, a 400 that is no failed condition
-    dynamodb = aws.client("dynamodb", stack.settings(), aws_session)
     attempts: list[bool] = []
 
     def then_refused(request: AWSPreparedRequest, **_: Any) -> AWSResponse:
-        header = request.headers.get("amz-sdk-request", b"")
-        first = "attempt=1;" in (header.decode() if isinstance(header, bytes) else header)
+        first = _is_first_attempt(request)
         attempts.append(first)
         if first:
             return error_response(request, 500, "InternalServerError")
@@ -289,9 +301,7 @@ def test_a_retry_that_ends_in_another_client_error_still_costs_its_quota(
     codes = []
     for _ in range(40):
         with pytest.raises(ClientError) as raised:
-            dynamodb.get_item(
-                TableName=stack.table_name, Key={"pk": {"S": "JOB#x"}, "sk": {"S": "LATEST"}}
-            )
+            _get_latest(dynamodb, stack.table_name)
         codes.append(raised.value.response["Error"]["Code"])
 
     # Then the first 35 were retried and the last ones were not: only a failed condition counts
@@ -303,10 +313,9 @@ def test_a_retry_that_ends_in_another_client_error_still_costs_its_quota(
 
 @pytest.mark.integration
 def test_dynamodb_failing_on_every_attempt_still_runs_the_retry_quota_dry(
-    aws_session: boto3.Session, stack: LocalStack, no_retry_delay: list[float]
+    dynamodb: Any, stack: LocalStack, no_retry_delay: list[float]
 ) -> None:
     # Given a DynamoDB client as the Lambda builds it and a table answering every attempt with 500
-    dynamodb = aws.client("dynamodb", stack.settings(), aws_session)
     seen: list[str] = []
     dynamodb.meta.events.register(
         "before-send.dynamodb.GetItem", failing_first(10**6, 500, "InternalServerError", seen)
@@ -316,9 +325,7 @@ def test_dynamodb_failing_on_every_attempt_still_runs_the_retry_quota_dry(
     def attempts_of_one_read() -> int:
         before = len(seen)
         with pytest.raises(ClientError):
-            dynamodb.get_item(
-                TableName=stack.table_name, Key={"pk": {"S": "JOB#x"}, "sk": {"S": "LATEST"}}
-            )
+            _get_latest(dynamodb, stack.table_name)
         return len(seen) - before
 
     made = [attempts_of_one_read() for _ in range(12)]
