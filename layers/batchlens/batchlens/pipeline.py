@@ -367,10 +367,10 @@ class Enricher:
             record = processed.record
             if (
                 record is None
-                # A record whose timeline item waits for the redelivery still alerts now: its
-                # latest state is stored, the ledger keeps the redelivery from alerting again,
-                # and the alert would otherwise wait a whole visibility timeout (6 minutes).
-                or processed.error not in (None, TIMELINE_FAILED)
+                # A record whose timeline item waits for the redelivery alerts then, not now:
+                # it is sure to be redelivered, and when the ledger's "sent" mark fails as well
+                # (the same throttled table), the redelivery would publish its alert again.
+                or processed.error is not None
                 or processed.write not in (WriteOutcome.FRESH, WriteOutcome.DUPLICATE)
                 or not alerts.should_alert(record, self.settings)
             ):
