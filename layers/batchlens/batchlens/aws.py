@@ -154,7 +154,9 @@ def count_failed_conditions_as_answers(client: Any) -> None:
         return
     events, unique_id = client.meta.events, f"retry-config-{service}"
     events.unregister(f"needs-retry.{service}", unique_id=unique_id)
-    events.register(f"needs-retry.{service}", handler.needs_retry, unique_id=unique_id)
+    # First, so that if a botocore ever names its handler otherwise (and the unregister misses
+    # it), this one still decides: the quota tests then fail instead of passing on its quota.
+    events.register_first(f"needs-retry.{service}", handler.needs_retry, unique_id=unique_id)
     # botocore's own release handler stays registered, filling a quota nothing reads any more.
     events.register(f"after-call.{service}", checker.release_retry_quota)
 
