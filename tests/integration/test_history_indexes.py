@@ -19,7 +19,14 @@ from mypy_boto3_dynamodb import DynamoDBClient
 
 from batchlens import aws
 from batchlens.events import parse_event
-from batchlens.history import INDEX_ATTRIBUTES, HistoryTable, WriteOutcome, job_pk, version_of
+from batchlens.history import (
+    INDEX_ATTRIBUTES,
+    HistoryTable,
+    ReadThrottled,
+    WriteOutcome,
+    job_pk,
+    version_of,
+)
 from batchlens.local import LocalStack
 from batchlens.records import JobRecord, normalise
 from tests.chaos.faults import http_response
@@ -156,6 +163,28 @@ def test_records_held_back_once_are_read_on_a_retry(
     found = list(failed_jobs.query_latest("byDay", *failed_on(oom())))
     assert held_back == [3]
     assert len(found) == 3
+
+
+def test_keys_held_back_every_time_wait_between_attempts_only(
+    dynamodb: DynamoDBClient, failed_jobs: HistoryTable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given DynamoDB holding back every key of every BatchGetItem (throttled)
+    def all_unprocessed(request: AWSPreparedRequest, **_: Any) -> AWSResponse:
+        assert isinstance(request.body, bytes)
+        (table, keys), *_ = json.loads(request.body)["RequestItems"].items()
+        body = json.dumps({"Responses": {table: []}, "UnprocessedKeys": {table: keys}}).encode()
+        return http_response(request, 200, body, {"Content-Type": "application/x-amz-json-1.0"})
+
+    hook: Callable[..., Any] = all_unprocessed
+    dynamodb.meta.events.register("before-send.dynamodb.BatchGetItem", hook)
+    waits: list[float] = []
+    monkeypatch.setattr("batchlens.history.time.sleep", waits.append)
+
+    # When versions are read, then the read gives up after 8 attempts, having waited only
+    # between them (50 ms doubling to 1 s), not after the last
+    with pytest.raises(ReadThrottled):
+        failed_jobs.stored_versions([oom().job_id])
+    assert waits == [0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
 
 
 def test_versions_of_a_job_named_twice_are_read_once(failed_jobs: HistoryTable) -> None:

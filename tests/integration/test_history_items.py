@@ -157,6 +157,24 @@ def test_timeline_items_left_unprocessed_are_written_on_a_retry(
     assert [item["status"] for item in history.timeline(failed.job_id)] == ["FAILED"]
 
 
+def test_timeline_items_held_back_every_time_wait_between_attempts_only(
+    aws_session: boto3.Session, stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given DynamoDB leaving every item of every BatchWriteItem unprocessed (throttled)
+    client = aws_session.client("dynamodb")
+    hook: Callable[..., Any] = batch_write_unprocessed
+    client.meta.events.register("before-call.dynamodb.BatchWriteItem", hook)
+    waits: list[float] = []
+    monkeypatch.setattr("batchlens.history.time.sleep", waits.append)
+    history = HistoryTable(client, stack.table_name, UNEXPIRED_RETENTION_DAYS)
+    failed = normalise(parse_event(read_event("job-failed-oom")))
+
+    # When a job's transition is written, then it is returned unwritten after 5 attempts, having
+    # waited only between them (50 ms, doubling), not after the last
+    assert history.put_transitions([failed]) == [failed]
+    assert waits == [0.05, 0.1, 0.2, 0.4]
+
+
 def test_a_timeline_item_keeps_2000_characters_of_the_status_reason(
     aws_session: boto3.Session, stack: LocalStack
 ) -> None:

@@ -141,6 +141,14 @@ def index_keys(record: JobRecord) -> dict[str, str]:
     return keys
 
 
+def _back_off(attempt: int) -> None:
+    """The wait before asking again for what a batch call held back (UnprocessedItems or
+    UnprocessedKeys mean throttling): 50 ms, doubling up to 1 s; none before the first attempt,
+    and none after the last, which nothing follows."""
+    if attempt:
+        time.sleep(min(0.05 * 2 ** (attempt - 1), 1.0))
+
+
 class ReadThrottled(RuntimeError):
     """DynamoDB still held back part of a batch read (UnprocessedKeys) after every retry."""
 
@@ -275,12 +283,11 @@ class HistoryTable:
         """BatchWriteItem with backoff on UnprocessedItems; returns the keys still unwritten."""
         pending: list[Any] = [{"PutRequest": {"Item": item}} for item, _ in chunk.values()]
         for attempt in range(attempts):
+            _back_off(attempt)
             response = self._client.batch_write_item(RequestItems={self.table_name: pending})
             pending = list(response.get("UnprocessedItems", {}).get(self.table_name, []))
             if not pending:
                 return []
-            # UnprocessedItems means throttling: back off before asking again.
-            time.sleep(min(0.05 * 2**attempt, 1.0))
         return [
             (r["PutRequest"]["Item"]["pk"]["S"], r["PutRequest"]["Item"]["sk"]["S"])
             for r in pending
@@ -462,6 +469,7 @@ class HistoryTable:
         for start in range(0, len(keys), BATCH_GET_MAX):
             pending = list(keys[start : start + BATCH_GET_MAX])
             for attempt in range(8):
+                _back_off(attempt)
                 request: Any = {self.table_name: {"Keys": pending, **options}}
                 response = self._client.batch_get_item(RequestItems=request)
                 items.extend(response.get("Responses", {}).get(self.table_name, []))
@@ -469,8 +477,6 @@ class HistoryTable:
                 pending = list(unprocessed.get(self.table_name, {}).get("Keys", []))
                 if not pending:
                     break
-                # UnprocessedKeys means throttling: back off before asking again.
-                time.sleep(min(0.05 * 2**attempt, 1.0))
             else:
                 raise ReadThrottled(f"BatchGetItem left {len(pending)} keys unprocessed")
         return items
