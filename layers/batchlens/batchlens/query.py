@@ -156,7 +156,6 @@ class JobQuery:
     limit: int | None = None
 
     def __post_init__(self) -> None:
-        # An unset shell variable (`--queue "$QUEUE"`) must not widen the question to every job.
         for option, value in (("--queue", self.queue), ("--name", self.name_prefix)):
             if value is not None and not value.strip():
                 raise blank_option(option)
