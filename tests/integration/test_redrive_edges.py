@@ -10,6 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError, ReadTimeoutError
 from botocore.stub import Stubber
 
 from batchlens import access, cli, redrive
@@ -225,6 +226,130 @@ def test_a_task_sqs_stops_listing_is_said_to_be_no_longer_listed(
     with pytest.raises(RedriveError, match=r"^SQS no longer lists move task h-1 out of dlq after "):
         redrive.redrive(client, ROUTE, io.StringIO(), interval=5, sleep=lambda _: None)
     stubber.assert_no_pending_responses()
+
+
+def start_refused(stubber: Stubber, code: str) -> None:
+    stubber.add_client_error(
+        "start_message_move_task",
+        service_error_code=code,
+        service_message="refused",
+        http_status_code=400,
+        expected_params={"SourceArn": ROUTE.source_arn, "DestinationArn": ROUTE.destination_arn},
+    )
+
+
+def start_after_lost_answer(stubber: Stubber, *, after_previous: bool) -> None:
+    """11 dead letters and a start refused as boto3's retry of one whose answer was lost is
+    (SQS does not document the code; any refusal takes the same path)."""
+    if after_previous:
+        previous_task(stubber)
+    else:
+        no_task(stubber)
+    depth(stubber, 11)
+    start_refused(stubber, "AWS.SimpleQueueService.UnsupportedOperation")
+
+
+def test_a_task_started_by_an_attempt_whose_answer_was_lost_is_followed(
+    sqs: tuple[Any, Stubber],
+) -> None:
+    # Given a start whose first attempt started the task but lost its answer, so that boto3's
+    # retry was refused
+    client, stubber = sqs
+    start_after_lost_answer(stubber, after_previous=True)
+    # When SQS now lists a new task, running, and it finishes
+    task(stubber, "RUNNING", 0, started_ms=2_000, handle="h-9")
+    task(stubber, "RUNNING", 4, started_ms=2_000, handle="h-9")
+    task(stubber, "COMPLETED", 11, started_ms=2_000)
+    out = io.StringIO()
+    code = redrive.redrive(client, ROUTE, out, interval=0, sleep=lambda _: None)
+
+    # Then that task is followed to its end instead of the command failing
+    assert code == 0
+    assert out.getvalue().splitlines() == [
+        "Starting the move task answered AWS.SimpleQueueService.UnsupportedOperation, but a move "
+        "task out of dlq has started since (RUNNING: 0/11 messages moved).",
+        "  RUNNING: 4/11 messages moved",
+        "  COMPLETED: 11/11 messages moved",
+        "Done: 11 messages are back in events.",
+    ]
+
+
+@pytest.mark.parametrize(("status", "code"), [("COMPLETED", 0), ("FAILED", 1)])
+def test_a_task_begun_by_a_lost_start_and_already_finished_is_reported(
+    sqs: tuple[Any, Stubber], status: str, code: int
+) -> None:
+    # Given a refused start whose lost first attempt began a task that finished meanwhile
+    client, stubber = sqs
+    start_after_lost_answer(stubber, after_previous=True)
+    task(stubber, status, 11, started_ms=2_000)
+    out = io.StringIO()
+
+    # When redriving; then that task's own outcome is the command's
+    assert redrive.redrive(client, ROUTE, out, interval=0, sleep=lambda _: None) == code
+    ending = "Done: 11" if code == 0 else "The move task ended FAILED after 11 messages"
+    assert out.getvalue().splitlines()[-1].startswith(ending)
+
+
+@pytest.mark.parametrize("listed", ["none", "previous"])
+def test_a_refused_start_that_began_no_task_is_the_error_it_was(
+    sqs: tuple[Any, Stubber], listed: str
+) -> None:
+    # Given a start SQS refuses, after which it lists no task, or only the earlier one
+    client, stubber = sqs
+    if listed == "none":
+        no_task(stubber)
+    else:
+        previous_task(stubber)
+    depth(stubber, 11)
+    start_refused(stubber, "AccessDenied")
+    if listed == "none":
+        no_task(stubber)
+    else:
+        previous_task(stubber)
+    out = io.StringIO()
+
+    # When redriving; then the refusal is raised as it came, and nothing claims a task
+    with pytest.raises(ClientError, match="AccessDenied"):
+        redrive.redrive(client, ROUTE, out, interval=0, sleep=lambda _: None)
+    assert out.getvalue() == ""
+
+
+def test_a_start_that_timed_out_on_every_attempt_follows_the_task_it_began(
+    sqs: tuple[Any, Stubber], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a start whose every attempt timed out, though one of them started the task
+    client, stubber = sqs
+    no_task(stubber)
+    depth(stubber, 11)
+
+    def timed_out(*_: Any) -> str:
+        raise ReadTimeoutError(endpoint_url=DLQ_URL)
+
+    monkeypatch.setattr(redrive, "start", timed_out)
+    # When SQS lists that task running, then finished
+    task(stubber, "RUNNING", 3, started_ms=2_000, handle="h-7")
+    task(stubber, "COMPLETED", 11, started_ms=2_000)
+    out = io.StringIO()
+    code = redrive.redrive(client, ROUTE, out, interval=0, sleep=lambda _: None)
+
+    # Then it is followed to its end, and the first line says why
+    assert code == 0
+    assert out.getvalue().splitlines()[0] == (
+        "Starting the move task answered ReadTimeoutError, but a move task out of dlq has "
+        "started since (RUNNING: 3/11 messages moved)."
+    )
+    assert out.getvalue().splitlines()[-1] == "Done: 11 messages are back in events."
+
+
+def test_no_wait_after_a_lost_start_returns_once_the_task_is_found(
+    sqs: tuple[Any, Stubber],
+) -> None:
+    client, stubber = sqs
+    start_after_lost_answer(stubber, after_previous=False)
+    task(stubber, "RUNNING", 3, started_ms=2_000, handle="h-7")
+    out = io.StringIO()
+    assert redrive.redrive(client, ROUTE, out, wait=False) == 0
+    assert "has started since (RUNNING: 3/11 messages moved)" in out.getvalue()
 
 
 def test_a_stack_whose_queue_is_not_created_yet_is_one_clear_error(

@@ -220,6 +220,8 @@ def redrive(
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
     """Move the dead-letter queue back to its queue, showing progress; the exit status."""
+    from botocore.exceptions import ClientError, HTTPClientError
+
     running = latest_task(sqs, route)
     if running is not None and running.status not in FINISHED:
         # SQS runs one move task per queue at a time, and a CANCELLING one is still that task.
@@ -247,7 +249,26 @@ def redrive(
             file=out,
         )
         return 0
-    handle = start(sqs, route, rate)
+    try:
+        handle = start(sqs, route, rate)
+    except (ClientError, HTTPClientError) as exc:
+        begun = _begun_anyway(sqs, route, running)
+        if begun is None:
+            raise
+        print(
+            f"Starting the move task answered {_error_name(exc)}, but a move task out of "
+            f"{route.source_name} has started since ({begun.describe()}).",
+            file=out,
+            flush=True,
+        )
+        if begun.status in FINISHED:
+            return _outcome(begun, route, out)
+        if not wait:
+            return 0
+        started = (begun.handle, running) if begun.handle is not None else None
+        return _outcome(
+            follow(sqs, route, out, started=started, interval=interval, sleep=sleep), route, out
+        )
     print(
         f"Moving about {waiting} messages from {route.source_name} "
         f"to {route.destination_name}{pace} (task {handle}).",
@@ -263,6 +284,32 @@ def redrive(
         return 0
     progress = follow(sqs, route, out, started=(handle, running), interval=interval, sleep=sleep)
     return _outcome(progress, route, out)
+
+
+def _begun_anyway(sqs: SQSClient, route: Route, previous: Progress | None) -> Progress | None:
+    """The move task a StartMessageMoveTask that answered an error began all the same, if any.
+
+    boto3 retries a StartMessageMoveTask whose answer was lost (a read timeout, a dropped
+    connection). If the lost attempt had started the task, SQS refuses the retry, since a queue
+    has one move task at a time, and the task runs on unseen. A task newer than `previous` (the
+    latest before the start, which was not running) is that one, or one another operator just
+    started: either way it is the move asked for.
+    """
+    now = latest_task(sqs, route)
+    if now is None:
+        return None
+    # SQS lists a task's handle only while it runs, and `previous` was not running.
+    if now.handle is not None or previous is None or now.started_ms != previous.started_ms:
+        return now
+    return None
+
+
+def _error_name(exc: Exception) -> str:
+    from botocore.exceptions import ClientError
+
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code") or type(exc).__name__)
+    return type(exc).__name__
 
 
 def _outcome(progress: Progress, route: Route, out: TextIO) -> int:
