@@ -147,6 +147,14 @@ def with_second_attempt(
     return variant(event, envelope={"time": time}, attempts=[first, second], **detail)
 
 
+def iam_statements(statements: Any) -> Iterator[Json]:
+    """A policy's statements, each branch of a conditional one (`Fn::If`) included: least
+    privilege holds whatever the stack's parameters."""
+    for statement in statements if isinstance(statements, list) else [statements]:
+        branches = statement["Fn::If"][1:] if "Fn::If" in statement else [statement]
+        yield from (b for b in branches if b != {"Ref": "AWS::NoValue"})
+
+
 def sqs_batch(bodies: Sequence[str | Mapping[str, Any]]) -> Json:
     """Lambda's SQS event for `bodies` (events are JSON-encoded; strings are sent as they are)."""
     messages: list[Mapping[str, Any]] = [

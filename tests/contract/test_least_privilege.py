@@ -14,11 +14,14 @@ from typing import Any
 import pytest
 
 from batchlens.template import default_template_path
+from tests.conftest import iam_statements
 
 Template = dict[str, Any]
 
 #: Actions IAM accepts only on "*": Batch's describe/list actions and X-Ray's trace writes.
 RESOURCELESS = re.compile(r"batch:(Describe|List)\w+|xray:(PutTraceSegments|PutTelemetryRecords)")
+#: What reading a job's log takes: finding a training job's stream, and reading a stream.
+LOG_READS = ("logs:DescribeLogStreams", "logs:GetLogEvents")
 FUNCTION_ROLES = {"EnricherFunction": "EnricherRole", "SlackNotifierFunction": "SlackNotifierRole"}
 
 
@@ -56,7 +59,7 @@ def as_list(value: Any) -> list[Any]:
 
 def statements(role: dict[str, Any]) -> Iterator[dict[str, Any]]:
     for policy in role["Properties"].get("Policies", []):
-        yield from as_list(policy["PolicyDocument"]["Statement"])
+        yield from iam_statements(policy["PolicyDocument"]["Statement"])
 
 
 def test_every_function_has_its_own_role_and_no_role_has_a_managed_policy(
@@ -93,23 +96,42 @@ def test_each_function_writes_only_its_own_log_group(deployed: Template) -> None
         writes = [
             s
             for s in statements(deployed["Resources"][role])
-            if any(a.startswith("logs:") and a != "logs:GetLogEvents" for a in as_list(s["Action"]))
+            if any(a.startswith("logs:") and a not in LOG_READS for a in as_list(s["Action"]))
         ]
         assert [w["Resource"] for w in writes] == [{"Fn::GetAtt": [log_group, "Arn"]}]
         assert sorted(as_list(writes[0]["Action"])) == ["logs:CreateLogStream", "logs:PutLogEvents"]
 
 
-def test_the_enricher_reads_job_logs_only_under_job_log_group_prefix(deployed: Template) -> None:
-    (read,) = [
-        s
+def test_the_enricher_reads_job_logs_only_under_job_log_group_prefix_and_training_jobs(
+    deployed: Template,
+) -> None:
+    reads = {
+        s["Sid"]: s
         for s in statements(deployed["Resources"]["EnricherRole"])
-        if "logs:GetLogEvents" in as_list(s["Action"])
-    ]
-    assert as_list(read["Action"]) == ["logs:GetLogEvents"]
-    assert read["Resource"] == {
+        if any(a in LOG_READS for a in as_list(s["Action"]))
+    }
+    assert set(reads) == {"ReadJobLogs", "ReadTrainingJobLogs"}
+    assert as_list(reads["ReadJobLogs"]["Action"]) == ["logs:GetLogEvents"]
+    assert reads["ReadJobLogs"]["Resource"] == {
         "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}"
         ":log-group:${JobLogGroupPrefix}*"
     }
+    assert sorted(as_list(reads["ReadTrainingJobLogs"]["Action"])) == sorted(LOG_READS)
+    assert reads["ReadTrainingJobLogs"]["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}"
+        ":log-group:/aws/sagemaker/TrainingJobs:*"
+    }
+
+
+def test_training_job_logs_are_readable_only_when_the_stack_says_so(deployed: Template) -> None:
+    (policy,) = deployed["Resources"]["EnricherRole"]["Properties"]["Policies"]
+    (conditional,) = [s for s in policy["PolicyDocument"]["Statement"] if "Fn::If" in s]
+    condition, granted, otherwise = conditional["Fn::If"]
+    assert granted["Sid"] == "ReadTrainingJobLogs"
+    assert otherwise == {"Ref": "AWS::NoValue"}
+    assert deployed["Conditions"][condition] == {"Fn::Equals": [{"Ref": "TrainingJobLogs"}, "true"]}
+    variables = deployed["Resources"]["EnricherFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["TRAINING_JOB_LOGS"] == {"Ref": "TrainingJobLogs"}
 
 
 def test_the_enricher_polls_only_its_event_queue(deployed: Template) -> None:

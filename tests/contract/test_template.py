@@ -31,6 +31,7 @@ from batchlens.template import (
     subscription_filter_policy,
     table_ttl_attribute,
 )
+from tests.conftest import iam_statements
 
 Template = dict[str, Any]
 
@@ -129,14 +130,14 @@ def policy_statements(template: Template) -> Iterator[tuple[str, dict[str, Any]]
         if spec["Type"] == "AWS::Serverless::Function":
             for policy in props.get("Policies", []):
                 if isinstance(policy, dict) and "Statement" in policy:
-                    for statement in as_list(policy["Statement"]):
+                    for statement in iam_statements(policy["Statement"]):
                         yield logical_id, statement
         elif spec["Type"] in {"AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"}:
             documents = [props.get("PolicyDocument")] + [
                 policy["PolicyDocument"] for policy in props.get("Policies", [])
             ]
             for document in filter(None, documents):
-                for statement in as_list(document["Statement"]):
+                for statement in iam_statements(document["Statement"]):
                     yield logical_id, statement
 
 
@@ -416,6 +417,7 @@ def test_default_parameters_give_valid_settings(template: Template) -> None:
     assert settings.log_tail_lines == int(defaults["LogTailLines"])
     assert settings.redact_allowlist == ()
     assert set(settings.alert_on) <= ALERTABLE
+    assert settings.training_job_logs is True
 
 
 def test_overridden_parameters_reach_the_environment(template: Template) -> None:
@@ -424,13 +426,18 @@ def test_overridden_parameters_reach_the_environment(template: Template) -> None
     environment = resolve_environment(
         template,
         {"HistoryTable": "history", "AlertTopic": "topic"},
-        {"AlertOn": "FAILED, SUCCEEDED", "RedactAllowlist": "TOKEN_BUCKET,PASSWORD_POLICY"},
+        {
+            "AlertOn": "FAILED, SUCCEEDED",
+            "RedactAllowlist": "TOKEN_BUCKET,PASSWORD_POLICY",
+            "TrainingJobLogs": "false",
+        },
     )
     # When the enricher reads it
     settings = Settings.from_env(environment)
-    # Then both lists arrive whole
+    # Then both lists arrive whole, and the switch as set
     assert settings.alert_on == ("FAILED", "SUCCEEDED")
     assert settings.redact_allowlist == ("TOKEN_BUCKET", "PASSWORD_POLICY")
+    assert settings.training_job_logs is False
 
 
 def test_the_xray_sdk_is_loaded_only_when_the_stack_traces_aws_calls(template: Template) -> None:

@@ -20,6 +20,8 @@ from batchlens import demo
 
 pytestmark = pytest.mark.integration
 
+TRAINING_JOB = "AWSBatchllm-sft-7b-0314f98347b8d951353d06fa47d60957ea0f"
+
 
 @pytest.fixture
 def state_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
@@ -109,7 +111,8 @@ def test_an_interrupted_demo_up_leaves_no_server_running(
 
 
 def test_the_demo_quotes_each_failed_jobs_log_whatever_group_it_logs_to(state_file: Path) -> None:
-    # Given the sample jobs, logging to Batch's default group and to /custom/batch/genomics
+    # Given the sample jobs, logging to Batch's default group and to /custom/batch/genomics, and
+    # the service job's training job to SageMaker's group
     out = io.StringIO()
 
     # When the whole demo runs
@@ -122,7 +125,9 @@ def test_the_demo_quotes_each_failed_jobs_log_whatever_group_it_logs_to(state_fi
     assert sorted(quoted) == [
         ("/aws/batch/job", "clickstream-hourly/default/65984e656b3a11dfce24d109577afdc5"),
         ("/aws/batch/job", "invoice-export/default/c3ae1a2bfd3a8b0408157f32c88d6dae"),
+        ("/aws/sagemaker/TrainingJobs", f"{TRAINING_JOB}/algo-1-1741950729"),
         ("/custom/batch/genomics", "genomics-align/default/d651b1d9e8ff2f7a0b344198daf25ac0"),
     ]
     assert "\n  | Killed\n" in text
+    assert "HF_TOKEN=**** WANDB_MODE=offline" in text
     assert not state_file.exists()

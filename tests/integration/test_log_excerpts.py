@@ -42,13 +42,16 @@ class LogsCalls:
 
 
 def write_log(
-    session: boto3.Session, event: Json, lines: list[str], stream: str | None = None
+    session: boto3.Session,
+    event: Json,
+    lines: list[str],
+    stream: str | None = None,
+    group: str = "/aws/batch/job",
 ) -> None:
     """What the job's (latest) container printed, in the stream its event names (or `stream`),
-    in Batch's default group."""
+    in Batch's default group (or `group`)."""
     logs = session.client("logs")
     stream = stream or event["detail"]["container"]["logStreamName"]
-    group = "/aws/batch/job"
     logs.create_log_group(logGroupName=group)
     logs.create_log_stream(logGroupName=group, logStreamName=stream)
     now = int(time.time() * 1000)
@@ -214,6 +217,47 @@ def test_the_stacks_default_prefix_reads_batchs_default_group(
     process(enricher_with_logs(LOG_TAIL_LINES="1"), event)
     (notification,) = drain_alerts()
     assert json.loads(notification["Message"])["logExcerpt"] == [APP_LOG[-1]]
+
+
+TRAINING_LOG = [
+    "[2025-03-14 11:51:40] epoch 3/3 step 1200 loss nan",
+    "ValueError: Input contains NaN, infinity or a value too large for dtype('float32').",
+]
+
+
+def write_training_log(session: boto3.Session, event: Json, lines: list[str]) -> str:
+    """What the service job's SageMaker training job printed on its one host; the stream name."""
+    arn = event["detail"]["latestAttempt"]["serviceResourceId"]["value"]
+    group, stream = "/aws/sagemaker/TrainingJobs", f"{arn.rsplit('/', 1)[-1]}/algo-1-1741950800"
+    write_log(session, event, lines, stream, group)
+    # Another training job whose name starts with this one's, created later: never read for it
+    other = stream.replace("/algo-1-", "0/algo-1-")
+    session.client("logs").create_log_stream(logGroupName=group, logStreamName=other)
+    return stream
+
+
+@pytest.mark.parametrize("setting", ["true", "false"])
+def test_a_failed_training_jobs_alert_quotes_its_stream_when_the_stack_allows_it(
+    aws_session: boto3.Session,
+    enricher_with_logs: Callable[..., Enricher],
+    drain_alerts: Callable[[], list[Json]],
+    calls: LogsCalls,
+    setting: str,
+) -> None:
+    # Given a failed SageMaker service job whose training job logged the error, under the
+    # stack's default JobLogGroupPrefix (/aws/batch/), which does not cover SageMaker's group
+    event = read_event("service-job-failed")
+    write_training_log(aws_session, event, TRAINING_LOG)
+
+    # When its event is processed with TrainingJobLogs on or off
+    enricher = enricher_with_logs(TRAINING_JOB_LOGS=setting, JOB_LOG_GROUP_PREFIX="/aws/batch/")
+    process(enricher, event)
+
+    # Then the alert quotes the training job's last lines only when it is on
+    (notification,) = drain_alerts()
+    excerpt = json.loads(notification["Message"])["logExcerpt"]
+    assert excerpt == (TRAINING_LOG if setting == "true" else None)
+    assert calls.count == (1 if setting == "true" else 0)
 
 
 def test_nothing_reads_logs_off_the_alert_path(

@@ -35,9 +35,11 @@ from tests.limits import (
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 
-#: What the OOM and application-error jobs wrote (as in the demo), quoted in their golden emails.
+#: What the OOM and application-error jobs and the service job's training job wrote (as in the
+#: demo), quoted in their golden emails.
 OOM_LOG = read_log("job-failed-oom")
 APP_LOG = read_log("job-failed-app-error")
+TRAINING_LOG = read_log("service-job-failed")
 
 
 def record_of(event: str | Json, log: Sequence[str] | None = None) -> JobRecord:
@@ -80,7 +82,7 @@ GOLDEN_CASES = {
     "image-pull": ("job-failed-image-pull", None),
     "app-error": ("job-failed-app-error", APP_LOG),
     "queue-blocked": ("job-queue-blocked-capacity", None),
-    "service-job": ("service-job-failed", None),
+    "service-job": ("service-job-failed", TRAINING_LOG),
 }
 
 

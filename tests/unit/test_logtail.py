@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
@@ -19,6 +19,9 @@ from batchlens.records import JobRecord, normalise
 from batchlens.redact import MASK, Redactor
 from tests.conftest import read_event, variant
 
+if TYPE_CHECKING:
+    from mypy_boto3_logs.type_defs import LogStreamTypeDef
+
 
 def record_of(name: str) -> JobRecord:
     return normalise(parse_event(read_event(name)))
@@ -30,15 +33,22 @@ class Logs:
     (an error code, or an exception raised before anything is sent); it keeps the requests."""
 
     def __init__(
-        self, pages: Sequence[list[str]] = (), error: str | Exception | None = None
+        self,
+        pages: Sequence[list[str]] = (),
+        error: str | Exception | None = None,
+        streams: Sequence[LogStreamTypeDef] | None = None,
     ) -> None:
         self.client = boto3.client(
             "logs", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
         )
         self.requests: list[dict[str, Any]] = []
+        self.listings: list[dict[str, Any]] = []  # DescribeLogStreams requests
         events = self.client.meta.events
         events.register("before-parameter-build.logs.GetLogEvents", self._keep)
+        events.register("before-parameter-build.logs.DescribeLogStreams", self._keep_listing)
         stubber = Stubber(self.client)
+        if streams is not None:  # a training job's streams, listed before any read
+            stubber.add_response("describe_log_streams", {"logStreams": list(streams)})
         for number, page in enumerate(pages, start=1):
             answer = {
                 "events": [{"timestamp": 1, "message": message} for message in page],
@@ -55,6 +65,9 @@ class Logs:
 
     def _keep(self, params: dict[str, Any], **_: Any) -> None:
         self.requests.append(dict(params))
+
+    def _keep_listing(self, params: dict[str, Any], **_: Any) -> None:
+        self.listings.append(dict(params))
 
     @staticmethod
     def _raiser(error: Exception) -> Any:
@@ -177,15 +190,107 @@ def test_a_failed_read_leaves_the_record_without_an_excerpt(
     assert [r.getMessage() for r in caplog.records] == [f"No log excerpt: {code}"]
 
 
-@pytest.mark.parametrize(
-    "name", ["job-failed-image-pull", "service-job-failed", "job-queue-blocked-capacity"]
-)
+@pytest.mark.parametrize("name", ["job-failed-image-pull", "job-queue-blocked-capacity"])
 def test_no_stream_means_no_call(name: str) -> None:
     logs = Logs([["never"]])
     record = record_of(name)
     assert not logtail.wants_excerpt(record, 20)
     assert fetch(logs, record) is record
     assert logs.requests == []
+
+
+# --- SageMaker training jobs: the stream is found by the training job's name --------------------
+
+TRAINING_JOB = "AWSBatchllm-sft-7b-0314f98347b8d951353d06fa47d60957ea0f"
+
+
+def stream(host: int, epoch: int, created: int) -> LogStreamTypeDef:
+    return {"logStreamName": f"{TRAINING_JOB}/algo-{host}-{epoch}", "creationTime": created}
+
+
+def test_a_failed_training_jobs_stream_is_found_by_its_name_then_read() -> None:
+    # Given a failed SageMaker service job, whose training job wrote one stream
+    record = record_of("service-job-failed")
+    logs = Logs([["epoch 3", "ValueError: Input contains NaN"]], streams=[stream(1, 1741950800, 5)])
+
+    # When its excerpt is fetched
+    assert logtail.wants_excerpt(record, 20)
+    quoted = fetch(logs, record, 20)
+
+    # Then the training job's streams were listed by name (with the "/" that keeps another job
+    # whose name starts with this one out), and that stream read from its end
+    assert logs.listings == [
+        {
+            "logGroupName": "/aws/sagemaker/TrainingJobs",
+            "logStreamNamePrefix": f"{TRAINING_JOB}/",
+            "limit": logtail.TRAINING_STREAMS_LISTED,
+        }
+    ]
+    (request,) = logs.requests
+    assert request["logGroupName"] == "/aws/sagemaker/TrainingJobs"
+    assert request["logStreamName"] == f"{TRAINING_JOB}/algo-1-1741950800"
+    assert request["startFromHead"] is False
+    assert quoted.log_excerpt == ["epoch 3", "ValueError: Input contains NaN"]
+    # And the alert's record names the stream it quotes, as a container job's does
+    assert quoted.attempts[-1].log_stream_name == request["logStreamName"]
+    assert record.attempts[-1].log_stream_name is None
+
+
+def test_the_leader_hosts_newest_stream_is_quoted() -> None:
+    # Given the streams of a training job on several hosts, its first one restarted once
+    streams = [
+        stream(1, 1741950800, created=100),
+        stream(1, 1741951300, created=600),
+        stream(10, 1741950800, created=900),
+        stream(2, 1741950800, created=700),
+    ]
+    # When one is chosen; then it is the first host's (the leader), its newest one
+    assert logtail.training_stream(streams) == f"{TRAINING_JOB}/algo-1-1741951300"
+    # And streams named otherwise rank after SageMaker's own, newest first among themselves
+    odd: list[LogStreamTypeDef] = [
+        {"logStreamName": "x/other", "creationTime": 5},
+        {"logStreamName": "x/y", "creationTime": 9},
+    ]
+    assert logtail.training_stream(odd) == "x/y"
+    assert logtail.training_stream([*odd, stream(3, 1, created=1)]) == f"{TRAINING_JOB}/algo-3-1"
+    assert logtail.training_stream([]) is None
+
+
+def test_a_training_job_without_a_stream_alerts_without_an_excerpt(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given a training job that failed before its algorithm started: SageMaker wrote no stream
+    caplog.set_level(logging.INFO, logger="batchlens")
+    record = record_of("service-job-failed")
+    logs = Logs(streams=[])
+
+    # When its excerpt is fetched; then nothing is read, and one INFO line says why
+    assert fetch(logs, record) is record
+    assert len(logs.listings) == 1
+    assert logs.requests == []
+    assert [r.getMessage() for r in caplog.records] == [
+        f"No log excerpt: no log stream for training job {TRAINING_JOB}"
+    ]
+
+
+def test_training_job_logs_are_not_read_when_the_stack_turns_them_off() -> None:
+    record = record_of("service-job-failed")
+    assert logtail.wants_excerpt(record, 20, training_jobs=True)
+    assert not logtail.wants_excerpt(record, 20, training_jobs=False)
+    # a container job's log does not depend on that switch
+    assert logtail.wants_excerpt(record_of("job-failed-oom"), 20, training_jobs=False)
+
+
+def test_job_log_group_prefix_does_not_govern_training_job_logs() -> None:
+    # Given the default prefix, which covers Batch's groups and not SageMaker's
+    source = logtail.log_source(record_of("service-job-failed"))
+    assert source is not None
+    assert source.training_job == TRAINING_JOB
+    # Then the training job's log is not outside it: TrainingJobLogs grants that read
+    assert not logtail.outside_prefix(source, "/aws/batch/")
+    container = logtail.log_source(record_of("job-failed-oom"))
+    assert container is not None
+    assert logtail.outside_prefix(container, "/aws/batch/")
 
 
 def test_only_failures_with_a_stream_want_an_excerpt() -> None:

@@ -192,10 +192,20 @@ def test_retry_after_as_an_http_date() -> None:
     assert webhook.retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past
 
 
-@pytest.mark.parametrize("name", ["job-queue-blocked-capacity", "service-job-failed"])
-def test_preview_quotes_a_log_only_where_the_enricher_would(name: str, tmp_path: Path) -> None:
-    # Given an event whose alert the enricher publishes without an excerpt (a blocked queue, a
-    # SageMaker training job: it reads no log for them), and a log file
+@pytest.mark.parametrize(
+    ("name", "environment"),
+    [
+        ("job-queue-blocked-capacity", {}),
+        ("service-job-failed", {"TRAINING_JOB_LOGS": "false"}),
+    ],
+)
+def test_preview_quotes_a_log_only_where_the_enricher_would(
+    name: str, environment: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an event whose alert the enricher publishes without an excerpt (a blocked queue; a
+    # SageMaker training job on a stack with TrainingJobLogs=false), and a log file
+    for variable, value in environment.items():
+        monkeypatch.setenv(variable, value)
     log = tmp_path / "job.log"
     log.write_text("starting\nboom\n")
 
@@ -207,6 +217,25 @@ def test_preview_quotes_a_log_only_where_the_enricher_would(name: str, tmp_path:
     # Then the preview shows what a subscriber would receive: no excerpt
     assert code == 0
     assert json.loads(out)["logExcerpt"] is None
+
+
+def test_preview_quotes_a_training_jobs_log_whatever_the_job_log_group_prefix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the default stack (TrainingJobLogs on, JobLogGroupPrefix /aws/batch/) and the log of
+    # a failed SageMaker training job
+    monkeypatch.setenv("JOB_LOG_GROUP_PREFIX", "/aws/batch/")
+    log = tmp_path / "train.log"
+    log.write_text("epoch 3\nValueError: Input contains NaN\n", encoding="utf-8")
+
+    # When its alert is previewed with that log
+    service_job = str(EVENTS_DIR / "service-job-failed.json")
+    code, out, err = run("preview", service_job, "--format", "json", "--log", str(log))
+
+    # Then it is quoted, as the enricher would quote the training job's stream
+    assert code == 0
+    assert json.loads(out)["logExcerpt"] == ["epoch 3", "ValueError: Input contains NaN"]
+    assert err == ""
 
 
 def test_a_log_file_that_cannot_be_read_is_named(tmp_path: Path) -> None:

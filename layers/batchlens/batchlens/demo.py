@@ -22,11 +22,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TextIO
 
-from batchlens import alerts, local, slack
+from batchlens import alerts, local, logtail, slack
 from batchlens import template as cfn
 from batchlens.events import parse_event
 from batchlens.history import HistoryTable
-from batchlens.records import JobRecord, normalise
+from batchlens.records import Attempt, JobRecord, normalise
 
 #: The sample events the demo sends, in the order a busy account might produce them.
 DEMO_EVENTS = (
@@ -166,20 +166,19 @@ def seed_job_logs(session: Any, endpoint_url: str, events: Mapping[str, Mapping[
     for name, event in events.items():
         record = normalise(parse_event(dict(event)))
         for attempt in record.attempts:
-            if not (attempt.log_group and attempt.log_stream_name):
+            stream = attempt.log_stream_name or _training_stream(attempt)
+            if not (attempt.log_group and stream):
                 continue
             if attempt.log_group not in groups:
                 with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
                     logs.create_log_group(logGroupName=attempt.log_group)
                 groups.add(attempt.log_group)
             with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
-                logs.create_log_stream(
-                    logGroupName=attempt.log_group, logStreamName=attempt.log_stream_name
-                )
+                logs.create_log_stream(logGroupName=attempt.log_group, logStreamName=stream)
             lines = sample_log(name)
             logs.put_log_events(
                 logGroupName=attempt.log_group,
-                logStreamName=attempt.log_stream_name,
+                logStreamName=stream,
                 logEvents=[
                     {"timestamp": now_ms - (len(lines) - i) * 1000, "message": line}
                     for i, line in enumerate(lines)
@@ -187,6 +186,14 @@ def seed_job_logs(session: Any, endpoint_url: str, events: Mapping[str, Mapping[
             )
             streams += 1
     return streams
+
+
+def _training_stream(attempt: Attempt) -> str | None:
+    """The stream SageMaker writes for the first host of an attempt's training job."""
+    name = logtail.training_job_name(attempt)
+    if name is None or attempt.started_at is None:
+        return None
+    return f"{name}/algo-1-{int(attempt.started_at.timestamp())}"
 
 
 def _environment(endpoint_url: str) -> dict[str, str]:

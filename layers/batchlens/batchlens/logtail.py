@@ -1,10 +1,12 @@
 """Log excerpts: the last lines of a failed job's latest attempt, quoted in its alert.
 
-Adapter module (CloudWatch Logs I/O through the `logs` client it is given) around one pure function,
-`excerpt_lines`. The latest attempt that has a log stream is read from its end with GetLogEvents
-(`startFromHead=False`); secrets are masked with the Redactor; lines and the whole excerpt are cut
-to fit every channel. A missing stream, a denied read or any other error leaves the record without
-an excerpt: it never blocks the alert.
+Adapter module (CloudWatch Logs I/O through the `logs` client it is given) around two pure
+functions, `excerpt_lines` and `training_stream`. The latest attempt that has a log stream is read
+from its end with GetLogEvents (`startFromHead=False`); a SageMaker training job's attempt has no
+stream name in Batch's record, so its stream is first found with DescribeLogStreams. Secrets are
+masked with the Redactor; lines and the whole excerpt are cut to fit every channel. A missing
+stream, a denied read or any other error leaves the record without an excerpt: it never blocks the
+alert.
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from batchlens.records import JobRecord
+from batchlens.records import SAGEMAKER_LOG_GROUP, Attempt, JobRecord
 from batchlens.redact import MASK, Redactor
 
 if TYPE_CHECKING:
     from mypy_boto3_logs import CloudWatchLogsClient
-    from mypy_boto3_logs.type_defs import GetLogEventsRequestTypeDef
+    from mypy_boto3_logs.type_defs import GetLogEventsRequestTypeDef, LogStreamTypeDef
 
 logger = logging.getLogger("batchlens")
 
@@ -39,32 +41,53 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _KEY_TAIL = re.compile(r"\A.*?-----END [A-Z0-9 ]*PRIVATE KEY-----", re.DOTALL)
 
 
+#: SageMaker names a training job's streams "<training job>/algo-<host>-<epoch seconds>".
+_TRAINING_STREAM = re.compile(r"/algo-(?P<host>[0-9]+)-[0-9]+$")
+#: The streams DescribeLogStreams lists at once: one per host and restart of a training job.
+TRAINING_STREAMS_LISTED = 50
+
+
 @dataclass(frozen=True, slots=True)
 class LogSource:
-    """Where an attempt's log lives."""
+    """Where an attempt's log lives: a stream, or a training job whose streams hold it."""
 
     attempt: int
     log_group: str
-    log_stream: str
+    log_stream: str | None
+    #: A SageMaker training job's name: its stream is looked up (see `training_stream`).
+    training_job: str | None = None
 
 
-def log_source(record: JobRecord) -> LogSource | None:
-    """The latest attempt that wrote to a known log stream, if any."""
-    for attempt in reversed(record.attempts):
-        if attempt.log_group and attempt.log_stream_name:
-            return LogSource(attempt.number, attempt.log_group, attempt.log_stream_name)
+def training_job_name(attempt: Attempt) -> str | None:
+    """The SageMaker training job a service job's attempt ran, if it ran one."""
+    arn = attempt.resource_arn or ""
+    if attempt.log_group == SAGEMAKER_LOG_GROUP and ":training-job/" in arn:
+        return arn.rsplit("/", 1)[-1]
     return None
 
 
-def wants_excerpt(record: JobRecord, lines: int) -> bool:
-    """Worth a GetLogEvents call: a failure, excerpts turned on, and a stream to read."""
-    return (
-        lines > 0
-        and record.failure is not None
-        and not record.event_type.is_queue_blocked
-        and not record.log_excerpt
-        and log_source(record) is not None
-    )
+def log_source(record: JobRecord) -> LogSource | None:
+    """The latest attempt that wrote to a known log stream, or ran a SageMaker training job."""
+    for attempt in reversed(record.attempts):
+        if attempt.log_group and attempt.log_stream_name:
+            return LogSource(attempt.number, attempt.log_group, attempt.log_stream_name)
+        if name := training_job_name(attempt):
+            return LogSource(attempt.number, SAGEMAKER_LOG_GROUP, None, training_job=name)
+    return None
+
+
+def wants_excerpt(record: JobRecord, lines: int, training_jobs: bool = True) -> bool:
+    """Worth reading a log: a failure, excerpts turned on, and a stream to read (or a training
+    job's, when `training_jobs`: the stack's TrainingJobLogs lets the role find and read it)."""
+    if (
+        lines <= 0
+        or record.failure is None
+        or record.event_type.is_queue_blocked
+        or record.log_excerpt
+    ):
+        return False
+    source = log_source(record)
+    return source is not None and (source.training_job is None or training_jobs)
 
 
 def _clip(line: str) -> str:
@@ -99,10 +122,36 @@ def excerpt_lines(
     return tail, count
 
 
-def _read_tail(client: CloudWatchLogsClient, source: LogSource, lines: int) -> list[str]:
+def training_stream(streams: Iterable[LogStreamTypeDef]) -> str | None:
+    """The stream to quote among a training job's: the first host's (algo-1, which every training
+    job has), its newest one if it has several (a restarted job)."""
+
+    def rank(stream: LogStreamTypeDef) -> tuple[int, int]:
+        named = _TRAINING_STREAM.search(stream.get("logStreamName", ""))
+        host = int(named["host"]) if named else 1 << 30
+        return -host, stream.get("creationTime", 0)
+
+    listed = [stream for stream in streams if stream.get("logStreamName")]
+    return max(listed, key=rank)["logStreamName"] if listed else None
+
+
+def _find_training_stream(client: CloudWatchLogsClient, training_job: str) -> str | None:
+    # The "/" keeps job "train-1" from finding the streams of "train-10". Streams are listed by
+    # name, so a leader's (algo-1-…) come first.
+    page = client.describe_log_streams(
+        logGroupName=SAGEMAKER_LOG_GROUP,
+        logStreamNamePrefix=f"{training_job}/",
+        limit=TRAINING_STREAMS_LISTED,
+    )
+    return training_stream(page.get("logStreams", []))
+
+
+def _read_tail(
+    client: CloudWatchLogsClient, source: LogSource, stream: str, lines: int
+) -> list[str]:
     request: GetLogEventsRequestTypeDef = {
         "logGroupName": source.log_group,
-        "logStreamName": source.log_stream,
+        "logStreamName": stream,
         "startFromHead": False,
         "limit": min(max(lines, 1), 10_000),
     }
@@ -119,9 +168,10 @@ def _read_tail(client: CloudWatchLogsClient, source: LogSource, lines: int) -> l
 
 
 def outside_prefix(source: LogSource, log_group_prefix: str) -> bool:
-    """A log group outside the stack's JobLogGroupPrefix, which scopes the role's
-    `logs:GetLogEvents` (empty: any group): IAM would refuse the read."""
-    return not source.log_group.startswith(log_group_prefix)
+    """A job's log group outside the stack's JobLogGroupPrefix, which scopes the role's
+    `logs:GetLogEvents` (empty: any group): IAM would refuse the read. Training jobs' logs have
+    their own grant (TrainingJobLogs), whatever the prefix."""
+    return source.training_job is None and not source.log_group.startswith(log_group_prefix)
 
 
 def fetch_excerpt(
@@ -145,7 +195,18 @@ def fetch_excerpt(
         )
         return record
     try:
-        messages = _read_tail(client, source, lines)
+        stream = source.log_stream
+        if stream is None and source.training_job is not None:
+            stream = _find_training_stream(client, source.training_job)
+        if stream is None:
+            # SageMaker writes no stream when a job fails before its algorithm starts.
+            logger.info(
+                "No log excerpt: no log stream for training job %s",
+                source.training_job,
+                extra={"job_id": record.job_id, "log_group": source.log_group},
+            )
+            return record
+        messages = _read_tail(client, source, stream, lines)
     except Exception as exc:  # no excerpt is better than no alert
         code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
         level = logging.INFO if code == "ResourceNotFoundException" else logging.WARNING
@@ -159,4 +220,10 @@ def fetch_excerpt(
     excerpt, masked = excerpt_lines(messages, lines, redactor)
     if not excerpt:
         return record
-    return record.model_copy(update={"log_excerpt": excerpt, "redacted": record.redacted + masked})
+    update: dict[str, object] = {"log_excerpt": excerpt, "redacted": record.redacted + masked}
+    if source.log_stream is None:  # a training job's: name the stream quoted, as Batch does
+        update["attempts"] = [
+            a.model_copy(update={"log_stream_name": stream}) if a.number == source.attempt else a
+            for a in record.attempts
+        ]
+    return record.model_copy(update=update)

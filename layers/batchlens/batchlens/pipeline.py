@@ -462,7 +462,7 @@ class Enricher:
                 logtail.fetch_excerpt, logs, alert.record, lines, self.redactor, prefix
             )
             for key, (alert, _) in owned.items()
-            if logtail.wants_excerpt(alert.record, lines)
+            if logtail.wants_excerpt(alert.record, lines, self.settings.training_job_logs)
         }
         done, _ = wait(futures.values(), timeout=logtail.FETCH_TIMEOUT_SECONDS)
         quoted = dict(owned)

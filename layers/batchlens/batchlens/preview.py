@@ -59,7 +59,10 @@ def preview(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: Tex
     first = True
     for where, found in inputs.records(redactor):
         record = found
-        if log_text is not None and logtail.wants_excerpt(record, lines):  # as the enricher
+        # As the enricher would quote it.
+        if log_text is not None and logtail.wants_excerpt(
+            record, lines, settings.training_job_logs
+        ):
             source = logtail.log_source(record)
             prefix = settings.job_log_group_prefix
             if source is not None and logtail.outside_prefix(source, prefix):

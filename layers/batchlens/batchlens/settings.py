@@ -49,6 +49,9 @@ class Settings(BaseModel):
     log_tail_lines: int = Field(default=20, ge=0, le=200, alias="LOG_TAIL_LINES")
     # The log groups the role may read (the stack's JobLogGroupPrefix); empty: any.
     job_log_group_prefix: str = Field(default="", alias="JOB_LOG_GROUP_PREFIX")
+    # Whether the role may find and read SageMaker training jobs' logs (the stack's
+    # TrainingJobLogs); off, service jobs' alerts only link them.
+    training_job_logs: bool = Field(default=True, alias="TRAINING_JOB_LOGS")
     redact_allowlist: CsvList = Field(default=(), alias="REDACT_ALLOWLIST")
     # Connect/read timeouts stay far below the 60 s function timeout so a slow call is retried
     # by boto3 (standard mode) instead of timing the whole batch out.
