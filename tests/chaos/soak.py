@@ -39,7 +39,7 @@ from batchlens.alerts import alert_status, should_alert
 from batchlens.events import parse_event
 from batchlens.history import LATEST_SK, job_pk, version_of
 from batchlens.local import FakeLambdaContext, LocalStack, create_stack, create_table, sqs_event
-from batchlens.records import DEFAULT_LOG_GROUP, JobRecord, normalise
+from batchlens.records import JobRecord, normalise
 from batchlens.settings import Settings
 from tests.chaos.faults import FAULT_KINDS, BatchApi, FaultInjector, FaultRates, SimulatedCrash
 from tests.chaos.workload import (
@@ -200,13 +200,14 @@ def _send_all(sqs: Any, queue_url: str, bodies: list[str]) -> dict[str, str]:
 
 def _seed_job_logs(logs: Any, jobs: list[Job]) -> int:
     """Log lines (with planted secrets) for every failed attempt the alerts will quote."""
-    logs.create_log_group(logGroupName=DEFAULT_LOG_GROUP)
     now = int(time.time() * 1000)
     seeded = 0
+    for group in {job.log_group for job in jobs if job.log_stream is not None}:
+        logs.create_log_group(logGroupName=group)
     for job in jobs:
         if job.log_stream is None:
             continue
-        logs.create_log_stream(logGroupName=DEFAULT_LOG_GROUP, logStreamName=job.log_stream)
+        logs.create_log_stream(logGroupName=job.log_group, logStreamName=job.log_stream)
         lines = [
             "loading shard 7/12",
             f"export DB_PASSWORD={PLANTED_SECRETS[1]}",
@@ -214,7 +215,7 @@ def _seed_job_logs(logs: Any, jobs: list[Job]) -> int:
             "Killed",
         ]
         logs.put_log_events(
-            logGroupName=DEFAULT_LOG_GROUP,
+            logGroupName=job.log_group,
             logStreamName=job.log_stream,
             logEvents=[
                 {"timestamp": now + n, "message": line}  # older than 14 days is refused

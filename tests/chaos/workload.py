@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from batchlens.records import DEFAULT_LOG_GROUP, SAGEMAKER_LOG_GROUP
+
 Json = dict[str, Any]
 
 ACCOUNT = "123456789012"
@@ -63,6 +65,7 @@ class Job:
     events: list[Json] = field(default_factory=list)
     expired: bool = False  # Batch no longer describes it (DescribeJobs leaves it out)
     log_stream: str | None = None  # a failed attempt's stream, seeded with log lines
+    log_group: str = DEFAULT_LOG_GROUP
 
     @property
     def final(self) -> Json:
@@ -398,6 +401,9 @@ class WorkloadBuilder:
             detail["statusReason"] = reason
             detail["stoppedAt"] = stopped
             detail["isTerminated"] = False
+            if fail:  # what its training job's one host wrote, which the alert quotes
+                job.log_group = SAGEMAKER_LOG_GROUP
+                job.log_stream = f"{training.rsplit('/', 1)[-1]}/algo-1-{started // 1000}"
             self._emit(job, "Batch Service Job State Change", detail, stopped + 1000)
             break
         return job
