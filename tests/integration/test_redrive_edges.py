@@ -65,10 +65,12 @@ def task(
     *,
     started_ms: int | None = None,
     handle: str | None = None,
+    destination: str = ROUTE.destination_arn,
 ) -> None:
     result: dict[str, Any] = {
         "Status": status,
         "SourceArn": ROUTE.source_arn,
+        "DestinationArn": destination,
         "ApproximateNumberOfMessagesMoved": moved,
         "ApproximateNumberOfMessagesToMove": to_move,
     }
@@ -267,7 +269,7 @@ def test_a_task_started_by_an_attempt_whose_answer_was_lost_is_followed(
     assert code == 0
     assert out.getvalue().splitlines() == [
         "Starting the move task answered AWS.SimpleQueueService.UnsupportedOperation, but a move "
-        "task out of dlq has started since (RUNNING: 0/11 messages moved).",
+        "task from dlq to events has started since (RUNNING: 0/11 messages moved).",
         "  RUNNING: 4/11 messages moved",
         "  COMPLETED: 11/11 messages moved",
         "Done: 11 messages are back in events.",
@@ -296,12 +298,7 @@ def test_a_refused_start_that_began_no_task_is_the_error_it_was(
 ) -> None:
     # Given a start SQS refuses, after which it lists no task, or only the earlier one
     client, stubber = sqs
-    if listed == "none":
-        no_task(stubber)
-    else:
-        previous_task(stubber)
-    depth(stubber, 11)
-    start_refused(stubber, "AccessDenied")
+    start_after_lost_answer(stubber, after_previous=listed == "previous")
     if listed == "none":
         no_task(stubber)
     else:
@@ -309,9 +306,58 @@ def test_a_refused_start_that_began_no_task_is_the_error_it_was(
     out = io.StringIO()
 
     # When redriving; then the refusal is raised as it came, and nothing claims a task
-    with pytest.raises(ClientError, match="AccessDenied"):
+    with pytest.raises(ClientError, match="UnsupportedOperation"):
         redrive.redrive(client, ROUTE, out, interval=0, sleep=lambda _: None)
     assert out.getvalue() == ""
+
+
+def test_progress_shown_when_the_task_is_found_is_not_printed_again(
+    sqs: tuple[Any, Stubber],
+) -> None:
+    client, stubber = sqs
+    start_after_lost_answer(stubber, after_previous=False)
+    task(stubber, "RUNNING", 3, started_ms=2_000, handle="h-7")
+    task(stubber, "RUNNING", 3, started_ms=2_000, handle="h-7")
+    task(stubber, "COMPLETED", 11, started_ms=2_000)
+    out = io.StringIO()
+    assert redrive.redrive(client, ROUTE, out, interval=0, sleep=lambda _: None) == 0
+    assert out.getvalue().count("3/11 messages moved") == 1
+
+
+def test_a_task_to_another_destination_is_not_taken_for_the_one_asked_for(
+    sqs: tuple[Any, Stubber],
+) -> None:
+    # Given a refused start, after which SQS lists a new task that moves the dead letters to a
+    # queue other than the one asked for (another operator's)
+    client, stubber = sqs
+    start_after_lost_answer(stubber, after_previous=True)
+    elsewhere = "arn:aws:sqs:us-east-1:123456789012:elsewhere"
+    task(stubber, "COMPLETED", 11, started_ms=2_000, destination=elsewhere)
+    out = io.StringIO()
+
+    # When redriving; then the refusal stands, and that task is not reported as this move
+    with pytest.raises(ClientError, match="UnsupportedOperation"):
+        redrive.redrive(client, ROUTE, out, interval=0, sleep=lambda _: None)
+    assert out.getvalue() == ""
+
+
+@pytest.mark.parametrize(
+    "code", ["AccessDenied", "KMS.AccessDeniedException", "AuthorizationError"]
+)
+def test_a_start_refused_for_want_of_permission_is_never_covered_by_another_task(
+    sqs: tuple[Any, Stubber], code: str
+) -> None:
+    # Given a start refused because the caller may not start one, while another operator's task
+    # to the same queue happens to be running
+    client, stubber = sqs
+    previous_task(stubber)
+    depth(stubber, 11)
+    start_refused(stubber, code)
+
+    # When redriving; then the refusal is raised without asking SQS for tasks again (nothing
+    # else is stubbed), so a missing permission is never hidden
+    with pytest.raises(ClientError, match=code.replace(".", r"\.")):
+        redrive.redrive(client, ROUTE, io.StringIO(), interval=0, sleep=lambda _: None)
 
 
 def test_a_start_that_timed_out_on_every_attempt_follows_the_task_it_began(
@@ -335,8 +381,8 @@ def test_a_start_that_timed_out_on_every_attempt_follows_the_task_it_began(
     # Then it is followed to its end, and the first line says why
     assert code == 0
     assert out.getvalue().splitlines()[0] == (
-        "Starting the move task answered ReadTimeoutError, but a move task out of dlq has "
-        "started since (RUNNING: 3/11 messages moved)."
+        "Starting the move task answered ReadTimeoutError, but a move task from dlq to events "
+        "has started since (RUNNING: 3/11 messages moved)."
     )
     assert out.getvalue().splitlines()[-1] == "Done: 11 messages are back in events."
 
@@ -350,6 +396,7 @@ def test_no_wait_after_a_lost_start_returns_once_the_task_is_found(
     out = io.StringIO()
     assert redrive.redrive(client, ROUTE, out, wait=False) == 0
     assert "has started since (RUNNING: 3/11 messages moved)" in out.getvalue()
+    assert out.getvalue().splitlines()[-1].startswith("Not waiting; follow it with")
 
 
 def test_a_stack_whose_queue_is_not_created_yet_is_one_clear_error(

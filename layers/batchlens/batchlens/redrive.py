@@ -75,6 +75,8 @@ class Progress:
     started_ms: int | None = None
     #: SQS lists a task's handle only while it is RUNNING.
     handle: str | None = None
+    #: Where the task moves messages (None: back to their sources; batchlens always names one).
+    destination_arn: str | None = None
 
     @classmethod
     def of(cls, result: Mapping[str, Any]) -> Progress:
@@ -85,6 +87,7 @@ class Progress:
             failure_reason=result.get("FailureReason"),
             started_ms=result.get("StartedTimestamp"),
             handle=result.get("TaskHandle"),
+            destination_arn=result.get("DestinationArn"),
         )
 
     def is_task(self, handle: str, previous: Progress | None) -> bool:
@@ -174,6 +177,7 @@ def follow(
     out: TextIO,
     *,
     started: tuple[str, Progress | None] | None = None,
+    shown: Progress | None = None,
     interval: float = 5.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Progress:
@@ -181,8 +185,8 @@ def follow(
 
     `started` is (the handle of a task just started, the latest task before it): right after a
     start SQS may still list the earlier task, or none, for a moment; those listings are skipped.
+    `shown` is progress already printed, which is not printed again.
     """
-    shown: Progress | None = None
     waited = 0.0  # the naps taken while the started task was not listed
     nap = min(max(interval, UNLISTED_POLL_SECONDS[0]), UNLISTED_POLL_SECONDS[1])
     while True:
@@ -252,23 +256,26 @@ def redrive(
     try:
         handle = start(sqs, route, rate)
     except (ClientError, HTTPClientError) as exc:
-        begun = _begun_anyway(sqs, route, running)
+        begun = _begun_anyway(sqs, route, running, exc)
         if begun is None:
             raise
         print(
-            f"Starting the move task answered {_error_name(exc)}, but a move task out of "
-            f"{route.source_name} has started since ({begun.describe()}).",
+            f"Starting the move task answered {_error_name(exc)}, but a move task from "
+            f"{route.source_name} to {route.destination_name} has started since "
+            f"({begun.describe()}).",
             file=out,
             flush=True,
         )
         if begun.status in FINISHED:
             return _outcome(begun, route, out)
         if not wait:
+            _not_waiting(route, out)
             return 0
         started = (begun.handle, running) if begun.handle is not None else None
-        return _outcome(
-            follow(sqs, route, out, started=started, interval=interval, sleep=sleep), route, out
+        progress = follow(
+            sqs, route, out, started=started, shown=begun, interval=interval, sleep=sleep
         )
+        return _outcome(progress, route, out)
     print(
         f"Moving about {waiting} messages from {route.source_name} "
         f"to {route.destination_name}{pace} (task {handle}).",
@@ -276,27 +283,41 @@ def redrive(
         flush=True,
     )
     if not wait:
-        print(
-            "Not waiting; follow it with `aws sqs list-message-move-tasks "
-            f"--source-arn {route.source_arn}`.",
-            file=out,
-        )
+        _not_waiting(route, out)
         return 0
     progress = follow(sqs, route, out, started=(handle, running), interval=interval, sleep=sleep)
     return _outcome(progress, route, out)
 
 
-def _begun_anyway(sqs: SQSClient, route: Route, previous: Progress | None) -> Progress | None:
-    """The move task a StartMessageMoveTask that answered an error began all the same, if any.
+def _not_waiting(route: Route, out: TextIO) -> None:
+    print(
+        "Not waiting; follow it with `aws sqs list-message-move-tasks "
+        f"--source-arn {route.source_arn}`.",
+        file=out,
+    )
+
+
+#: Refusals that say the caller may not start a task at all: no task can have begun.
+_DENIED = frozenset({"AuthorizationError", "InvalidClientTokenId", "UnrecognizedClientException"})
+
+
+def _begun_anyway(
+    sqs: SQSClient, route: Route, previous: Progress | None, error: Exception
+) -> Progress | None:
+    """The move task a StartMessageMoveTask that answered `error` began all the same, if any.
 
     boto3 retries a StartMessageMoveTask whose answer was lost (a read timeout, a dropped
     connection). If the lost attempt had started the task, SQS refuses the retry, since a queue
-    has one move task at a time, and the task runs on unseen. A task newer than `previous` (the
-    latest before the start, which was not running) is that one, or one another operator just
-    started: either way it is the move asked for.
+    has one move task at a time, and the task runs on unseen. A task to the same destination
+    newer than `previous` (the latest before the start, which was not running) is that one, or
+    one another operator just started: either way it is the move asked for. SQS is asked once:
+    the retries' own timeouts have given it time to list the task.
     """
+    code = _error_name(error)
+    if "AccessDenied" in code or code in _DENIED:
+        return None
     now = latest_task(sqs, route)
-    if now is None:
+    if now is None or now.destination_arn != route.destination_arn:
         return None
     # SQS lists a task's handle only while it runs, and `previous` was not running.
     if now.handle is not None or previous is None or now.started_ms != previous.started_ms:
