@@ -273,6 +273,31 @@ def test_a_training_job_without_a_stream_alerts_without_an_excerpt(
     ]
 
 
+def test_a_service_attempt_that_ran_no_training_job_has_no_log_to_find() -> None:
+    # Given a service job whose attempt names another kind of SageMaker resource (Batch may run
+    # more service job types than training)
+    event = read_event("service-job-failed")
+    (attempt,) = event["detail"]["attempts"]
+    attempt["serviceResourceId"]["value"] = attempt["serviceResourceId"]["value"].replace(
+        ":training-job/", ":processing-job/"
+    )
+    record = normalise(parse_event(variant(event, attempts=[attempt])))
+
+    # Then there is nothing to look for, and no call is made
+    assert logtail.log_source(record) is None
+    assert not logtail.wants_excerpt(record, 20)
+
+
+def test_streams_of_another_training_job_are_never_quoted() -> None:
+    # Given a listing that (against its prefix) holds another job's stream only
+    logs = Logs([["never"]], streams=[{"logStreamName": "OtherJob/algo-1-1", "creationTime": 1}])
+
+    # When the excerpt is fetched; then nothing is read
+    record = record_of("service-job-failed")
+    assert fetch(logs, record) is record
+    assert logs.requests == []
+
+
 def test_training_job_logs_are_not_read_when_the_stack_turns_them_off() -> None:
     record = record_of("service-job-failed")
     assert logtail.wants_excerpt(record, 20, training_jobs=True)

@@ -18,7 +18,7 @@ from enum import StrEnum
 from typing import Any
 
 from batchlens.failures import FailureCategory, signal_name
-from batchlens.records import Attempt, JobKind, JobRecord
+from batchlens.records import Attempt, JobKind, JobRecord, training_job_name
 from batchlens.settings import Settings
 
 SNS_MAX_BYTES = 262_144
@@ -241,15 +241,16 @@ def log_heading(record: JobRecord) -> str | None:
     """`Last 20 log lines of attempt 3 (group, stream)`, for a record that carries an excerpt."""
     if not record.log_excerpt:
         return None
-    attempt = next((a for a in reversed(record.attempts) if a.log_stream_name), None)
+    attempt = next(
+        (a for a in reversed(record.attempts) if a.log_stream_name or training_job_name(a)), None
+    )
     count = len(record.log_excerpt)
     lines = "line" if count == 1 else "lines"
     if attempt is None:
         return f"Last {count} log {lines}"
-    return (
-        f"Last {count} log {lines} of attempt {attempt.number} "
-        f"({attempt.log_group} {attempt.log_stream_name})"
-    )
+    # The enricher names the training job's stream it quoted; a preview cannot know it.
+    where = attempt.log_stream_name or f"training job {training_job_name(attempt)}"
+    return f"Last {count} log {lines} of attempt {attempt.number} ({attempt.log_group} {where})"
 
 
 def retry_words(record: JobRecord) -> str:

@@ -22,11 +22,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TextIO
 
-from batchlens import alerts, local, logtail, slack
+from batchlens import alerts, local, slack
 from batchlens import template as cfn
 from batchlens.events import parse_event
 from batchlens.history import HistoryTable
-from batchlens.records import Attempt, JobRecord, normalise
+from batchlens.records import Attempt, JobRecord, normalise, training_job_name
 
 #: The sample events the demo sends, in the order a busy account might produce them.
 DEMO_EVENTS = (
@@ -190,7 +190,7 @@ def seed_job_logs(session: Any, endpoint_url: str, events: Mapping[str, Mapping[
 
 def _training_stream(attempt: Attempt) -> str | None:
     """The stream SageMaker writes for the first host of an attempt's training job."""
-    name = logtail.training_job_name(attempt)
+    name = training_job_name(attempt)
     if name is None or attempt.started_at is None:
         return None
     return f"{name}/algo-1-{int(attempt.started_at.timestamp())}"

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from batchlens.records import SAGEMAKER_LOG_GROUP, Attempt, JobRecord
+from batchlens.records import SAGEMAKER_LOG_GROUP, JobRecord, training_job_name
 from batchlens.redact import MASK, Redactor
 
 if TYPE_CHECKING:
@@ -56,14 +56,6 @@ class LogSource:
     log_stream: str | None
     #: A SageMaker training job's name: its stream is looked up (see `training_stream`).
     training_job: str | None = None
-
-
-def training_job_name(attempt: Attempt) -> str | None:
-    """The SageMaker training job a service job's attempt ran, if it ran one."""
-    arn = attempt.resource_arn or ""
-    if attempt.log_group == SAGEMAKER_LOG_GROUP and ":training-job/" in arn:
-        return arn.rsplit("/", 1)[-1]
-    return None
 
 
 def log_source(record: JobRecord) -> LogSource | None:
@@ -138,12 +130,12 @@ def training_stream(streams: Iterable[LogStreamTypeDef]) -> str | None:
 def _find_training_stream(client: CloudWatchLogsClient, training_job: str) -> str | None:
     # The "/" keeps job "train-1" from finding the streams of "train-10". Streams are listed by
     # name, so a leader's (algo-1-…) come first.
+    prefix = f"{training_job}/"
     page = client.describe_log_streams(
-        logGroupName=SAGEMAKER_LOG_GROUP,
-        logStreamNamePrefix=f"{training_job}/",
-        limit=TRAINING_STREAMS_LISTED,
+        logGroupName=SAGEMAKER_LOG_GROUP, logStreamNamePrefix=prefix, limit=TRAINING_STREAMS_LISTED
     )
-    return training_stream(page.get("logStreams", []))
+    streams = page.get("logStreams", [])
+    return training_stream(s for s in streams if s.get("logStreamName", "").startswith(prefix))
 
 
 def _read_tail(

@@ -483,6 +483,12 @@ def _attempts(job: AnyJobDetail, partition: str, region: str) -> list[Attempt]:
     ]
 
 
+def training_job_name(attempt: Attempt) -> str | None:
+    """The SageMaker training job a service job's attempt ran, if it ran one."""
+    arn = attempt.resource_arn or ""
+    return arn.rsplit("/", 1)[-1] if ":training-job/" in arn else None
+
+
 def _training_log_url(partition: str, region: str, training_job_name: str) -> str:
     # SageMaker names the streams "<training job>/algo-<n>-<epoch>": link the group, filtered.
     return (
