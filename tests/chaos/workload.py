@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from batchlens.records import DEFAULT_LOG_GROUP, SAGEMAKER_LOG_GROUP
+from batchlens.records import DEFAULT_LOG_GROUP, SAGEMAKER_LOG_GROUP, training_log_stream
 
 Json = dict[str, Any]
 
@@ -367,9 +367,8 @@ class WorkloadBuilder:
             for status in ("SCHEDULED", "STARTING"):
                 detail["status"] = status
                 self._emit(job, "Batch Service Job State Change", detail, clock.tick())
-            training = (
-                f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/AWSBatch{job_id[:8]}{number}"
-            )
+            training_job = f"AWSBatch{job_id[:8]}{number}"
+            training = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/{training_job}"
             resource = {"name": "TrainingJobArn", "value": training}
             started = clock.tick()
             detail["status"] = "RUNNING"
@@ -403,7 +402,7 @@ class WorkloadBuilder:
             detail["isTerminated"] = False
             if fail:  # what its training job's one host wrote, which the alert quotes
                 job.log_group = SAGEMAKER_LOG_GROUP
-                job.log_stream = f"{training.rsplit('/', 1)[-1]}/algo-1-{started // 1000}"
+                job.log_stream = training_log_stream(training_job, 1, started // 1000)
             self._emit(job, "Batch Service Job State Change", detail, stopped + 1000)
             break
         return job

@@ -230,9 +230,17 @@ def write_training_log(session: boto3.Session, event: Json, lines: list[str]) ->
     arn = event["detail"]["latestAttempt"]["serviceResourceId"]["value"]
     group, stream = "/aws/sagemaker/TrainingJobs", f"{arn.rsplit('/', 1)[-1]}/algo-1-1741950800"
     write_log(session, event, lines, stream, group)
-    # Another training job whose name starts with this one's, created later: never read for it
+    # Another training job whose name starts with this one's, its stream created later (so that
+    # only the prefix's "/" keeps it out) and written: never read for it
+    time.sleep(0.01)
+    logs = session.client("logs")
     other = stream.replace("/algo-1-", "0/algo-1-")
-    session.client("logs").create_log_stream(logGroupName=group, logStreamName=other)
+    logs.create_log_stream(logGroupName=group, logStreamName=other)
+    logs.put_log_events(
+        logGroupName=group,
+        logStreamName=other,
+        logEvents=[{"timestamp": int(time.time() * 1000), "message": "another job's line"}],
+    )
     return stream
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError, ReadTimeoutError
+from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutError
 from botocore.stub import Stubber
 
 from batchlens import access, cli, redrive
@@ -230,12 +230,12 @@ def test_a_task_sqs_stops_listing_is_said_to_be_no_longer_listed(
     stubber.assert_no_pending_responses()
 
 
-def start_refused(stubber: Stubber, code: str) -> None:
+def start_refused(stubber: Stubber, code: str, status: int = 400) -> None:
     stubber.add_client_error(
         "start_message_move_task",
         service_error_code=code,
         service_message="refused",
-        http_status_code=400,
+        http_status_code=status,
         expected_params={"SourceArn": ROUTE.source_arn, "DestinationArn": ROUTE.destination_arn},
     )
 
@@ -268,7 +268,7 @@ def test_a_task_started_by_an_attempt_whose_answer_was_lost_is_followed(
     # Then that task is followed to its end instead of the command failing
     assert code == 0
     assert out.getvalue().splitlines() == [
-        "Starting the move task answered AWS.SimpleQueueService.UnsupportedOperation, but a move "
+        "Starting the move task failed (AWS.SimpleQueueService.UnsupportedOperation), but a move "
         "task from dlq to events has started since (RUNNING: 0/11 messages moved).",
         "  RUNNING: 4/11 messages moved",
         "  COMPLETED: 11/11 messages moved",
@@ -342,34 +342,55 @@ def test_a_task_to_another_destination_is_not_taken_for_the_one_asked_for(
 
 
 @pytest.mark.parametrize(
-    "code", ["AccessDenied", "KMS.AccessDeniedException", "AuthorizationError"]
+    ("code", "status"),
+    [
+        ("AccessDenied", 400),
+        ("KMS.AccessDeniedException", 400),
+        ("AuthorizationError", 400),
+        ("ExpiredToken", 403),
+    ],
 )
 def test_a_start_refused_for_want_of_permission_is_never_covered_by_another_task(
-    sqs: tuple[Any, Stubber], code: str
+    sqs: tuple[Any, Stubber], code: str, status: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given a start refused because the caller may not start one, while another operator's task
-    # to the same queue happens to be running
+    # Given a start refused because the caller may not start one (by its code, or any 403),
+    # while another operator's task to the same queue happens to be running
     client, stubber = sqs
     previous_task(stubber)
     depth(stubber, 11)
-    start_refused(stubber, code)
+    start_refused(stubber, code, status)
+    looks: list[Route] = []
+    look = redrive.latest_task
 
-    # When redriving; then the refusal is raised without asking SQS for tasks again (nothing
-    # else is stubbed), so a missing permission is never hidden
+    def counted(client: Any, route: Route) -> redrive.Progress | None:
+        looks.append(route)
+        return look(client, route)
+
+    monkeypatch.setattr(redrive, "latest_task", counted)
+
+    # When redriving; then the refusal is raised without asking SQS for tasks again, so a
+    # missing permission is never hidden
     with pytest.raises(ClientError, match=code.replace(".", r"\.")):
         redrive.redrive(client, ROUTE, io.StringIO(), interval=0, sleep=lambda _: None)
+    assert len(looks) == 1  # the look before the start only
 
 
+@pytest.mark.parametrize(
+    "error",
+    [ReadTimeoutError(endpoint_url=DLQ_URL), ConnectTimeoutError(endpoint_url=DLQ_URL)],
+    ids=["read-timeout", "connect-timeout"],
+)
 def test_a_start_that_timed_out_on_every_attempt_follows_the_task_it_began(
-    sqs: tuple[Any, Stubber], monkeypatch: pytest.MonkeyPatch
+    sqs: tuple[Any, Stubber], monkeypatch: pytest.MonkeyPatch, error: Exception
 ) -> None:
-    # Given a start whose every attempt timed out, though one of them started the task
+    # Given a start whose every attempt timed out (the last ones perhaps before connecting),
+    # though one of them started the task
     client, stubber = sqs
     no_task(stubber)
     depth(stubber, 11)
 
     def timed_out(*_: Any) -> str:
-        raise ReadTimeoutError(endpoint_url=DLQ_URL)
+        raise error
 
     monkeypatch.setattr(redrive, "start", timed_out)
     # When SQS lists that task running, then finished
@@ -381,10 +402,35 @@ def test_a_start_that_timed_out_on_every_attempt_follows_the_task_it_began(
     # Then it is followed to its end, and the first line says why
     assert code == 0
     assert out.getvalue().splitlines()[0] == (
-        "Starting the move task answered ReadTimeoutError, but a move task from dlq to events "
-        "has started since (RUNNING: 3/11 messages moved)."
+        f"Starting the move task failed ({type(error).__name__}), but a move task from dlq to "
+        "events has started since (RUNNING: 3/11 messages moved)."
     )
     assert out.getvalue().splitlines()[-1] == "Done: 11 messages are back in events."
+
+
+def test_a_cancelling_task_found_after_a_lost_start_is_followed_to_its_end(
+    sqs: tuple[Any, Stubber],
+) -> None:
+    # Given a lost start whose task someone is already cancelling (SQS lists no handle then)
+    client, stubber = sqs
+    start_after_lost_answer(stubber, after_previous=True)
+    task(stubber, "CANCELLING", 4, started_ms=2_000)
+    task(stubber, "CANCELLED", 6, started_ms=2_000)
+    out = io.StringIO()
+
+    # When redriving; then it is followed until it ends, and the command fails as it did
+    assert redrive.redrive(client, ROUTE, out, interval=0, sleep=lambda _: None) == 1
+    assert out.getvalue().splitlines()[-1] == "The move task ended CANCELLED after 6 messages."
+
+
+def test_the_starts_own_error_stands_when_sqs_cannot_be_asked_again(
+    sqs: tuple[Any, Stubber],
+) -> None:
+    client, stubber = sqs
+    start_after_lost_answer(stubber, after_previous=True)
+    stubber.add_client_error("list_message_move_tasks", service_error_code="RequestThrottled")
+    with pytest.raises(ClientError, match="UnsupportedOperation"):
+        redrive.redrive(client, ROUTE, io.StringIO(), interval=0, sleep=lambda _: None)
 
 
 def test_no_wait_after_a_lost_start_returns_once_the_task_is_found(

@@ -26,7 +26,13 @@ from batchlens import alerts, local, slack
 from batchlens import template as cfn
 from batchlens.events import parse_event
 from batchlens.history import HistoryTable
-from batchlens.records import Attempt, JobRecord, normalise, training_job_name
+from batchlens.records import (
+    Attempt,
+    JobRecord,
+    normalise,
+    training_job_name,
+    training_log_stream,
+)
 
 #: The sample events the demo sends, in the order a busy account might produce them.
 DEMO_EVENTS = (
@@ -193,7 +199,7 @@ def _training_stream(attempt: Attempt) -> str | None:
     name = training_job_name(attempt)
     if name is None or attempt.started_at is None:
         return None
-    return f"{name}/algo-1-{int(attempt.started_at.timestamp())}"
+    return training_log_stream(name, 1, int(attempt.started_at.timestamp()))
 
 
 def _environment(endpoint_url: str) -> dict[str, str]:

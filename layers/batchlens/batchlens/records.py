@@ -438,7 +438,7 @@ def _attempts(job: AnyJobDetail, partition: str, region: str) -> list[Attempt]:
         for number, service_attempt in enumerate(job.attempts, start=1):
             resource_id = service_attempt.service_resource_id
             resource = resource_id.value if resource_id else None
-            name = resource.rsplit("/", 1)[-1] if resource else None
+            name = training_job_of(resource)
             result.append(
                 _attempt(
                     number,
@@ -483,10 +483,19 @@ def _attempts(job: AnyJobDetail, partition: str, region: str) -> list[Attempt]:
     ]
 
 
+def training_job_of(arn: str | None) -> str | None:
+    """The name of the SageMaker training job `arn` names, if it names one."""
+    return arn.rsplit("/", 1)[-1] if arn and ":training-job/" in arn else None
+
+
 def training_job_name(attempt: Attempt) -> str | None:
     """The SageMaker training job a service job's attempt ran, if it ran one."""
-    arn = attempt.resource_arn or ""
-    return arn.rsplit("/", 1)[-1] if ":training-job/" in arn else None
+    return training_job_of(attempt.resource_arn)
+
+
+def training_log_stream(training_job: str, host: int, started_s: int) -> str:
+    """The stream SageMaker names for one host of a training job (`algo-<host>-<epoch>`)."""
+    return f"{training_job}/algo-{host}-{started_s}"
 
 
 def _training_log_url(partition: str, region: str, training_job_name: str) -> str:
@@ -498,8 +507,7 @@ def _training_log_url(partition: str, region: str, training_job_name: str) -> st
     )
 
 
-def _training_job_url(partition: str, region: str, arn: str) -> str:
-    name = arn.rsplit("/", 1)[-1]
+def _training_job_url(partition: str, region: str, name: str) -> str:
     return f"{_console_host(partition, region)}/sagemaker/home?region={region}#/jobs/{name}"
 
 
@@ -647,8 +655,9 @@ def normalise(
         if container is not None and container.log_stream_name:
             group = _log_group(job, container.name)
             logs_link = log_url(partition, region, group, container.log_stream_name)
-    if logs_link is None and training_job_arn:
-        logs_link = _training_log_url(partition, region, training_job_arn.rsplit("/", 1)[-1])
+    training_job = training_job_of(training_job_arn)
+    if logs_link is None and training_job:
+        logs_link = _training_log_url(partition, region, training_job)
 
     array = job.array_properties if isinstance(job, JobDetail) else None
     record = JobRecord(
@@ -686,8 +695,8 @@ def normalise(
         links=Links(
             console=_batch_console_url(partition, region, job.job_id),
             logs=logs_link,
-            training_job=_training_job_url(partition, region, training_job_arn)
-            if training_job_arn
+            training_job=_training_job_url(partition, region, training_job)
+            if training_job
             else None,
         ),
         enrichment=enrichment,

@@ -16,6 +16,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
     from mypy_boto3_sqs import SQSClient
@@ -224,8 +227,6 @@ def redrive(
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
     """Move the dead-letter queue back to its queue, showing progress; the exit status."""
-    from botocore.exceptions import ClientError, HTTPClientError
-
     running = latest_task(sqs, route)
     if running is not None and running.status not in FINISHED:
         # SQS runs one move task per queue at a time, and a CANCELLING one is still that task.
@@ -255,12 +256,12 @@ def redrive(
         return 0
     try:
         handle = start(sqs, route, rate)
-    except (ClientError, HTTPClientError) as exc:
+    except (ClientError, HTTPClientError, BotoConnectionError) as exc:
         begun = _begun_anyway(sqs, route, running, exc)
         if begun is None:
             raise
         print(
-            f"Starting the move task answered {_error_name(exc)}, but a move task from "
+            f"Starting the move task failed ({_error_name(exc)}), but a move task from "
             f"{route.source_name} to {route.destination_name} has started since "
             f"({begun.describe()}).",
             file=out,
@@ -297,7 +298,8 @@ def _not_waiting(route: Route, out: TextIO) -> None:
     )
 
 
-#: Refusals that say the caller may not start a task at all: no task can have begun.
+#: Refusals that say the caller may not start a task at all: no task can have begun (with any
+#: HTTP 403).
 _DENIED = frozenset({"AuthorizationError", "InvalidClientTokenId", "UnrecognizedClientException"})
 
 
@@ -314,9 +316,12 @@ def _begun_anyway(
     the retries' own timeouts have given it time to list the task.
     """
     code = _error_name(error)
-    if "AccessDenied" in code or code in _DENIED:
+    if "AccessDenied" in code or code in _DENIED or _http_status(error) == 403:
         return None
-    now = latest_task(sqs, route)
+    try:
+        now = latest_task(sqs, route)
+    except (ClientError, BotoCoreError):
+        return None  # the start's own error is the one to report
     if now is None or now.destination_arn != route.destination_arn:
         return None
     # SQS lists a task's handle only while it runs, and `previous` was not running.
@@ -326,11 +331,15 @@ def _begun_anyway(
 
 
 def _error_name(exc: Exception) -> str:
-    from botocore.exceptions import ClientError
-
     if isinstance(exc, ClientError):
         return str(exc.response.get("Error", {}).get("Code") or type(exc).__name__)
     return type(exc).__name__
+
+
+def _http_status(exc: Exception) -> int | None:
+    if isinstance(exc, ClientError):
+        return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return None
 
 
 def _outcome(progress: Progress, route: Route, out: TextIO) -> int:
