@@ -43,6 +43,13 @@ def sqs() -> Iterator[tuple[Any, Stubber]]:
         stubber.assert_no_pending_responses()
 
 
+def redriven(client: Any) -> tuple[int, str]:
+    """`redrive` of ROUTE without naps: its exit status, and what it printed."""
+    out = io.StringIO()
+    code = redrive.redrive(client, ROUTE, out, interval=0, sleep=lambda _: None)
+    return code, out.getvalue()
+
+
 def no_task(stubber: Stubber) -> None:
     stubber.add_response(
         "list_message_move_tasks", {"Results": []}, {"SourceArn": ROUTE.source_arn, "MaxResults": 1}
@@ -133,10 +140,9 @@ def test_a_cancelled_task_is_not_reported_as_done(sqs: tuple[Any, Stubber]) -> N
     started(stubber)
     task(stubber, "RUNNING", 4)
     task(stubber, "CANCELLED", 6)
-    out = io.StringIO()
-    code = redrive.redrive(client, ROUTE, out, interval=0, sleep=lambda _: None)
+    code, printed = redriven(client)
     assert code == 1
-    assert out.getvalue().splitlines()[-1] == "The move task ended CANCELLED after 6 messages."
+    assert printed.splitlines()[-1] == "The move task ended CANCELLED after 6 messages."
 
 
 def test_unchanged_progress_is_printed_once(sqs: tuple[Any, Stubber]) -> None:  # R14
@@ -147,10 +153,9 @@ def test_unchanged_progress_is_printed_once(sqs: tuple[Any, Stubber]) -> None:  
     task(stubber, "RUNNING", 4)
     task(stubber, "RUNNING", 4)
     task(stubber, "COMPLETED", 11)
-    out = io.StringIO()
-    code = redrive.redrive(client, ROUTE, out, interval=0, sleep=lambda _: None)
+    code, printed = redriven(client)
     assert code == 0
-    assert out.getvalue().splitlines().count("  RUNNING: 4/11 messages moved") == 1
+    assert printed.splitlines().count("  RUNNING: 4/11 messages moved") == 1
 
 
 def test_the_previous_task_listed_after_a_start_is_not_taken_for_the_new_one(
@@ -163,12 +168,11 @@ def test_the_previous_task_listed_after_a_start_is_not_taken_for_the_new_one(
     previous_task(stubber)
     task(stubber, "RUNNING", 4, started_ms=2_000, handle="h-1")
     task(stubber, "COMPLETED", 11, started_ms=2_000)
-    out = io.StringIO()
-    code = redrive.redrive(client, ROUTE, out, interval=0, sleep=lambda _: None)
+    code, printed = redriven(client)
 
     # Then the new task is followed to its own end, and the old one is never reported
     assert code == 0
-    assert out.getvalue().splitlines()[1:] == [
+    assert printed.splitlines()[1:] == [
         "  RUNNING: 4/11 messages moved",
         "  COMPLETED: 11/11 messages moved",
         "Done: 11 messages are back in events.",
@@ -185,11 +189,11 @@ def test_a_task_not_listed_yet_right_after_its_start_is_waited_for(
     started(stubber)
     no_task(stubber)
     task(stubber, "COMPLETED", 11, started_ms=2_000)
-    out = io.StringIO()
 
     # When it is followed; then it is waited for, not reported missing
-    assert redrive.redrive(client, ROUTE, out, interval=0, sleep=lambda _: None) == 0
-    assert out.getvalue().splitlines()[-1] == "Done: 11 messages are back in events."
+    code, printed = redriven(client)
+    assert code == 0
+    assert printed.splitlines()[-1] == "Done: 11 messages are back in events."
 
 
 @pytest.mark.parametrize(
@@ -262,12 +266,11 @@ def test_a_task_started_by_an_attempt_whose_answer_was_lost_is_followed(
     task(stubber, "RUNNING", 0, started_ms=2_000, handle="h-9")
     task(stubber, "RUNNING", 4, started_ms=2_000, handle="h-9")
     task(stubber, "COMPLETED", 11, started_ms=2_000)
-    out = io.StringIO()
-    code = redrive.redrive(client, ROUTE, out, interval=0, sleep=lambda _: None)
+    code, printed = redriven(client)
 
     # Then that task is followed to its end instead of the command failing
     assert code == 0
-    assert out.getvalue().splitlines() == [
+    assert printed.splitlines() == [
         "Starting the move task failed (AWS.SimpleQueueService.UnsupportedOperation), but a move "
         "task from dlq to events has started since (RUNNING: 0/11 messages moved).",
         "  RUNNING: 4/11 messages moved",
@@ -276,20 +279,20 @@ def test_a_task_started_by_an_attempt_whose_answer_was_lost_is_followed(
     ]
 
 
-@pytest.mark.parametrize(("status", "code"), [("COMPLETED", 0), ("FAILED", 1)])
+@pytest.mark.parametrize(("status", "expected"), [("COMPLETED", 0), ("FAILED", 1)])
 def test_a_task_begun_by_a_lost_start_and_already_finished_is_reported(
-    sqs: tuple[Any, Stubber], status: str, code: int
+    sqs: tuple[Any, Stubber], status: str, expected: int
 ) -> None:
     # Given a refused start whose lost first attempt began a task that finished meanwhile
     client, stubber = sqs
     start_after_lost_answer(stubber, after_previous=True)
     task(stubber, status, 11, started_ms=2_000)
-    out = io.StringIO()
 
     # When redriving; then that task's own outcome is the command's
-    assert redrive.redrive(client, ROUTE, out, interval=0, sleep=lambda _: None) == code
-    ending = "Done: 11" if code == 0 else "The move task ended FAILED after 11 messages"
-    assert out.getvalue().splitlines()[-1].startswith(ending)
+    code, printed = redriven(client)
+    assert code == expected
+    ending = "Done: 11" if expected == 0 else "The move task ended FAILED after 11 messages"
+    assert printed.splitlines()[-1].startswith(ending)
 
 
 @pytest.mark.parametrize("listed", ["none", "previous"])
@@ -319,9 +322,9 @@ def test_progress_shown_when_the_task_is_found_is_not_printed_again(
     task(stubber, "RUNNING", 3, started_ms=2_000, handle="h-7")
     task(stubber, "RUNNING", 3, started_ms=2_000, handle="h-7")
     task(stubber, "COMPLETED", 11, started_ms=2_000)
-    out = io.StringIO()
-    assert redrive.redrive(client, ROUTE, out, interval=0, sleep=lambda _: None) == 0
-    assert out.getvalue().count("3/11 messages moved") == 1
+    code, printed = redriven(client)
+    assert code == 0
+    assert printed.count("3/11 messages moved") == 1
 
 
 def test_a_task_to_another_destination_is_not_taken_for_the_one_asked_for(
@@ -396,16 +399,15 @@ def test_a_start_that_timed_out_on_every_attempt_follows_the_task_it_began(
     # When SQS lists that task running, then finished
     task(stubber, "RUNNING", 3, started_ms=2_000, handle="h-7")
     task(stubber, "COMPLETED", 11, started_ms=2_000)
-    out = io.StringIO()
-    code = redrive.redrive(client, ROUTE, out, interval=0, sleep=lambda _: None)
+    code, printed = redriven(client)
 
     # Then it is followed to its end, and the first line says why
     assert code == 0
-    assert out.getvalue().splitlines()[0] == (
+    assert printed.splitlines()[0] == (
         f"Starting the move task failed ({type(error).__name__}), but a move task from dlq to "
         "events has started since (RUNNING: 3/11 messages moved)."
     )
-    assert out.getvalue().splitlines()[-1] == "Done: 11 messages are back in events."
+    assert printed.splitlines()[-1] == "Done: 11 messages are back in events."
 
 
 def test_a_cancelling_task_found_after_a_lost_start_is_followed_to_its_end(
@@ -416,11 +418,11 @@ def test_a_cancelling_task_found_after_a_lost_start_is_followed_to_its_end(
     start_after_lost_answer(stubber, after_previous=True)
     task(stubber, "CANCELLING", 4, started_ms=2_000)
     task(stubber, "CANCELLED", 6, started_ms=2_000)
-    out = io.StringIO()
 
     # When redriving; then it is followed until it ends, and the command fails as it did
-    assert redrive.redrive(client, ROUTE, out, interval=0, sleep=lambda _: None) == 1
-    assert out.getvalue().splitlines()[-1] == "The move task ended CANCELLED after 6 messages."
+    code, printed = redriven(client)
+    assert code == 1
+    assert printed.splitlines()[-1] == "The move task ended CANCELLED after 6 messages."
 
 
 def test_the_starts_own_error_stands_when_sqs_cannot_be_asked_again(
