@@ -254,6 +254,8 @@ def redrive(
             file=out,
         )
         return 0
+    shown: Progress | None = None
+    handle: str | None
     try:
         handle = start(sqs, route, rate)
     except (ClientError, HTTPClientError, BotoConnectionError) as exc:
@@ -269,33 +271,25 @@ def redrive(
         )
         if begun.status in FINISHED:
             return _outcome(begun, route, out)
-        if not wait:
-            _not_waiting(route, out)
-            return 0
-        started = (begun.handle, running) if begun.handle is not None else None
-        progress = follow(
-            sqs, route, out, started=started, shown=begun, interval=interval, sleep=sleep
+        handle, shown = begun.handle, begun
+    else:
+        print(
+            f"Moving about {waiting} messages from {route.source_name} "
+            f"to {route.destination_name}{pace} (task {handle}).",
+            file=out,
+            flush=True,
         )
-        return _outcome(progress, route, out)
-    print(
-        f"Moving about {waiting} messages from {route.source_name} "
-        f"to {route.destination_name}{pace} (task {handle}).",
-        file=out,
-        flush=True,
-    )
     if not wait:
-        _not_waiting(route, out)
+        print(
+            "Not waiting; follow it with `aws sqs list-message-move-tasks "
+            f"--source-arn {route.source_arn}`.",
+            file=out,
+        )
         return 0
-    progress = follow(sqs, route, out, started=(handle, running), interval=interval, sleep=sleep)
+    # A task found after an error but no longer running (cancelling) lists no handle.
+    started = (handle, running) if handle is not None else None
+    progress = follow(sqs, route, out, started=started, shown=shown, interval=interval, sleep=sleep)
     return _outcome(progress, route, out)
-
-
-def _not_waiting(route: Route, out: TextIO) -> None:
-    print(
-        "Not waiting; follow it with `aws sqs list-message-move-tasks "
-        f"--source-arn {route.source_arn}`.",
-        file=out,
-    )
 
 
 #: Refusals that say the caller may not start a task at all: no task can have begun (with any
