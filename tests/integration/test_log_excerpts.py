@@ -268,6 +268,30 @@ def test_a_failed_training_jobs_alert_quotes_its_stream_when_the_stack_allows_it
     assert calls.count == (1 if setting == "true" else 0)
 
 
+def test_a_training_job_arn_in_lower_case_still_quotes_the_stream_sagemaker_named(
+    aws_session: boto3.Session,
+    enricher_with_logs: Callable[..., Enricher],
+    drain_alerts: Callable[[], list[Json]],
+) -> None:
+    # Given a failed service job whose training job logged the error under its name as created
+    # ("AWSBatch…"), while the event's ARN spells that name in lower case (as SageMaker does in
+    # some ARNs); and a newer stream of another job whose name starts with this one's
+    event = read_event("service-job-failed")
+    stream = write_training_log(aws_session, event, TRAINING_LOG)
+    for attempt in [*event["detail"]["attempts"], event["detail"]["latestAttempt"]]:
+        attempt["serviceResourceId"]["value"] = attempt["serviceResourceId"]["value"].lower()
+
+    # When its event is processed
+    process(enricher_with_logs(), event)
+
+    # Then the alert quotes that stream, and its record names it as SageMaker does
+    (notification,) = drain_alerts()
+    alerted = json.loads(notification["Message"])
+    assert alerted["logExcerpt"] == TRAINING_LOG
+    assert alerted["attempts"][-1]["logStreamName"] == stream
+    assert stream.split("/")[0] != stream.split("/")[0].lower()
+
+
 def test_nothing_reads_logs_off_the_alert_path(
     aws_session: boto3.Session,
     enricher_with_logs: Callable[..., Enricher],

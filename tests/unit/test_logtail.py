@@ -37,6 +37,7 @@ class Logs:
         pages: Sequence[list[str]] = (),
         error: str | Exception | None = None,
         streams: Sequence[LogStreamTypeDef] | None = None,
+        listings: Sequence[dict[str, Any]] = (),
     ) -> None:
         self.client = boto3.client(
             "logs", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
@@ -49,6 +50,8 @@ class Logs:
         stubber = Stubber(self.client)
         if streams is not None:  # a training job's streams, listed before any read
             stubber.add_response("describe_log_streams", {"logStreams": list(streams)})
+        for listing in listings:  # and the listings that follow it, in turn
+            stubber.add_response("describe_log_streams", listing)
         for number, page in enumerate(pages, start=1):
             answer = {
                 "events": [{"timestamp": 1, "message": message} for message in page],
@@ -296,6 +299,117 @@ def test_streams_of_another_training_job_are_never_quoted() -> None:
     record = record_of("service-job-failed")
     assert fetch(logs, record) is record
     assert logs.requests == []
+
+
+def lower_cased() -> JobRecord:
+    """The failed service job as it would read if Batch reported its training job's ARN in lower
+    case (SageMaker does so in some ARNs), its streams keeping the name as created."""
+    event = read_event("service-job-failed")
+    for attempt in [*event["detail"]["attempts"], event["detail"]["latestAttempt"]]:
+        resource = attempt["serviceResourceId"]
+        resource["value"] = resource["value"].lower()
+    return normalise(parse_event(event))
+
+
+def test_a_lower_cased_training_job_arn_still_finds_the_stream_as_sagemaker_named_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given a failed service job whose training job ARN lost its upper-case letters, while the
+    # group's recent streams hold that job's (spelt as created) among others
+    caplog.set_level(logging.INFO, logger="batchlens")
+    record = lower_cased()
+    lowered = TRAINING_JOB.lower()
+    recent: list[LogStreamTypeDef] = [
+        {"logStreamName": "AWSBatchother-0314/algo-1-1741950900"},
+        {"logStreamName": f"{TRAINING_JOB}X/algo-1-1741950850"},  # a longer name: not this job
+        stream(2, 1741950800, created=7),
+    ]
+    logs = Logs(
+        [["ValueError: Input contains NaN"]],
+        streams=[],
+        listings=[{"logStreams": recent}, {"logStreams": [stream(1, 1741950800, created=5)]}],
+    )
+
+    # When its excerpt is fetched
+    assert logtail.wants_excerpt(record, 20)
+    quoted = fetch(logs, record)
+
+    # Then the name the ARN gave found nothing; the group's newest streams gave the name as
+    # created; and that name's leader stream was read
+    assert logs.listings == [
+        {
+            "logGroupName": "/aws/sagemaker/TrainingJobs",
+            "logStreamNamePrefix": f"{lowered}/",
+            "limit": logtail.TRAINING_STREAMS_LISTED,
+        },
+        {
+            "logGroupName": "/aws/sagemaker/TrainingJobs",
+            "orderBy": "LastEventTime",
+            "descending": True,
+            "limit": logtail.TRAINING_STREAMS_LISTED,
+        },
+        {
+            "logGroupName": "/aws/sagemaker/TrainingJobs",
+            "logStreamNamePrefix": f"{TRAINING_JOB}/",
+            "limit": logtail.TRAINING_STREAMS_LISTED,
+        },
+    ]
+    (request,) = logs.requests
+    assert request["logStreamName"] == f"{TRAINING_JOB}/algo-1-1741950800"
+    assert quoted.log_excerpt == ["ValueError: Input contains NaN"]
+    assert quoted.attempts[-1].log_stream_name == f"{TRAINING_JOB}/algo-1-1741950800"
+    # And one INFO line records what the ARN did, for whoever wonders about the extra calls
+    assert [r.getMessage() for r in caplog.records] == [
+        f"Training job {lowered} is named {TRAINING_JOB} in its log streams: its ARN "
+        "lower-cased the name"
+    ]
+
+
+@pytest.mark.parametrize("last_page", [False, True])
+def test_a_lower_cased_training_job_not_among_the_newest_streams_alerts_without_an_excerpt(
+    caplog: pytest.LogCaptureFixture, last_page: bool
+) -> None:
+    # Given a lower-cased training job ARN whose job wrote no stream, and a busy group: more
+    # pages of newer streams than are searched, or one page in all
+    caplog.set_level(logging.INFO, logger="batchlens")
+    record = lower_cased()
+    busy = [{"logStreamName": f"AWSBatchjob-{n}/algo-1-1"} for n in range(3)]
+    pages: list[dict[str, Any]] = [
+        {"logStreams": busy, "nextToken": f"page-{n}"} for n in range(logtail.RECENT_PAGES)
+    ]
+    if last_page:
+        pages = [{"logStreams": busy}]
+    logs = Logs([["never"]], streams=[], listings=pages)
+
+    # When its excerpt is fetched; then the newest streams are searched a bounded number of
+    # pages, following SageMaker's page tokens while there are any, and nothing is read
+    assert fetch(logs, record) is record
+    followed = [page.get("nextToken") for page in pages[:-1]]
+    assert [listing.get("nextToken") for listing in logs.listings] == [None, None, *followed]
+    assert logs.requests == []
+    assert [r.getMessage() for r in caplog.records] == [
+        f"No log excerpt: no log stream for training job {TRAINING_JOB.lower()}"
+    ]
+
+
+def test_a_lower_case_name_spelt_so_in_its_streams_is_not_looked_up_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given a training job named in lower case, whose stream the name lookup missed (it was
+    # created since) but the newest streams list
+    caplog.set_level(logging.INFO, logger="batchlens")
+    record = lower_cased()
+    lowered = TRAINING_JOB.lower()
+    logs = Logs(streams=[], listings=[{"logStreams": [{"logStreamName": f"{lowered}/algo-1-1"}]}])
+
+    # When its excerpt is fetched; then the same name is not listed a second time
+    assert fetch(logs, record) is record
+    assert [listing.get("orderBy") for listing in logs.listings] == [None, "LastEventTime"]
+    # (the Stubber refuses a call it was not given before that list could record it: the log
+    # shows one, or a request the last listing's missing page token would have made invalid)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"No log excerpt: no log stream for training job {lowered}"
+    ]
 
 
 def test_training_job_logs_are_not_read_when_the_stack_turns_them_off() -> None:

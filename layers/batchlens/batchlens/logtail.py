@@ -22,7 +22,11 @@ from batchlens.redact import MASK, Redactor
 
 if TYPE_CHECKING:
     from mypy_boto3_logs import CloudWatchLogsClient
-    from mypy_boto3_logs.type_defs import GetLogEventsRequestTypeDef, LogStreamTypeDef
+    from mypy_boto3_logs.type_defs import (
+        DescribeLogStreamsRequestTypeDef,
+        GetLogEventsRequestTypeDef,
+        LogStreamTypeDef,
+    )
 
 logger = logging.getLogger("batchlens")
 
@@ -45,6 +49,9 @@ _KEY_TAIL = re.compile(r"\A.*?-----END [A-Z0-9 ]*PRIVATE KEY-----", re.DOTALL)
 _TRAINING_STREAM = re.compile(r"/algo-(?P<host>[0-9]+)-[0-9]+$")
 #: The streams DescribeLogStreams lists at once: one per host and restart of a training job.
 TRAINING_STREAMS_LISTED = 50
+#: Pages of the group's most recently written streams searched, ignoring case, for a training job
+#: whose ARN shows no upper-case letter (see `_name_as_created`).
+RECENT_PAGES = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +135,23 @@ def training_stream(streams: Iterable[LogStreamTypeDef]) -> str | None:
 
 
 def _find_training_stream(client: CloudWatchLogsClient, training_job: str) -> str | None:
+    found = _leader_stream(client, training_job)
+    if found is None and training_job == training_job.lower():
+        # SageMaker lower-cases the names in some of its ARNs, while its streams keep the name as
+        # created (Batch's start with "AWSBatch"): a name without upper-case letters may be one.
+        named = _name_as_created(client, training_job)
+        if named is not None and named != training_job:
+            logger.info(
+                "Training job %s is named %s in its log streams: its ARN lower-cased the name",
+                training_job,
+                named,
+                extra={"training_job": named},
+            )
+            found = _leader_stream(client, named)
+    return found
+
+
+def _leader_stream(client: CloudWatchLogsClient, training_job: str) -> str | None:
     # The "/" keeps job "train-1" from finding the streams of "train-10". Streams are listed by
     # name, so a leader's (algo-1-…) come first.
     prefix = f"{training_job}/"
@@ -136,6 +160,28 @@ def _find_training_stream(client: CloudWatchLogsClient, training_job: str) -> st
     )
     streams = page.get("logStreams", [])
     return training_stream(s for s in streams if s.get("logStreamName", "").startswith(prefix))
+
+
+def _name_as_created(client: CloudWatchLogsClient, training_job: str) -> str | None:
+    """`training_job` as its streams spell it, ignoring case, among the group's streams written
+    last (a name prefix cannot be case-insensitive, nor combined with that order)."""
+    request: DescribeLogStreamsRequestTypeDef = {
+        "logGroupName": SAGEMAKER_LOG_GROUP,
+        "orderBy": "LastEventTime",
+        "descending": True,
+        "limit": TRAINING_STREAMS_LISTED,
+    }
+    for _ in range(RECENT_PAGES):
+        page = client.describe_log_streams(**request)
+        for listed in page.get("logStreams", []):
+            name = listed.get("logStreamName", "").partition("/")[0]
+            if name.lower() == training_job:
+                return name
+        token = page.get("nextToken")
+        if not token:
+            break
+        request["nextToken"] = token
+    return None
 
 
 def _read_tail(
