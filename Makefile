@@ -36,6 +36,9 @@ test: setup lint typecheck template-lint checkov validate build  ## everything C
 unit: setup  ## unit and contract tests only (no network)
 	$(RUN) pytest -q tests/unit tests/contract
 
+integration: setup  ## integration tests only (moto in-process, and its server on loopback)
+	$(RUN) pytest -n 2 --dist loadfile -q tests/integration
+
 lint: setup  ## ruff lint + format check
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.metrics.provider import cold_start
 
 from batchlens import demo
 
@@ -110,10 +111,14 @@ def test_an_interrupted_demo_up_leaves_no_server_running(
                 process.wait()
 
 
-def test_the_demo_quotes_each_failed_jobs_log_whatever_group_it_logs_to(state_file: Path) -> None:
+def test_the_demo_quotes_each_failed_jobs_log_whatever_group_it_logs_to(
+    state_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Given the sample jobs, logging to Batch's default group and to /custom/batch/genomics, and
-    # the service job's training job to SageMaker's group
+    # the service job's training job to SageMaker's group; and a process whose handler has not
+    # run yet (Powertools then prints its ColdStart metric document)
     out = io.StringIO()
+    monkeypatch.setattr(cold_start, "is_cold_start", True)
 
     # When the whole demo runs
     assert demo.run(keep_running=False, port=0, out=out) == 0
@@ -131,3 +136,6 @@ def test_the_demo_quotes_each_failed_jobs_log_whatever_group_it_logs_to(state_fi
     assert "\n  | Killed\n" in text
     assert "HF_TOKEN=**** WANDB_MODE=offline" in text
     assert not state_file.exists()
+    # And it says why its records hold their events' detail, and prints no metric document
+    assert "Enrichment of the alerts' records: 1 EVENT_ONLY, 5 NOT_FOUND. moto's Batch" in text
+    assert '"_aws"' not in text + capsys.readouterr().out

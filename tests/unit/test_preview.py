@@ -193,6 +193,27 @@ def test_retry_after_as_an_http_date() -> None:
 
 
 @pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        ("ALERT_ON", "FAILED,BOGUS", "ALERT_ON names unknown statuses ['BOGUS']; allowed: ["),
+        ("LOG_TAIL_LINES", "twenty", "LOG_TAIL_LINES: Input should be a valid integer"),
+    ],
+)
+def test_a_bad_setting_in_the_environment_is_one_line_naming_it(
+    variable: str, value: str, said: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a setting the stack would refuse at its cold start (a typo in ALERT_ON)
+    monkeypatch.setenv(variable, value)
+
+    # When an event is previewed; then one line says which and why, and nothing renders
+    code, out, err = run("preview", OOM)
+    assert code == 1
+    assert out == ""
+    assert err.startswith(f"batchlens: invalid setting in the environment: {said}")
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
     ("name", "environment"),
     [
         ("job-queue-blocked-capacity", {}),

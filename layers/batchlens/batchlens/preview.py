@@ -13,11 +13,13 @@ import argparse
 import json
 from typing import TextIO
 
+from pydantic import ValidationError
+
 from batchlens import alerts, limits, logtail, slack
 from batchlens.cli import CliError, EventFiles, _read
 from batchlens.records import JobRecord
 from batchlens.redact import Redactor
-from batchlens.settings import Settings
+from batchlens.settings import Settings, settings_problems
 
 FORMATS = ("email", "slack", "chatbot", "json")
 _RULE = "=" * 78
@@ -48,7 +50,10 @@ def with_log(record: JobRecord, log_text: str, lines: int, redactor: Redactor) -
 
 def preview(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: TextIO) -> int:
     """Print each input event's body for the chosen channel; note events that would not alert."""
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except ValidationError as exc:
+        raise CliError(f"invalid setting in the environment: {settings_problems(exc)}") from None
     redactor = Redactor(args.allow or settings.redact_allowlist)
     try:
         log_text = _read(args.log, stdin) if args.log else None
