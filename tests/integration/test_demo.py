@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import re
 import subprocess
@@ -139,3 +140,18 @@ def test_the_demo_quotes_each_failed_jobs_log_whatever_group_it_logs_to(
     # And it says why its records hold their events' detail, and prints no metric document
     assert "Enrichment of the alerts' records: 1 EVENT_ONLY, 5 NOT_FOUND. moto's Batch" in text
     assert '"_aws"' not in text + capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("message", "shown"),
+    [
+        ("DescribeServiceJob failed for 2 jobs; using the events' own detail", False),
+        ("DescribeJobs failed for 3 jobs; using the events' own detail", True),
+        ("No log excerpt: AccessDeniedException", True),
+    ],
+)
+def test_the_demo_hides_only_the_warning_its_note_explains(message: str, shown: bool) -> None:
+    # Given a warning of the enricher's; then the demo shows it unless it is the stand-in's
+    # missing DescribeServiceJob (its enrichment note says so instead)
+    record = logging.LogRecord("batchlens", logging.WARNING, __file__, 1, message, None, None)
+    assert demo._STAND_IN_GAP.filter(record) is shown
