@@ -159,3 +159,50 @@ def test_a_node_index_int_cannot_read_is_no_index_and_never_fails_the_record() -
     keys = index_keys(record)
     assert keys["gsi4pk"] == f"P#{parent_id}"
     assert keys["gsi4sk"] == f"{record.status}#000000"
+
+
+def service_job_run(time: str, status: str, **detail: Any) -> JobRecord:
+    """The sample SageMaker service job at `time` in `status`, no attempt finished yet."""
+    event = variant(
+        read_event("service-job-failed"),
+        envelope={"time": time},
+        drop=["stoppedAt", "statusReason"],
+        status=status,
+        attempts=[],
+        isTerminated=False,
+        **detail,
+    )
+    return normalise(parse_event(event))
+
+
+PREEMPTED = {
+    "preemptedAttemptCount": 1,
+    "recentPreemptedAttempts": [
+        {
+            "serviceResourceId": {
+                "name": "TrainingJobArn",
+                "value": "arn:aws:sagemaker:us-east-1:123456789012:training-job/AWSBatchq1",
+            },
+            "startedAt": 1741950729871,
+            "stoppedAt": 1741951000000,
+            "statusReason": "Cross-share preemption triggered to reclaim borrowed capacity",
+        }
+    ],
+}
+
+
+def test_a_preempted_service_job_back_in_runnable_is_newer_than_its_run() -> None:
+    # Given a service job RUNNING, then preempted: Batch puts it back in RUNNABLE without a
+    # finished attempt in `attempts` (it spends no retry), and counts it in `preemptionSummary`
+    running = service_job_run("2025-03-14T11:12:10Z", "RUNNING")
+    preempted = service_job_run("2025-03-14T11:16:40Z", "RUNNABLE", preemptionSummary=PREEMPTED)
+
+    # Then the RUNNABLE after the preemption is the newer state, though RUNNABLE ranks lower;
+    # and its next run outranks it again
+    assert preempted.preempted_attempts == 1
+    assert version_of(preempted) > version_of(running)
+    rerun = service_job_run("2025-03-14T11:20:00Z", "RUNNING", preemptionSummary=PREEMPTED)
+    assert version_of(rerun) > version_of(preempted)
+    # And the count orders states without entering the public JSON (schema v1 has no such key)
+    assert "preemptedAttempts" not in preempted.to_json_dict()
+    assert running.preempted_attempts == 0

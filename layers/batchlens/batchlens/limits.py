@@ -159,7 +159,10 @@ def cut(record: JobRecord, step: Step) -> JobRecord:
     if step.cut_names:
         data = _cut_names(data)
     data["truncated"] = True
-    return JobRecord.model_validate(data)
+    # What the public JSON leaves out goes along unchanged.
+    return JobRecord.model_validate(data).model_copy(
+        update={"preempted_attempts": record.preempted_attempts}
+    )
 
 
 def fit_record(
