@@ -174,41 +174,6 @@ def test_a_retry_cycle_moves_forward_through_runnable_again(
     assert stored.record["failure"]["batchWillRetry"] is True
 
 
-def test_a_preempted_service_job_is_stored_back_in_runnable(
-    make_enricher: EnricherFactory, history: HistoryTable
-) -> None:
-    # Given a SageMaker service job stored RUNNING, then preempted to give borrowed capacity
-    # back: RUNNABLE again, no attempt finished (Batch spends no retry), one preempted attempt
-    service = read_event("service-job-failed")
-    running = variant(
-        service,
-        envelope={"time": "2025-03-14T11:12:10Z"},
-        drop=["stoppedAt", "statusReason"],
-        status="RUNNING",
-        attempts=[],
-        isTerminated=False,
-    )
-    preempted = variant(
-        running,
-        envelope={"time": "2025-03-14T11:16:40Z"},
-        status="RUNNABLE",
-        preemptionSummary={"preemptedAttemptCount": 1, "recentPreemptedAttempts": []},
-    )
-    enricher = make_enricher()
-    enricher.process(messages(running))
-
-    # When the RUNNABLE arrives, and then the RUNNING of before the preemption once more
-    result = enricher.process(messages(preempted))
-    late = enricher.process(messages(variant(running)))
-
-    # Then the job is stored waiting again, and the late RUNNING does not move it back
-    assert result.processed[0].write is WriteOutcome.FRESH
-    assert late.processed[0].write is WriteOutcome.STALE
-    stored = history.get_latest(service["detail"]["jobId"])
-    assert stored is not None
-    assert stored.record["status"] == "RUNNABLE"
-
-
 # --- exactly one alert ------------------------------------------------------------------------
 
 

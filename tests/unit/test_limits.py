@@ -90,15 +90,6 @@ def test_each_step_keeps_the_first_and_latest_attempts_and_shortens_text() -> No
         assert cut.truncated
 
 
-def test_a_cut_keeps_what_the_public_json_leaves_out() -> None:
-    # Given a record whose preempted attempts order its states but are not in its JSON
-    record = huge_job(attempts=30, reason_bytes=20 * KB).model_copy(
-        update={"preempted_attempts": 3}
-    )
-    # When it is cut by any step; then the count goes along
-    assert {limits.cut(record, step).preempted_attempts for step in limits.STEPS} == {3}
-
-
 def test_container_detail_goes_at_step_3_and_names_are_cut_at_step_4() -> None:
     record = huge_job(attempts=3, reason_bytes=10).model_copy(
         update={"job_name": "n" * 300, "log_excerpt": ["line one", "line two"]}

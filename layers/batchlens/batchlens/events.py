@@ -322,12 +322,6 @@ class ServiceJobTimeout(AwsShape):
     attempt_duration_seconds: int | None = None
 
 
-class ServiceJobPreemptionSummary(AwsShape):
-    #: Attempts stopped to give borrowed capacity back; they are not in `attempts` (Batch runs
-    #: the job again without spending a retry), and the job went back to RUNNABLE after each.
-    preempted_attempt_count: int | None = None
-
-
 class ServiceJobDetail(AwsShape):
     """The DescribeServiceJob response (SageMaker training jobs and future service job types)."""
 
@@ -346,7 +340,6 @@ class ServiceJobDetail(AwsShape):
     stopped_at: int | None = None
     retry_strategy: RetryStrategy | None = None
     timeout_config: ServiceJobTimeout | None = None
-    preemption_summary: ServiceJobPreemptionSummary | None = None
     is_terminated: bool | None = None
     share_identifier: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)

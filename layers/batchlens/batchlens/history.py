@@ -80,12 +80,9 @@ class WriteOutcome(StrEnum):
 def version_of(record: JobRecord) -> str:
     """A string whose byte order is the order of job states (what DynamoDB compares)."""
     epoch_ms = int(record.event_time.timestamp() * 1000)
-    # A preempted service job goes back to RUNNABLE with no attempt finished in `attempts` (Batch
-    # spends no retry on it): its preempted attempts count as attempts here.
-    attempts = record.attempts_finished + record.preempted_attempts
     return (
         f"{int(record.is_terminal)}"
-        f"|{min(attempts, 999):03d}"
+        f"|{min(record.attempts_finished, 999):03d}"
         f"|{STATUS_RANK.get(record.status, 0)}"
         f"|{max(epoch_ms, 0):015d}"
         # Last, a queue-blocked event outranks the RUNNABLE of the same moment: Batch reports a

@@ -159,10 +159,7 @@ def cut(record: JobRecord, step: Step) -> JobRecord:
     if step.cut_names:
         data = _cut_names(data)
     data["truncated"] = True
-    # What the public JSON leaves out goes along unchanged.
-    return JobRecord.model_validate(data).model_copy(
-        update={"preempted_attempts": record.preempted_attempts}
-    )
+    return JobRecord.model_validate(data)
 
 
 def fit_record(

@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, PlainSerializer
 from pydantic.alias_generators import to_camel
 
 from batchlens import failures
@@ -145,9 +145,6 @@ class JobRecord(RecordModel):
     log_excerpt: list[str] | None = None
     #: The record was cut to fit DynamoDB's item or SNS's message limit (see batchlens.limits).
     truncated: bool = False
-    #: A service job's preempted attempts (its `preemptionSummary`): they order its states (see
-    #: `history.version_of`) and are not part of the public JSON, whose schema v1 lacks them.
-    preempted_attempts: int = Field(default=0, exclude=True)
 
     @property
     def attempts_finished(self) -> int:
@@ -510,11 +507,6 @@ def _training_log_url(partition: str, region: str, training_job_name: str) -> st
     )
 
 
-def _preempted_attempts(job: AnyJobDetail) -> int:
-    summary = job.preemption_summary if isinstance(job, ServiceJobDetail) else None
-    return max(summary.preempted_attempt_count or 0, 0) if summary else 0
-
-
 def _training_job_url(partition: str, region: str, name: str) -> str:
     return f"{_console_host(partition, region)}/sagemaker/home?region={region}#/jobs/{name}"
 
@@ -687,7 +679,6 @@ def normalise(
         array_size=array.size if array and array.size is not None else None,
         array_status_summary=dict(array.status_summary) if array and array.status_summary else None,
         service_job_type=job.service_job_type if isinstance(job, ServiceJobDetail) else None,
-        preempted_attempts=_preempted_attempts(job),
         status=job.status,
         status_reason=job.status_reason,
         is_terminal=job.status in TERMINAL_STATUSES,
