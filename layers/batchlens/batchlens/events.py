@@ -366,11 +366,13 @@ class BatchEvent:
         return self.envelope.id
 
 
-def _error_text(error: ValidationError) -> str:
+def validation_problems(error: ValidationError) -> str:
+    """A pydantic error on one line for a person: each field (the first three) and why."""
     problems = []
     for item in error.errors()[:3]:
-        where = ".".join(str(part) for part in item["loc"]) or "(root)"
-        problems.append(f"{where}: {item['msg']}")
+        where = ".".join(str(part) for part in item["loc"])
+        why = item["msg"].removeprefix("Value error, ")  # a validator's own message
+        problems.append(f"{where}: {why}" if where else why)
     more = f" (+{error.error_count() - 3} more)" if error.error_count() > 3 else ""
     return "; ".join(problems) + more
 
@@ -430,7 +432,7 @@ def parse_event(payload: str | bytes | Mapping[str, Any]) -> BatchEvent:
     try:
         envelope = EventEnvelope.model_validate(decoded)
     except ValidationError as exc:
-        raise InvalidEvent(f"not an EventBridge event: {_error_text(exc)}") from exc
+        raise InvalidEvent(f"not an EventBridge event: {validation_problems(exc)}") from exc
     if envelope.source != "aws.batch":
         raise InvalidEvent(f"source is {envelope.source!r}, expected 'aws.batch'")
     event_type = DETAIL_TYPES.get(envelope.detail_type)
@@ -481,4 +483,4 @@ def job_detail(event_type: EventType, detail: Mapping[str, Any]) -> AnyJobDetail
     try:
         return model.model_validate(detail)
     except ValidationError as exc:
-        raise InvalidEvent(f"invalid job detail: {_error_text(exc)}") from exc
+        raise InvalidEvent(f"invalid job detail: {validation_problems(exc)}") from exc

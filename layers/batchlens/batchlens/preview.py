@@ -17,9 +17,10 @@ from pydantic import ValidationError
 
 from batchlens import alerts, limits, logtail, slack
 from batchlens.cli import CliError, EventFiles, _read
+from batchlens.events import validation_problems
 from batchlens.records import JobRecord
 from batchlens.redact import Redactor
-from batchlens.settings import Settings, settings_problems
+from batchlens.settings import Settings
 
 FORMATS = ("email", "slack", "chatbot", "json")
 _RULE = "=" * 78
@@ -53,7 +54,7 @@ def preview(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: Tex
     try:
         settings = Settings.from_env()
     except ValidationError as exc:
-        raise CliError(f"invalid setting in the environment: {settings_problems(exc)}") from None
+        raise CliError(f"invalid setting in the environment: {validation_problems(exc)}") from None
     redactor = Redactor(args.allow or settings.redact_allowlist)
     try:
         log_text = _read(args.log, stdin) if args.log else None

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from batchlens.events import SERVICE_JOB_STATUSES
 
@@ -80,14 +80,3 @@ class Settings(BaseModel):
         # Only the variables this model knows, so unrelated ones can never fail validation.
         known = {field.alias for field in cls.model_fields.values() if field.alias}
         return cls.model_validate({key: value for key, value in env.items() if key in known})
-
-
-def settings_problems(error: ValidationError) -> str:
-    """What is wrong with the environment's settings, on one line for a person: each variable
-    and why (a check across variables has no variable to name)."""
-    problems = []
-    for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"])
-        why = item["msg"].removeprefix("Value error, ")
-        problems.append(f"{where}: {why}" if where else why)
-    return "; ".join(problems)
