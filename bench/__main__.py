@@ -436,6 +436,49 @@ def _record_kib(events: list[dict[str, Any]]) -> float:
     return statistics.mean(sizes) / 1024
 
 
+def _item_bytes(item: Mapping[str, Mapping[str, Any]]) -> int:
+    """An item's size as DynamoDB counts it: each attribute's name and value (a number is about
+    1 byte per 2 significant digits plus 1; a Boolean 1 byte)."""
+    total = 0
+    for name, value in item.items():
+        (kind, text), *_ = value.items()
+        if kind == "N":
+            digits = str(text).lstrip("-").replace(".", "").strip("0") or "0"
+            size = (len(digits) + 1) // 2 + 1
+        elif kind in ("BOOL", "NULL"):
+            size = 1
+        else:
+            size = len(str(text).encode())
+        total += len(name.encode()) + size
+    return total
+
+
+def stored_item_bytes(events: list[dict[str, Any]]) -> dict[str, float]:
+    """Mean sizes of what each design keeps in its table: batchlens's timeline item (one per
+    event) and latest item (one per job), and the naive design's one item per job."""
+    from batchlens.events import parse_event
+    from batchlens.history import HistoryTable, latest_item
+    from batchlens.records import normalise
+
+    sample = events[:: max(1, len(events) // 500)]
+    records = [normalise(parse_event(e)) for e in sample]
+    table = HistoryTable(None, "bench", 90)  # type: ignore[arg-type]  # builds items only
+    naive = [
+        {
+            "pk": {"S": "JOB#" + e["detail"]["jobId"]},
+            "sk": {"S": "LATEST"},
+            "status": {"S": e["detail"]["status"]},
+            "record": {"S": json.dumps(e["detail"])},
+        }
+        for e in sample
+    ]
+    return {
+        "timeline": statistics.mean(_item_bytes(table._transition_item(r)[1]) for r in records),
+        "latest": statistics.mean(_item_bytes(latest_item(r, 90)) for r in records),
+        "naive": statistics.mean(_item_bytes(item) for item in naive),
+    }
+
+
 def _index_entry_kib(events: list[dict[str, Any]]) -> float:
     """The largest mean size of a latest item's entry in an index (byParent's: children only).
 
@@ -476,8 +519,10 @@ def projection(
     naive_event_seconds: float,
     kib: float,
     index_kib: float,
+    stored: Mapping[str, float],
 ) -> dict[str, Any]:
-    """1,000,000 events at batch size 100: calls, capacity and a list-price estimate."""
+    """1,000,000 events at batch size 100: calls, capacity and a list-price estimate, and what
+    the events leave in the table (`stored`: mean item sizes, see `stored_item_bytes`)."""
     events = 1_000_000
     invocations = events // 100
     gb = STACK_MEMORY_MB / 1024
@@ -513,6 +558,12 @@ def projection(
             + sqs / 1e6 * pricing.SQS_PER_MILLION_REQUESTS
         )
 
+    def storage(stored_bytes: float) -> dict[str, float]:
+        return {
+            "storedGb": round(stored_bytes / 1e9, 3),
+            "storageUsdPerMonth": round(stored_bytes / 1e9 * pricing.DYNAMODB_PER_GB_MONTH, 3),
+        }
+
     def row(rates: dict[str, float], gb_s: float, wru: float, publishes: float) -> dict[str, Any]:
         return {
             "invocations": invocations,
@@ -523,6 +574,21 @@ def projection(
             "lambdaGbSeconds": round(gb_s, 1),
             "costUsd": round(cost(gb_s, invocations, wru, publishes, sqs_requests), 2),
         }
+
+    # What stays in the table until RetentionDays passes: DynamoDB bills each item and each index
+    # entry 100 bytes more than its attributes. batchlens: a timeline item per event; per job its
+    # latest item and an entry in each query index (children one more, in byParent). The naive
+    # design (and the Step Functions one, which writes the same): one item per job.
+    overhead = 100
+    jobs = per_event["batchlens"].get("newJobs", 0) * events
+    children = per_event["batchlens"].get("newChildren", 0) * events
+    index_entry = index_kib * 1024 + overhead
+    ours_stored = (
+        events * (stored["timeline"] + overhead)
+        + jobs * (stored["latest"] + overhead + GSI_COUNT_LATEST * index_entry)
+        + children * index_entry
+    )
+    naive_stored = jobs * (stored["naive"] + overhead)
 
     ours = per_event["batchlens"]
     naive = per_event["naive"]
@@ -553,9 +619,9 @@ def projection(
         "events": events,
         "batchSize": 100,
         "memoryMb": STACK_MEMORY_MB,
-        "batchlens": row(ours, ours_gb_s, ours_wru, ours_pub),
-        "naive": row(naive, naive_gb_s, naive_wru, naive_pub),
-        "stepFunctionsExpress": sfn,
+        "batchlens": {**row(ours, ours_gb_s, ours_wru, ours_pub), **storage(ours_stored)},
+        "naive": {**row(naive, naive_gb_s, naive_wru, naive_pub), **storage(naive_stored)},
+        "stepFunctionsExpress": {**sfn, **storage(naive_stored)},
         "assumptions": (
             f"Lambda at {STACK_MEMORY_MB} MB billed for the measured batch time; records of "
             f"{kib:.1f} KiB cost ceil(size) write units per table write; latest items appear in "
@@ -563,8 +629,12 @@ def projection(
             f"{index_kib * 1024:.0f} bytes ({index_unit} write unit each), an update of a job "
             f"costing a delete and a put in each; SQS requests: one send per event, a receive "
             f"and a delete per batch (idle long polls not counted); Step Functions Express at "
-            f"64 MB for {sfn_seconds:.2f} s per event, started by the rule; reads, logs and "
-            f"alert deliveries not counted; list prices in bench/pricing.py, no free tier."
+            f"64 MB for {sfn_seconds:.2f} s per event, started by the rule; stored: a "
+            f"timeline item of {stored['timeline']:.0f} bytes per event, per job a latest item "
+            f"of {stored['latest']:.0f} bytes and its index entries (the naive design: an item "
+            f"of {stored['naive']:.0f} bytes per job), 100 bytes more per item and entry, in GB "
+            f"of 10^9 bytes, billed per month kept; reads, logs and alert deliveries not "
+            f"counted; list prices in bench/pricing.py, no free tier."
         ),
     }
 
@@ -660,6 +730,7 @@ def main(argv: list[str] | None = None) -> int:
             sum(naive["times"]) / len(naive_events),
             _record_kib(events),
             _index_entry_kib(events),
+            stored_item_bytes(events),
         ),
         "details": {
             "events": len(events),
@@ -722,8 +793,8 @@ def markdown(results: dict[str, Any]) -> str:
         "Projection for 1,000,000 events (batch size 100):",
         "",
         "| Design | Invocations | Batch API calls | DynamoDB WRU | SNS publishes | "
-        "SQS requests | Lambda GB-s | Cost (USD) |",
-        "|---|---|---|---|---|---|---|---|",
+        "SQS requests | Lambda GB-s | Cost (USD) | Stored (GB) | Storage (USD a month kept) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, label in (
         ("batchlens", "batchlens"),
@@ -734,7 +805,8 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(
             f"| {label} | {row['invocations']:,} | {row['batchApiCalls']:,} | "
             f"{row['dynamodbWriteUnits']:,} | {row['snsPublishes']:,} | "
-            f"{row['sqsRequests']:,} | {row['lambdaGbSeconds']:,} | {row['costUsd']} |"
+            f"{row['sqsRequests']:,} | {row['lambdaGbSeconds']:,} | {row['costUsd']} | "
+            f"{row['storedGb']} | {row['storageUsdPerMonth']} |"
         )
     lines += ["", f"_{p['assumptions']}_", ""]
     return "\n".join(lines)

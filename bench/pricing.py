@@ -12,3 +12,4 @@ SNS_PER_MILLION_PUBLISHES = 0.50  # each message of a PublishBatch is billed as 
 STEP_FUNCTIONS_EXPRESS_PER_MILLION_REQUESTS = 1.00
 STEP_FUNCTIONS_EXPRESS_PER_GB_SECOND = 0.00001667  # billed in 64 MB steps
 SQS_PER_MILLION_REQUESTS = 0.40  # standard queue, 64 KB chunks
+DYNAMODB_PER_GB_MONTH = 0.25  # Standard table class storage, indexes included

@@ -31,6 +31,7 @@ def projected() -> dict[str, dict[str, float]]:
         naive_event_seconds=0.03,
         kib=1.7,
         index_kib=0.29,
+        stored={"timeline": 300.0, "latest": 2000.0, "naive": 1500.0},
     )
 
 
@@ -70,3 +71,22 @@ def test_cost_adds_lambda_dynamodb_sns_and_the_event_queue(
     # And a Step Functions workflow per event reads no queue and runs no Lambda
     assert projected["stepFunctionsExpress"]["sqsRequests"] == 0
     assert projected["stepFunctionsExpress"]["invocations"] == 1_000_000
+
+
+def test_storage_counts_every_item_and_index_entry_with_dynamodbs_overhead(
+    projected: dict[str, dict[str, float]],
+) -> None:
+    # Per event a 300-byte timeline item; per job (a quarter of the events) a 2,000-byte latest
+    # item and three index entries of 0.29 KiB; per child (a twentieth) one more entry; each with
+    # DynamoDB's 100 bytes of overhead
+    entry = 0.29 * 1024 + 100
+    per_event = (300 + 100) + 0.25 * (2000 + 100 + 3 * entry) + 0.05 * entry
+    stored_gb = per_event * 1_000_000 / 1e9
+    assert projected["batchlens"]["storedGb"] == round(stored_gb, 3)
+    assert projected["batchlens"]["storageUsdPerMonth"] == round(
+        stored_gb * pricing.DYNAMODB_PER_GB_MONTH, 3
+    )
+    # And the naive design keeps one item per job, as does a Step Functions workflow per event
+    naive_gb = 0.25 * 1_000_000 * (1500 + 100) / 1e9
+    assert projected["naive"]["storedGb"] == round(naive_gb, 3)
+    assert projected["stepFunctionsExpress"]["storedGb"] == round(naive_gb, 3)
