@@ -494,12 +494,7 @@ def _index_entry_kib(events: list[dict[str, Any]]) -> float:
     items = [latest_item(normalise(parse_event(e)), 90) for e in sample]
 
     def size(item: Mapping[str, Any], names: tuple[str, ...]) -> int:
-        # Every attribute here is one S or N value: its text's length counts.
-        return sum(
-            len(name.encode()) + len(str(next(iter(item[name].values()))).encode())
-            for name in names
-            if name in item
-        )
+        return _item_bytes({name: item[name] for name in names if name in item})
 
     means = [
         statistics.mean(
