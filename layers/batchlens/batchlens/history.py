@@ -228,8 +228,8 @@ class HistoryTable:
         expression = "SET " + ", ".join(sets)
         if "category" not in attributes:
             expression += " REMOVE category"
-        try:
-            response = self._client.update_item(
+        return self._conditional_write(
+            lambda: self._client.update_item(
                 TableName=self.table_name,
                 Key={"pk": _s(job_pk(record.job_id)), "sk": _s(LATEST_SK)},
                 UpdateExpression=expression,
@@ -238,14 +238,28 @@ class HistoryTable:
                 ExpressionAttributeValues=values,
                 ReturnValues="UPDATED_OLD",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
+            ),
+            record.job_id,
+            version,
+        )
+
+    def _conditional_write(
+        self, write: Callable[[], Mapping[str, Any]], job_id: str, version: str
+    ) -> tuple[WriteOutcome, str | None]:
+        """Run a latest write conditioned on `version`; its outcome and the version it replaced.
+
+        `write` returns the old item's version in `Attributes` and, when refused, the item the
+        table held (`ReturnValuesOnConditionCheckFailure=ALL_OLD`).
+        """
+        try:
+            response = write()
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
             old = exc.response.get("Item", {})
             stored = old.get("version", {}).get("S") if isinstance(old, dict) else None
             if stored is None:
-                stored = self._stored_version(record.job_id)
+                stored = self._stored_version(job_id)
             outcome = WriteOutcome.DUPLICATE if stored == version else WriteOutcome.STALE
             return outcome, stored
         previous = response.get("Attributes", {}).get("version", {}).get("S")
