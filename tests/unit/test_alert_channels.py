@@ -193,10 +193,14 @@ def test_chat_notification_of_a_huge_record_still_validates() -> None:
     assert chat["content"]["description"].count("```") in (0, 2)  # never a half-open code block
 
 
-def test_a_fence_in_a_reason_cannot_swallow_the_chat_description_into_a_code_block() -> None:
+@pytest.mark.parametrize("fence", ["```", "````", "``````"])
+def test_a_fence_in_a_reason_cannot_swallow_the_chat_description_into_a_code_block(
+    fence: str,
+) -> None:
     # Given a failed job whose status reason (the words of whoever terminated it) quotes a code
-    # fence, and a log excerpt
-    event = variant(read_event("job-failed-app-error"), statusReason="Killed: ```rm -rf``` oops")
+    # fence, of any length, and a log excerpt
+    reason = f"Killed: {fence}rm -rf{fence} oops"
+    event = variant(read_event("job-failed-app-error"), statusReason=reason)
     record = record_of(event, APP_LOG)
 
     # When its chat notification is built
@@ -207,6 +211,26 @@ def test_a_fence_in_a_reason_cannot_swallow_the_chat_description_into_a_code_blo
     assert record.log_excerpt
     assert "```\n" + "\n".join(record.log_excerpt) + "\n```" in description
     assert description.endswith(f"<{record.links.logs}|Logs>")
+
+
+def test_chat_text_from_the_job_cannot_notify_a_channel_or_forge_a_link() -> None:
+    # Given a reason and a log line with Slack control sequences (Amazon Q shows client-markdown
+    # in Slack as its mrkdwn)
+    reason = "<!channel> see <https://evil.example|Logs> & retry"
+    event = variant(read_event("job-failed-app-error"), statusReason=reason)
+    record = record_of(event, ["<!here> a < b && c > d"])
+
+    # When its chat notification is built
+    chat = chatbot_body(record)
+    description = chat["content"]["description"]
+
+    # Then they arrive as text, escaped as Slack asks, and only batchlens's own links are links
+    assert "<!" not in description
+    assert "<https://evil" not in description
+    assert "&lt;!channel&gt; see &lt;https://evil.example|Logs&gt; &amp; retry" in description
+    assert "```\n&lt;!here&gt; a &lt; b &amp;&amp; c &gt; d\n```" in description
+    assert description.count("<") == description.count("|Logs>") + description.count("|Job in")
+    assert chat_problems(chat) == []
 
 
 def test_a_long_failure_detail_gives_way_before_the_chat_facts_and_links() -> None:
@@ -316,6 +340,18 @@ def test_slack_text_is_escaped_for_mrkdwn() -> None:
     assert block_kit_problems(slack.render(record)) == []
 
 
+@pytest.mark.parametrize("fence", ["```", "````", "`````", "``````"])
+def test_a_log_line_cannot_close_the_slack_log_block_early(fence: str) -> None:
+    record = record_of("job-failed-app-error", ["start", f"{fence} then *bold*", "Killed"])
+    log = next(
+        block["text"]["text"]
+        for block in slack.render(record)["attachments"][0]["blocks"]
+        if block.get("text", {}).get("text", "").startswith("*Last ")
+    )
+    assert log.count("```") == 2
+    assert log.endswith("then *bold*\nKilled\n```")
+
+
 # --- the whole SNS message -------------------------------------------------------------------
 
 
@@ -407,17 +443,17 @@ def test_slack_header_of_a_longest_job_name_fits_150_characters(name: str) -> No
 
 
 def test_mrkdwn_clip_keeps_text_of_exactly_the_limit_and_cuts_longer_text_to_it() -> None:
-    assert slack.mrkdwn_clip("x" * 10, 10) == "x" * 10
-    assert slack.mrkdwn_clip("x" * 11, 10) == "x" * 9 + "…"
+    assert alerts.mrkdwn_clip("x" * 10, 10) == "x" * 10
+    assert alerts.mrkdwn_clip("x" * 11, 10) == "x" * 9 + "…"
     # A section that has no room left gets nothing, not the text less one character
-    assert slack.mrkdwn_clip("abcdef", 1) == "…"
-    assert slack.mrkdwn_clip("abcdef", 0) == ""
+    assert alerts.mrkdwn_clip("abcdef", 1) == "…"
+    assert alerts.mrkdwn_clip("abcdef", 0) == ""
 
 
 def test_mrkdwn_clip_never_leaves_a_partial_entity_at_any_cut() -> None:
-    text = slack.escape("a&b<c>d" * 20)
+    text = alerts.mrkdwn_escape("a&b<c>d" * 20)
     for limit in range(1, len(text)):
-        cut = slack.mrkdwn_clip(text, limit)
+        cut = alerts.mrkdwn_clip(text, limit)
         assert len(cut) <= limit
         assert not re.search(r"&(?!amp;|lt;|gt;)", cut), (limit, cut[-8:])
 
@@ -447,7 +483,7 @@ def test_a_long_failure_detail_gives_way_before_the_next_step_and_the_retry_line
     # When its card is rendered, then what happened, the next step and the retry line stay whole
     text = _cause_text(slack.render(record))
     assert record.failure.summary in text
-    assert f"*Next step:* {slack.escape(record.failure.next_step)}" in text
+    assert f"*Next step:* {alerts.mrkdwn_escape(record.failure.next_step)}" in text
     assert text.endswith("\n*Will Batch retry:* no")
     why = next(line for line in text.split("\n") if line.startswith("*Why:*"))
     assert why.endswith("…")

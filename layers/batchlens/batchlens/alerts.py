@@ -160,6 +160,10 @@ def message_attributes(record: JobRecord) -> dict[str, str]:
 
 # --- text helpers --------------------------------------------------------------------------------
 
+_FENCE = re.compile(r"`(?=``)")
+#: The start of an entity `mrkdwn_escape` wrote, left open by a cut.
+_PARTIAL_ENTITY = re.compile(r"&[a-z]{0,3}$")
+
 
 def one_line(text: str | None) -> str:
     """Text on one line: whitespace runs (line breaks included) become one space."""
@@ -167,8 +171,25 @@ def one_line(text: str | None) -> str:
 
 
 def unfenced(text: str) -> str:
-    """`text` that can neither open nor close a markdown code block."""
-    return text.replace("```", "`\u200b``")
+    """`text` that can neither open nor close a markdown code block: a zero-width space after
+    every backtick that two more follow, so runs of any length (four, five…) are broken too."""
+    return _FENCE.sub("`\u200b", text)
+
+
+def mrkdwn_escape(text: str) -> str:
+    """Text for Slack's mrkdwn, which reads `&`, `<` and `>` as control characters: a raw
+    `<!channel>` would notify a channel, and `<https://…|Logs>` would forge a link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def mrkdwn_clip(text: str, limit: int) -> str:
+    """Already-escaped mrkdwn cut to `limit` characters without breaking an entity."""
+    if len(text) <= limit:
+        return text
+    if limit < 1:  # no room even for the ellipsis
+        return ""
+    cut = _PARTIAL_ENTITY.sub("", text[: limit - 1])
+    return cut + "…"
 
 
 def clip(text: str, limit: int) -> str:
@@ -336,7 +357,7 @@ def _chat_link(url: str, label: str) -> str:
 
 def chat_fence(lines: list[str]) -> str:
     """A code block whose lines cannot close it early."""
-    body = "\n".join(unfenced(line) for line in lines)
+    body = "\n".join(unfenced(mrkdwn_escape(line)) for line in lines)
     return f"```\n{body}\n```"
 
 
@@ -354,12 +375,16 @@ def chatbot_body(record: JobRecord) -> dict[str, Any]:
         f"*Run time:* {duration(record.run_seconds)}",
     ]
     # Reasons are the job's own words (TerminateJob takes any): a fence in one would swallow
-    # the rest of the description into a code block.
+    # the rest of the description into a code block, and client-markdown reaches Slack as its
+    # mrkdwn, where `<!channel>` in one would notify the channel.
     head: list[str] = []
     if failure is not None:
-        head += [unfenced(failure.summary), f"*Why:* {unfenced(failure.detail)}"]
+        head += [
+            unfenced(mrkdwn_escape(failure.summary)),
+            f"*Why:* {unfenced(mrkdwn_escape(failure.detail))}",
+        ]
     elif record.status_reason:
-        head.append(unfenced(one_line(record.status_reason)))
+        head.append(unfenced(mrkdwn_escape(one_line(record.status_reason))))
     links = [_chat_link(record.links.console or "", "Job in the Batch console")]
     if record.links.logs:
         links.append(_chat_link(record.links.logs, "Logs"))
@@ -383,10 +408,10 @@ def chatbot_body(record: JobRecord) -> dict[str, Any]:
         description = describe(excerpt)
     over = len(description) - CHAT_DESCRIPTION_MAX
     if over > 0 and head:
-        head[-1] = clip(head[-1], max(len(head[-1]) - over, 0))
+        head[-1] = mrkdwn_clip(head[-1], max(len(head[-1]) - over, 0))
         description = describe([])
     if len(description) > CHAT_DESCRIPTION_MAX:
-        description = clip(description, CHAT_DESCRIPTION_MAX)
+        description = mrkdwn_clip(description, CHAT_DESCRIPTION_MAX)
 
     keywords = [alert_status(record), record.job_queue.name, record.job_kind.value]
     if failure is not None:
@@ -398,7 +423,7 @@ def chatbot_body(record: JobRecord) -> dict[str, Any]:
         "keywords": [clip(k, 100) for k in keywords[:CHAT_KEYWORDS_MAX]],
     }
     if failure is not None:
-        content["nextSteps"] = [clip(failure.next_step, CHAT_DESCRIPTION_MAX)]
+        content["nextSteps"] = [mrkdwn_clip(mrkdwn_escape(failure.next_step), CHAT_DESCRIPTION_MAX)]
     resources = [arn for arn in (record.job_arn, record.job_queue.arn) if arn]
     if record.links.training_job and record.attempts and record.attempts[-1].resource_arn:
         resources.append(record.attempts[-1].resource_arn)

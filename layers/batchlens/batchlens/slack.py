@@ -10,7 +10,6 @@ button URL 3000), so Slack never rejects the payload for its size.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from batchlens.alerts import (
@@ -22,6 +21,8 @@ from batchlens.alerts import (
     exit_code_text,
     headline,
     log_heading,
+    mrkdwn_clip,
+    mrkdwn_escape,
     one_line,
     retry_words,
     severity,
@@ -59,23 +60,6 @@ EMOJI = {
     Severity.INFO: ":information_source:",
 }
 
-_PARTIAL_ENTITY = re.compile(r"&[a-z]{0,3}$")
-
-
-def escape(text: str) -> str:
-    """Text for mrkdwn: Slack reads `&`, `<` and `>` as control characters."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def mrkdwn_clip(text: str, limit: int) -> str:
-    """Already-escaped mrkdwn cut to `limit` characters without breaking an entity."""
-    if len(text) <= limit:
-        return text
-    if limit < 1:  # no room even for the ellipsis
-        return ""
-    cut = _PARTIAL_ENTITY.sub("", text[: limit - 1])
-    return cut + "…"
-
 
 def _mrkdwn(text: str) -> dict[str, Any]:
     return {"type": "mrkdwn", "text": text}
@@ -90,11 +74,11 @@ def _section(text: str) -> dict[str, Any]:
 
 
 def _field(label: str, value: str) -> dict[str, Any]:
-    return _mrkdwn(mrkdwn_clip(f"*{label}*\n{escape(value)}", FIELD_TEXT_MAX))
+    return _mrkdwn(mrkdwn_clip(f"*{label}*\n{mrkdwn_escape(value)}", FIELD_TEXT_MAX))
 
 
 def _code_block(lines: list[str]) -> str:
-    body = "\n".join(unfenced(escape(line)) for line in lines)
+    body = "\n".join(unfenced(mrkdwn_escape(line)) for line in lines)
     return f"```\n{body}\n```"
 
 
@@ -111,11 +95,11 @@ def _cause(record: JobRecord) -> dict[str, Any] | None:
         texts: list[str] = []
         for label, value in parts:
             room = max(budget - sum(len(t) + 1 for t in texts), 0)
-            texts.append(mrkdwn_clip(f"*{label}:* {escape(one_line(value))}", room))
+            texts.append(mrkdwn_clip(f"*{label}:* {mrkdwn_escape(one_line(value))}", room))
         texts.append(f"*Will Batch retry:* {retry_words(record)}")
         return _section("\n".join(t for t in texts if t))
     if record.status_reason:
-        return _section(f"*Status reason:* {escape(one_line(record.status_reason))}")
+        return _section(f"*Status reason:* {mrkdwn_escape(one_line(record.status_reason))}")
     return None
 
 
@@ -145,7 +129,7 @@ def _attempts(record: JobRecord) -> dict[str, Any] | None:
         return None
     rows = [
         f"`#{a.number}` {duration(a.duration_seconds)} · exit {exit_code_text(a.exit_code)} · "
-        + escape(clip(attempt_reason(a), ATTEMPT_REASON_MAX))
+        + mrkdwn_escape(clip(attempt_reason(a), ATTEMPT_REASON_MAX))
         for a in record.attempts
     ]
     title = "*Attempts*"
@@ -158,7 +142,7 @@ def _log_excerpt(record: JobRecord) -> dict[str, Any] | None:
     heading = log_heading(record)
     if not record.log_excerpt or heading is None:
         return None
-    title = f"*{escape(heading)}*"
+    title = f"*{mrkdwn_escape(heading)}*"
     lines = list(record.log_excerpt)
     while lines and len(title) + 1 + len(_code_block(lines)) > SECTION_TEXT_MAX:
         lines.pop(0)  # the newest lines matter most
@@ -201,7 +185,8 @@ def _context(record: JobRecord) -> dict[str, Any]:
         f"{record.event_type.value} · {when} · {record.account} {record.region} · "
         f"{record.job_kind.value} · batchlens"
     )
-    return {"type": "context", "elements": [_mrkdwn(mrkdwn_clip(escape(text), CONTEXT_TEXT_MAX))]}
+    text = mrkdwn_clip(mrkdwn_escape(text), CONTEXT_TEXT_MAX)
+    return {"type": "context", "elements": [_mrkdwn(text)]}
 
 
 def render(record: JobRecord) -> dict[str, Any]:
