@@ -52,6 +52,8 @@ class FakeSlack:
     url: str
     replies: list[Reply] = field(default_factory=list)
     received: list[Json] = field(default_factory=list)
+    #: Paths asked for with GET (a followed redirect): answered 200, as many servers would.
+    gets: list[str] = field(default_factory=list)
 
 
 @pytest.fixture
@@ -71,6 +73,12 @@ def fake_slack() -> Iterator[FakeSlack]:
             self.send_header("Content-Type", "text/plain")
             self.end_headers()
             self.wfile.write(reply.body.encode())
+
+        def do_GET(self) -> None:
+            state.gets.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
 
         def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
             return
@@ -364,11 +372,27 @@ def test_a_retry_after_of_exactly_the_bound_is_honoured(fake_slack: FakeSlack) -
     assert delivery.attempts == 2
 
 
-def test_a_redirect_is_not_taken_for_a_delivery(fake_slack: FakeSlack) -> None:
-    # A 307 keeps the POST's method, so urllib does not follow it: the message was not posted
-    fake_slack.replies = [Reply(307, "", {"Location": "https://example.invalid/elsewhere"})]
-    with pytest.raises(webhook.WebhookError, match="HTTP 307"):
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_not_taken_for_a_delivery(fake_slack: FakeSlack, status: int) -> None:
+    # Given the webhook answers the POST with a redirect to a page that answers a GET with 200
+    fake_slack.replies = [Reply(status, "", {"Location": "/elsewhere"})]
+
+    # Then the message is not delivered, and is not sent on to where the redirect points
+    with pytest.raises(webhook.WebhookRejected, match=f"HTTP {status}"):
         webhook.post(fake_slack.url, {"text": "hi"}, sleep=Sleeps())
+    assert fake_slack.gets == []
+    assert len(fake_slack.received) == 1
+
+
+@pytest.mark.parametrize("header", ["nan", "NaN", "inf", "-inf"])
+def test_a_retry_after_that_is_not_a_number_of_seconds_waits_the_default(
+    fake_slack: FakeSlack, header: str
+) -> None:
+    fake_slack.replies = [Reply(429, "rate_limited", {"Retry-After": header})]
+    sleeps = Sleeps()
+    delivery = webhook.post(fake_slack.url, {"text": "hi"}, sleep=sleeps)
+    assert sleeps.waits == [1.0]
+    assert delivery.attempts == 2
 
 
 def test_an_error_body_is_masked_and_bounded_in_the_error(fake_slack: FakeSlack) -> None:

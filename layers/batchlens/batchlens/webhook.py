@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import math
 import time
 import urllib.error
 import urllib.request
@@ -95,14 +96,28 @@ def retry_after_seconds(header: str | None, default: float = 1.0) -> float:
     if not header:
         return default
     try:
-        return max(float(header.strip()), 0.0)
+        seconds = float(header.strip())
     except ValueError:
         pass
+    else:  # "nan" and "inf" parse as floats; time.sleep refuses NaN
+        return max(seconds, 0.0) if math.isfinite(seconds) else default
     try:
         when = parsedate_to_datetime(header)
     except (TypeError, ValueError):
         return default
     return max(when.timestamp() - time.time(), 0.0)
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """urllib re-sends a POST answered 301, 302 or 303 as a GET without its body, and a 200 to
+    that GET would count as delivered: a redirect is an answer here (an HTTPError), never taken.
+    Taking it would also let an https URL lead to plain http."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
 
 
 def _send(url: str, data: bytes, timeout: float) -> tuple[int, str, str | None]:
@@ -113,7 +128,7 @@ def _send(url: str, data: bytes, timeout: float) -> tuple[int, str, str | None]:
         headers={"Content-Type": "application/json; charset=utf-8"},
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - as above
+        with _OPENER.open(request, timeout=timeout) as response:
             return int(response.status), response.read(4096).decode("utf-8", "replace"), None
     except urllib.error.HTTPError as error:
         body = error.read(4096).decode("utf-8", "replace") if error.fp else ""
