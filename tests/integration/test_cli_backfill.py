@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 import urllib.request
 from collections import Counter
@@ -378,6 +379,11 @@ def test_since_keeps_a_job_whose_last_activity_is_exactly_then(
         (("--rate", "0"), "batchlens: --rate must be above 0 and at most 40 calls a second\n"),
         (("--since", "last tuesday"), "batchlens: bad time 'last tuesday': "),
         (("--queue", "ml"), "batchlens: history table 't' not found (region us-east-1 at http"),
+        # Nothing to write (every job is older than --since), and still the table is checked
+        (
+            ("--queue", "ml", "--since", "2999-01-01"),
+            "batchlens: history table 't' not found (region us-east-1 at http",
+        ),
     ],
 )
 def test_mistakes_are_one_line_and_exit_1(
@@ -388,14 +394,43 @@ def test_mistakes_are_one_line_and_exit_1(
     message: str,
 ) -> None:
     out, err = io.StringIO(), io.StringIO()
+    # The table exists unless the mistake is its name (`t`, which none has)
+    table = "t" if "history table 't'" in message else new_table(session, endpoint).table_name
 
     code = cli.main(
-        ["backfill", "--table", "t", "--endpoint-url", endpoint, *argv], stdout=out, stderr=err
+        ["backfill", "--table", table, "--endpoint-url", endpoint, *argv], stdout=out, stderr=err
     )
 
     assert (code, out.getvalue()) == (1, "")
     assert err.getvalue().startswith(message)
     assert err.getvalue().count("\n") == 1
+
+
+@pytest.mark.parametrize("days", ["0", "-30", "3651", "3000000", "ninety"])
+def test_a_retention_outside_the_stacks_range_is_a_usage_error(
+    days: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given no AWS at all: 0 days would write jobs whose TTL has already passed, which no query
+    # shows, and a huge number overflowed the TTL's date
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["backfill", "--table", "t", "--retention-days", days])
+
+    assert exited.value.code == cli.EXIT_USAGE
+    assert "argument --retention-days: " in capsys.readouterr().err
+
+
+def test_verbose_reports_the_calls_of_a_backfill(
+    session: boto3.Session, endpoint: str, jobs: dict[str, list[str]]
+) -> None:
+    history = new_table(session, endpoint)
+
+    code, summary, err = run_backfill(endpoint, history.table_name, "--queue", "ml", "-v")
+
+    assert code == 0
+    assert summary["written"] == ML_OK
+    (report,) = [line for line in err.splitlines() if line.startswith("batchlens: ")]
+    assert re.fullmatch(r"batchlens: .*\d+ BatchGetItem.*\d+ DescribeJobs.* in [0-9.]+ s", report)
+    assert " ListJobs" in report
 
 
 def failed_child(parent_id: str, index: int, *, oom: bool = False) -> JobRecord:

@@ -280,6 +280,8 @@ def stats(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: TextI
 
 def backfill(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: TextIO) -> int:
     """Load the jobs AWS Batch still remembers into the history, idempotently and slowly."""
+    import time
+
     from batchlens import backfill as loader
     from batchlens.access import translated
     from batchlens.query import parse_time
@@ -292,8 +294,13 @@ def backfill(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: Te
         if not 0 < args.rate <= loader.MAX_RATE:
             raise CliError(f"--rate must be above 0 and at most {loader.MAX_RATE:g} calls a second")
         since = parse_time(args.since, datetime.now(tz=UTC)) if args.since else None
-        history, connection = _open_history(args, retention_days=args.retention_days)
+        started = time.perf_counter()
+        counter = _CallCounter() if args.verbose else None
+        history, connection = _open_history(args, counter, retention_days=args.retention_days)
         with translated("backfill", connection=connection, table=history.table_name):
+            # A read of one key no job has: a mistyped --table fails now, not after minutes of
+            # listing, nor never when nothing needs writing. BatchGetItem, as the run reads.
+            history.stored_versions(["batchlens-backfill-probe"])
             batch = connection.client("batch")
             loader.TokenBucket(args.rate).install(batch)
             run = loader.Backfill(
@@ -305,6 +312,8 @@ def backfill(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: Te
                 progress=progress,
             )
             result = run.run(args.queue or ())
+    if counter is not None:
+        counter.report(stderr, started)
     summary = result.as_dict()
     if args.output == "json":
         print(json.dumps(summary), file=stdout)
@@ -493,10 +502,10 @@ def _add_query_commands(commands: Any) -> None:
     )
     p.add_argument(
         "--retention-days",
-        type=int,
+        type=_retention_days,
         default=90,
         metavar="DAYS",
-        help="keep backfilled jobs this long: the stack's RetentionDays (default 90)",
+        help="keep backfilled jobs this long, 1 to 3650: the stack's RetentionDays (default 90)",
     )
     p.add_argument(
         "--allow", action="append", metavar="NAME", help="a variable name never to redact"
@@ -511,6 +520,18 @@ def _count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def _retention_days(text: str) -> int:
+    # RetentionDays' range in the template and the settings: 0 would write items whose TTL has
+    # already passed, which no query shows and a later backfill counts as unchanged.
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 1 <= value <= 3650:
+        raise argparse.ArgumentTypeError("must be a whole number of days from 1 to 3650")
     return value
 
 

@@ -67,6 +67,8 @@ def parse_time(text: str, now: datetime) -> datetime:
     """
     try:
         moment = _moment(text.strip(), now)
+        if moment is not None:  # its offset can carry it past year 1 or 9999 in UTC
+            moment.astimezone(UTC)
     except (OverflowError, ValueError):  # year 0 or 10000, a duration of a million days
         raise QueryError(f"time {text!r} is out of range") from None
     if moment is None:
