@@ -298,8 +298,8 @@ def backfill(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: Te
         counter = _CallCounter() if args.verbose else None
         history, connection = _open_history(args, counter, retention_days=args.retention_days)
         with translated("backfill", connection=connection, table=history.table_name):
-            # A read of one key no job has: a mistyped --table fails now, not after minutes of
-            # listing, nor never when nothing needs writing. BatchGetItem, as the run reads.
+            # A read of one key no job has, so a mistyped --table fails now: before minutes of
+            # listing, and even when nothing needs writing. BatchGetItem, as the run reads.
             history.stored_versions(["batchlens-backfill-probe"])
             batch = connection.client("batch")
             loader.TokenBucket(args.rate).install(batch)
