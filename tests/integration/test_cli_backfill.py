@@ -378,6 +378,7 @@ def test_since_keeps_a_job_whose_last_activity_is_exactly_then(
         (("--rate", "100"), "batchlens: --rate must be above 0 and at most 40 calls a second\n"),
         (("--rate", "0"), "batchlens: --rate must be above 0 and at most 40 calls a second\n"),
         (("--since", "last tuesday"), "batchlens: bad time 'last tuesday': "),
+        (("--since", ""), "batchlens: bad time '': "),
         (("--queue", "ml"), "batchlens: history table 't' not found (region us-east-1 at http"),
         # Nothing to write (every job is older than --since), and still the table is checked
         (

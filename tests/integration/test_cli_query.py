@@ -613,6 +613,30 @@ def test_an_empty_filter_is_one_line_not_every_job(
     assert err == f"batchlens: {option} needs a value; leave it out for every job\n"
 
 
+@pytest.mark.parametrize("command", ["jobs", "failures", "stats"])
+def test_a_queue_is_named_by_its_name_or_its_arn(endpoint: str, golden: str, command: str) -> None:
+    # Given the queue's ARN, as the Batch console and `aws batch describe-job-queues` show it
+    arn = "arn:aws:batch:us-east-1:123456789012:job-queue/etl-queue"
+
+    by_name = query(endpoint, golden, command, *MARCH, "--queue", "etl-queue", "-o", "json")
+    by_arn = query(endpoint, golden, command, *MARCH, "--queue", arn, "-o", "json")
+
+    # Then the answer is the queue's, as by its name
+    assert by_arn == by_name
+    assert by_arn[0] == 0
+    assert "etl-queue" in by_arn[1]
+
+
+@pytest.mark.parametrize("option", ["--since", "--until"])
+def test_an_empty_time_is_one_line_not_a_default(endpoint: str, golden: str, option: str) -> None:
+    # Given `--until "$UNTIL"` with the variable unset; when it runs
+    code, out, err = query(endpoint, golden, "jobs", "--since", "7d", option, "")
+
+    # Then it refuses, instead of reading it as now (or the default range)
+    assert (code, out) == (1, "")
+    assert err.startswith("batchlens: bad time '': ")
+
+
 # --- failures -------------------------------------------------------------------------------
 
 FAILURES_BY_CATEGORY = """\

@@ -171,7 +171,8 @@ def _time_range(args: argparse.Namespace) -> tuple[datetime, datetime]:
 
     now = datetime.now(tz=UTC)
     # Nothing is stored after now: a later --until would only add empty day partitions to read.
-    until = min(parse_time(args.until, now), now) if args.until else now
+    # `--until ""` (an unset shell variable) is a mistake, not "now": parse_time refuses it.
+    until = min(parse_time(args.until, now), now) if args.until is not None else now
     return parse_time(args.since, now), until
 
 
@@ -293,7 +294,8 @@ def backfill(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: Te
     with _for_a_person():
         if not 0 < args.rate <= loader.MAX_RATE:
             raise CliError(f"--rate must be above 0 and at most {loader.MAX_RATE:g} calls a second")
-        since = parse_time(args.since, datetime.now(tz=UTC)) if args.since else None
+        # `--since ""` (an unset shell variable) is refused, not read as "every job".
+        since = parse_time(args.since, datetime.now(tz=UTC)) if args.since is not None else None
         started = time.perf_counter()
         counter = _CallCounter() if args.verbose else None
         history, connection = _open_history(args, counter, retention_days=args.retention_days)
@@ -406,7 +408,9 @@ def _add_query_commands(commands: Any) -> None:
         "the byDay index (one query per day and status); --queue reads byQueueStatus; --name "
         "reads byName; --category filters any of them. Never a Scan.",
     )
-    p.add_argument("--queue", metavar="NAME", help="only this job queue (its name)")
+    p.add_argument(
+        "--queue", type=_queue_name, metavar="NAME", help="only this job queue (its name or ARN)"
+    )
     p.add_argument(
         "--status",
         action="extend",
@@ -451,7 +455,9 @@ def _add_query_commands(commands: Any) -> None:
         default="category",
         help="what to group by (default: category)",
     )
-    p.add_argument("--queue", metavar="NAME", help="only this job queue")
+    p.add_argument(
+        "--queue", type=_queue_name, metavar="NAME", help="only this job queue (its name or ARN)"
+    )
     p.add_argument(
         "--category", action="extend", nargs="+", metavar="CATEGORY", help="only these categories"
     )
@@ -466,7 +472,9 @@ def _add_query_commands(commands: Any) -> None:
         "rank) of queue wait (created → first start) and run time (of finished jobs). Array and "
         "multi-node parents are left out; their children and nodes count one by one.",
     )
-    p.add_argument("--queue", metavar="NAME", help="only this job queue")
+    p.add_argument(
+        "--queue", type=_queue_name, metavar="NAME", help="only this job queue (its name or ARN)"
+    )
     p.set_defaults(run=stats)
 
     p = commands.add_parser(
@@ -521,6 +529,11 @@ def _count(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError("must be 0 or more")
     return value
+
+
+def _queue_name(text: str) -> str:
+    # The history keys jobs by queue name; the console and the CLI show queues by ARN too.
+    return text.rsplit("/", 1)[-1] if text.startswith("arn:") else text
 
 
 def _retention_days(text: str) -> int:
