@@ -3,12 +3,14 @@ and which index (and which day partitions) a question is served from."""
 
 from __future__ import annotations
 
+import argparse
 import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from batchlens import cli
 from batchlens.query import (
     JobQuery,
     QueryError,
@@ -232,3 +234,24 @@ def test_an_empty_queue_or_name_is_refused_not_read_as_every_job(
             until=datetime(2025, 3, 14, tzinfo=UTC),
             **{field: value},  # type: ignore[arg-type]
         )
+
+
+@pytest.mark.parametrize("since", ["0001-01-02T00:00:00Z", "2000-01-01", "99999d"])
+def test_a_range_starts_no_earlier_than_the_longest_retention(since: str) -> None:
+    # Given a --since older than any RetentionDays keeps a job (each day of a range costs queries)
+    args = argparse.Namespace(since=since, until=None)
+
+    # When the command's range is made
+    before = datetime.now(tz=UTC)
+    start, end = cli._time_range(args)
+
+    # Then it starts RETENTION_DAYS_MAX days before now, not at the time given
+    oldest = before - timedelta(days=cli.RETENTION_DAYS_MAX)
+    assert oldest <= start <= oldest + timedelta(minutes=1)
+    assert end >= before
+
+
+def test_a_range_entirely_older_than_the_longest_retention_stays_empty_and_valid() -> None:
+    args = argparse.Namespace(since="1990-01-01T00:00:00Z", until="2000-01-01T00:00:00Z")
+    start, end = cli._time_range(args)
+    assert start == end == datetime(2000, 1, 1, tzinfo=UTC)

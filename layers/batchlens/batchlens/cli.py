@@ -14,7 +14,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_BAD_INPUT = 1
 EXIT_USAGE = 2
+#: The template's and the settings' largest RetentionDays: no job stays in the history longer.
+RETENTION_DAYS_MAX = 3650
 
 
 class CliError(Exception):
@@ -173,7 +175,10 @@ def _time_range(args: argparse.Namespace) -> tuple[datetime, datetime]:
     # Nothing is stored after now: a later --until would only add empty day partitions to read.
     # `--until ""` (an unset shell variable) is a mistake, not "now": parse_time refuses it.
     until = min(parse_time(args.until, now), now) if args.until is not None else now
-    return parse_time(args.since, now), until
+    # Nothing outlives the longest RetentionDays, and each day of the range costs queries:
+    # `--since 2000-01-01` reads at most that many days, not 9,000.
+    oldest = min(now - timedelta(days=RETENTION_DAYS_MAX), until)
+    return max(parse_time(args.since, now), oldest), until
 
 
 @contextlib.contextmanager
@@ -543,8 +548,10 @@ def _retention_days(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 1 <= value <= 3650:
-        raise argparse.ArgumentTypeError("must be a whole number of days from 1 to 3650")
+    if not 1 <= value <= RETENTION_DAYS_MAX:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number of days from 1 to {RETENTION_DAYS_MAX}"
+        )
     return value
 
 
