@@ -74,20 +74,22 @@ def planted_event() -> Json:
     return event
 
 
-def seed_log(session: boto3.Session, stream: str) -> None:
+PLANTED_LOG = (
+    "loading reference",
+    "-----BEGIN RSA PRIVATE KEY-----",
+    PRIVATE_KEY_BODY,
+    "-----END RSA PRIVATE KEY-----",
+    f"git clone https://{GITHUB_TOKEN}@github.com/acme/pipeline",
+    f"python align.py --password {FLAG_PASSWORD}",
+    "Killed",
+)
+
+
+def seed_log(session: boto3.Session, stream: str, lines: tuple[str, ...] = PLANTED_LOG) -> None:
     logs = session.client("logs")
     now = int(time.time() * 1000)
     logs.create_log_group(logGroupName=LOG_GROUP)
     logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
-    lines = [
-        "loading reference",
-        "-----BEGIN RSA PRIVATE KEY-----",
-        PRIVATE_KEY_BODY,
-        "-----END RSA PRIVATE KEY-----",
-        f"git clone https://{GITHUB_TOKEN}@github.com/acme/pipeline",
-        f"python align.py --password {FLAG_PASSWORD}",
-        "Killed",
-    ]
     logs.put_log_events(
         logGroupName=LOG_GROUP,
         logStreamName=stream,
@@ -165,3 +167,74 @@ def test_no_planted_secret_reaches_the_table_the_topic_or_the_logs(
     alert = json.loads(json.loads(json.loads(notifications)[0]["Body"])["Message"])
     assert alert["logExcerpt"], "the alert quotes the job's log"
     assert any("****" in line for line in alert["logExcerpt"])
+
+
+# Found by a review: each leaked to the table, the topic or the logs before its fix.
+CUT_URL_PASSWORD = "Vq8rT2mZx7LpW4nK"
+REDIS_PASSWORD = "r3dis-Pl4nted-pw"
+PGP_BODY = "lQOYBGX3planted0PGPsecretKEYmaterialAAAAAAAA"
+OVERRIDE_PASSWORD = "pl4nted-override-pass"
+
+
+def reviewed_event() -> Json:
+    """A terminated job whose reason's URL password ends where the failure summary cuts it, and
+    whose command holds JSON overrides with a password."""
+    event = variant(read_event("job-failed-oom"))
+    detail = event["detail"]
+    reason = (
+        "Stopped by orchestrator step migrate-returns; "
+        + "x" * 49
+        + f" could not reach postgres://etl_admin:{CUT_URL_PASSWORD}@db.internal:5432/returns"
+    )
+    detail["statusReason"] = reason
+    detail["isTerminated"] = True
+    detail["container"].pop("reason", None)
+    detail["container"]["exitCode"] = 143
+    for attempt in detail["attempts"]:
+        attempt["statusReason"] = reason
+        attempt["container"].pop("reason", None)
+        attempt["container"]["exitCode"] = 143
+    overrides = {"environment": [{"name": "DB_PASSWORD", "value": OVERRIDE_PASSWORD}]}
+    detail["container"]["command"] = [
+        *("aws", "batch", "submit-job", "--container-overrides"),
+        json.dumps(overrides),
+    ]
+    return event
+
+
+def test_secrets_a_review_found_stay_out_of_the_table_the_topic_and_the_logs(
+    app: ModuleType,
+    aws_session: boto3.Session,
+    stack: LocalStack,
+    make_sqs_event: SqsEventBuilder,
+    lambda_context: FakeLambdaContext,
+) -> None:
+    # Given the job, and a log with a Redis URL without a user and an OpenPGP key
+    event = reviewed_event()
+    lines = (
+        f"cache: rediss://:{REDIS_PASSWORD}@cache.internal:6380/0",
+        "-----BEGIN PGP PRIVATE KEY BLOCK-----",
+        PGP_BODY,
+        "-----END PGP PRIVATE KEY BLOCK-----",
+        "Killed",
+    )
+    seed_log(aws_session, event["detail"]["attempts"][-1]["container"]["logStreamName"], lines)
+    batch = make_sqs_event([event])
+
+    # When the real handler processes it
+    with captured_logs(app) as output:
+        response = app.handler(batch, lambda_context)
+
+    # Then it was stored and alerted, with the log quoted, and no secret went anywhere
+    assert response["batchItemFailures"] == []
+    table = json.dumps(aws_session.client("dynamodb").scan(TableName=stack.table_name)["Items"])
+    sqs = aws_session.client("sqs")
+    notifications = json.dumps(
+        sqs.receive_message(QueueUrl=stack.alert_queue_url, MaxNumberOfMessages=10)["Messages"]
+    )
+    assert event["detail"]["jobId"] in notifications
+    assert "cache.internal" in notifications  # the excerpt was read and quoted
+    for secret in (CUT_URL_PASSWORD, REDIS_PASSWORD, PGP_BODY, OVERRIDE_PASSWORD):
+        assert secret not in table, secret
+        assert secret not in notifications, secret
+        assert secret not in output.getvalue(), secret

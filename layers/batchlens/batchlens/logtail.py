@@ -39,10 +39,12 @@ MAX_PAGES = 3
 FETCH_TIMEOUT_SECONDS = 5.0
 MIN_REMAINING_MS = 15_000
 
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+# Every ECMA-48 escape (CSI, OSC, and two- or three-character ones such as `tput sgr0`'s `ESC ( B`):
+# a stray `(B` between a secret's name and its `=` would keep the value from being masked.
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[ -/]*[0-~])")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 #: The last events can start inside a private key, below its BEGIN line: mask up to its END line.
-_KEY_TAIL = re.compile(r"\A.*?-----END [A-Z0-9 ]*PRIVATE KEY-----", re.DOTALL)
+_KEY_TAIL = re.compile(r"\A.*?-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----", re.DOTALL)
 
 
 #: SageMaker names a training job's streams "<training job>/algo-<host>-<epoch seconds>".

@@ -598,6 +598,27 @@ _PROGRESS_KEYS = frozenset(
 )
 
 
+def _masked(facts: failures.JobFacts, redactor: Redactor) -> tuple[failures.JobFacts, int]:
+    """`facts` with secrets masked in their reasons, and how many were masked. The failure's
+    texts quote and cut the reasons, and a cut can part a secret from what marks it (a URL's
+    password from its `@`), so masking the texts made from them would be too late."""
+    mask = redactor.tally()
+    masked = replace(
+        facts,
+        status_reason=mask(facts.status_reason),
+        container_reason=mask(facts.container_reason),
+        attempts=tuple(
+            replace(
+                attempt,
+                status_reason=mask(attempt.status_reason),
+                container_reason=mask(attempt.container_reason),
+            )
+            for attempt in facts.attempts
+        ),
+    )
+    return masked, mask.count
+
+
 def merge_detail(event_detail: Mapping[str, Any], described: Mapping[str, Any]) -> dict[str, Any]:
     """The described job, overlaid with the event's own detail.
 
@@ -637,7 +658,10 @@ def normalise(
     retry_attempts = job.retry_strategy.attempts if job.retry_strategy else None
     running_now = job.status in ("STARTING", "RUNNING")
 
-    facts = _failure_facts(event.event_type, job, attempts)
+    redactor = redactor or Redactor()
+    # What the failure's texts quote was masked here; `redacted` counts it as it counts the
+    # record's own fields below.
+    facts, masked_in_failure = _masked(_failure_facts(event.event_type, job, attempts), redactor)
     if dependency is not None:
         facts = replace(facts, dependency_job_id=dependency[0], dependency_category=dependency[1])
     failure = failures.classify(facts)
@@ -700,5 +724,6 @@ def normalise(
             else None,
         ),
         enrichment=enrichment,
+        redacted=masked_in_failure if failure is not None else 0,
     )
-    return (redactor or Redactor()).redact_record(record)
+    return redactor.redact_record(record)

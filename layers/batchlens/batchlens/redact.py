@@ -37,7 +37,9 @@ _NAME_RUN = r"(?=[A-Za-z0-9_.-]*" + _SECRET_WORDS + r")[A-Za-z0-9_.-]++"
 # Credential shapes, masked wherever they appear. Each pattern masks its whole match.
 _CREDENTIAL_PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(
-        r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|$)",
+        # "PRIVATE KEY BLOCK": OpenPGP's armour.
+        r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----"
+        r".*?(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|$)",
         re.DOTALL,
     ),
     re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA|ABIA|ACCA)[A-Z0-9]{16}\b"),
@@ -49,9 +51,10 @@ _CREDENTIAL_PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(r"\bglpat-[A-Za-z0-9_-]{20,}\b"),
     re.compile(r"\bsk-[A-Za-z0-9_-]{20,}\b"),
 )
-# user:password@host in URLs: only the password is masked.
+# user:password@host in URLs: only the password is masked. The user may be empty
+# (`redis://:password@host`, Redis's own form).
 _URL_PASSWORD = re.compile(
-    r"(?<![a-zA-Z0-9+.-])(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]+:)(?P<secret>[^\s@/]+)(?=@)"
+    r"(?<![a-zA-Z0-9+.-])(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]*:)(?P<secret>[^\s@/]+)(?=@)"
 )
 # NAME=value, --name value, --name=value, "name": "value" with a secret-looking name. A bare
 # "name: value" is prose too often ("registry auth: execution failed") to be masked. A match starts
@@ -60,8 +63,9 @@ _URL_PASSWORD = re.compile(
 # (JSON inside a JSON log line); an unquoted one up to a space or a separator.
 _NAMED_VALUE = re.compile(
     r"(?<![A-Za-z0-9_.-])(?P<head>(?:(?P<flag>--?)(?P<fname>" + _NAME_RUN + r")(?:\s*=\s*|\s+)"
-    r"|(?P<qname>\\?[\"'](?:" + _NAME_RUN + r")\\?[\"'])\s*:\s*"
-    r"|(?P<name>" + _NAME_RUN + r")\s*=\s*)"
+    # `=>` as well as `=` and `:`: Ruby's and Perl's hashes (`{:password=>"x"}`).
+    r"|(?P<qname>\\?[\"'](?:" + _NAME_RUN + r")\\?[\"'])\s*(?::|=>)\s*"
+    r"|(?P<name>" + _NAME_RUN + r")\s*=>?\s*)"
     r"(?P<quote>(?P<plain>[\"'])|\\(?P<escaped>[\"']))?)"
     # Inside quotes a backslash escapes the next character, and only the opening quote closes.
     r"(?P<secret>(?(plain)(?:\\.|(?!(?P=plain))[^\\\n])+"
@@ -110,7 +114,9 @@ class Redactor:
     def is_secret_name(self, name: str) -> bool:
         known = self._names.get(name)
         if known is None:
-            known = name.upper() not in self._allow and bool(_SECRET_NAME.match(name))
+            # A tag or hyperparameter key can be namespaced (`acme:db-password`, `app/token`).
+            last = name.rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+            known = name.upper() not in self._allow and bool(_SECRET_NAME.match(last))
             if len(self._names) < 4096:
                 self._names[name] = known
         return known
@@ -137,6 +143,8 @@ class Redactor:
 
         def url(match: re.Match[str]) -> str:
             nonlocal count
+            if match.group("secret") == MASK:  # a token pattern masked it already
+                return match.group(0)
             count += 1
             return match.group("head") + MASK
 
@@ -169,7 +177,8 @@ class Redactor:
                 count += 1
                 value_is_secret = False
                 continue
-            masked, found = self.text(arg)
+            # An argument can be JSON (`--container-overrides '{"environment": […]}'`).
+            masked, found = self._json_or_text(arg)
             result.append(masked)
             count += found
             flag = _FLAG.fullmatch(arg)
@@ -219,16 +228,13 @@ class Redactor:
                 return (json.dumps(masked), count) if count else (value, 0)
         return self.text(value)
 
+    def tally(self) -> Tally:
+        """A function that masks texts one by one and counts, in `.count`, what it masked."""
+        return Tally(self)
+
     def redact_record(self, record: JobRecord) -> JobRecord:
         """Mask every free-text field of a record; `redacted` counts the masked values."""
-        total = 0
-
-        def clean(value: str | None) -> str | None:
-            nonlocal total
-            masked, count = self.optional(value)
-            total += count
-            return masked
-
+        clean = self.tally()
         update: dict[str, Any] = {"status_reason": clean(record.status_reason)}
         update["attempts"] = [
             attempt.model_copy(
@@ -250,10 +256,23 @@ class Redactor:
             )
         if record.log_excerpt:
             update["log_excerpt"] = [clean(line) or "" for line in record.log_excerpt]
-        if total == 0:
+        if clean.count == 0:
             return record
-        update["redacted"] = record.redacted + total
+        update["redacted"] = record.redacted + clean.count
         return record.model_copy(update=update)
+
+
+class Tally:
+    """Masks texts one by one (None stays None) and counts what it masked."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        self._redactor = redactor
+        self.count = 0
+
+    def __call__(self, value: str | None) -> str | None:
+        masked, found = self._redactor.optional(value)
+        self.count += found
+        return masked
 
 
 def _is_number(value: Any) -> bool:
