@@ -280,19 +280,24 @@ class HistoryTable:
 
         Keys are derived from the event, so a redelivered event rewrites the same item.
         """
-        by_key: dict[tuple[str, str], tuple[dict[str, Any], JobRecord]] = {}
+        # The same event twice in a batch (two SQS messages) is one item: if it is not written,
+        # neither copy is.
+        by_key: dict[tuple[str, str], tuple[dict[str, Any], list[JobRecord]]] = {}
         for record in records:
             key, item = self._transition_item(record)
-            by_key[key] = (item, record)
+            by_key.setdefault(key, (item, []))[1].append(record)
         entries = list(by_key.items())
         unwritten: list[JobRecord] = []
         for start in range(0, len(entries), BATCH_WRITE_MAX):
             chunk = dict(entries[start : start + BATCH_WRITE_MAX])
-            unwritten.extend(chunk[key][1] for key in self._batch_write(chunk))
+            for key in self._batch_write(chunk):
+                unwritten.extend(chunk[key][1])
         return unwritten
 
     def _batch_write(
-        self, chunk: Mapping[tuple[str, str], tuple[dict[str, Any], JobRecord]], attempts: int = 5
+        self,
+        chunk: Mapping[tuple[str, str], tuple[dict[str, Any], list[JobRecord]]],
+        attempts: int = 5,
     ) -> list[tuple[str, str]]:
         """BatchWriteItem with backoff on UnprocessedItems; returns the keys still unwritten."""
         pending: list[Any] = [{"PutRequest": {"Item": item}} for item, _ in chunk.values()]

@@ -326,7 +326,17 @@ class Enricher:
                 version = version_of(_record(processed))
                 if processed is ordered[-1]:
                     processed.write = outcome
-                elif outcome is WriteOutcome.STALE or (previous is not None and version < previous):
+                elif outcome is WriteOutcome.STALE:
+                    processed.write = WriteOutcome.STALE
+                elif outcome is WriteOutcome.DUPLICATE:
+                    # The table holds this batch's newest already: the batch is redelivered
+                    # after its write went through (its alerts postponed, or its timeline
+                    # throttled), or botocore retried our own write after losing its answer.
+                    # What the table held before is gone, so an older sibling is redelivered
+                    # too: its alert goes out unless the ledger shows it sent. Counted stale,
+                    # the alert it waited for would be lost.
+                    processed.write = WriteOutcome.DUPLICATE
+                elif previous is not None and version < previous:
                     processed.write = WriteOutcome.STALE
                 elif previous is not None and version == previous:
                     processed.write = WriteOutcome.DUPLICATE
