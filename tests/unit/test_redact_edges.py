@@ -159,3 +159,26 @@ def test_a_token_inside_a_url_password_counts_once() -> None:
     )
     assert masked == "git clone https://oauth2:****@gitlab.com/x.git"
     assert count == 1
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "DB_PASS",
+        "SMTP_PASS",
+        "RABBITMQ_DEFAULT_PASS",
+        "ENCRYPTION_KEY",
+        "HMAC_KEY",
+        "AIRFLOW__CORE__FERNET_KEY",
+        "MASTER_KEY",
+    ],
+)
+def test_common_secret_names_are_masked(name: str) -> None:
+    redactor = Redactor()
+    assert redactor.text(f"{name}=pl4nted-value ok") == (f"{name}=**** ok", 1)
+    assert redactor.value(name, "pl4nted-value") == (MASK, 1)
+
+
+@pytest.mark.parametrize("text", ["PASSED=3", "PASSENGER_COUNT=12", "passes=2", "s3_key=a/b.csv"])
+def test_names_that_only_contain_pass_or_key_are_not_secret(text: str) -> None:
+    assert Redactor().text(text) == (text, 0)

@@ -25,9 +25,11 @@ MASK = "****"
 
 #: Parts of a variable name that mark its value as secret.
 # A pattern of names, not a password:
+# `PASS` only where no letter follows (`DB_PASS`, `SMTP_PASS`; not `PASSED` or `PASSENGER`).
 _SECRET_WORDS = (
-    r"(?:PASSW(?:OR)?D|PASSPHRASE|PWD|SECRET|TOKEN|API[_-]?KEY|ACCESS[_-]?KEY|PRIVATE[_-]?KEY"  # noqa: S105
-    r"|CREDENTIAL|AUTH[_-]?KEY|SESSION[_-]?KEY|SIGNING[_-]?KEY|CLIENT[_-]?KEY)"
+    r"(?:PASSW(?:OR)?D|PASSPHRASE|PASS(?![A-Za-z])|PWD|SECRET|TOKEN|API[_-]?KEY|ACCESS[_-]?KEY"  # noqa: S105
+    r"|PRIVATE[_-]?KEY|CREDENTIAL|AUTH[_-]?KEY|SESSION[_-]?KEY|SIGNING[_-]?KEY|CLIENT[_-]?KEY"
+    r"|ENCRYPTION[_-]?KEY|HMAC[_-]?KEY|FERNET[_-]?KEY|MASTER[_-]?KEY)"
 )
 # A secret-looking name: one atomic run of name characters that holds a secret word. Only the
 # whole run can be followed by `=`, a space or a quote, and backtracking into it (trying every
@@ -91,7 +93,7 @@ _FLAG = re.compile(r"--?(?P<name>[A-Za-z0-9_.-]+)")
 #: lower-cased text run about 15 times faster than one case-insensitive regex alternation, and most
 #: text (every ordinary Batch reason) contains none, so it skips the patterns entirely.
 _MAYBE_SECRET: tuple[str, ...] = (
-    *("passw", "passphrase", "pwd", "secret", "token", "key", "credential"),
+    *("pass", "pwd", "secret", "token", "key", "credential"),
     *("akia", "asia", "agpa", "aida", "aroa", "anpa", "anva", "aipa", "abia", "acca"),
     *("eyj", "xox", "hooks.slack.com", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
     *("glpat-", "sk-", "://"),
