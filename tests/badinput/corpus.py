@@ -151,6 +151,13 @@ def build() -> list[BadInput]:
         BadInput("no detail", _changed(_drop("detail")), True, "not an EventBridge event"),
         BadInput("no id", _changed(_drop("id")), True, "not an EventBridge event"),
         BadInput("bad time", _changed(_set("time", "yesterday")), True, "time"),
+        # Its items would expire after year 9999: storing it could never succeed
+        BadInput(
+            "time at the end of the calendar",
+            _changed(_set("time", "9999-12-31T23:59:59Z")),
+            True,
+            "out of range",
+        ),
         BadInput("resources not a list", _changed(_set("resources", "arn")), True, "resources"),
         BadInput("another source", _changed(_set("source", "aws.ec2")), True, "source is"),
         BadInput(

@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -449,8 +449,15 @@ def parse_event(payload: str | bytes | Mapping[str, Any]) -> BatchEvent:
     # Validated now, so that a malformed record fails alone, before any AWS call of the batch.
     job = job_detail(event_type, detail)
     _check_key_lengths(envelope.id, job)
+    if envelope.time > LATEST_EVENT_TIME:
+        # Its items would expire after the last date Python can write: storing it can never
+        # succeed, so it is poison, not a store failure to retry.
+        raise InvalidEvent(f"time {envelope.time.isoformat()} is out of range")
     return BatchEvent(envelope=envelope, event_type=event_type, detail=detail, job=job)
 
+
+#: The latest event time the history can keep for the longest RetentionDays (3,650 days).
+LATEST_EVENT_TIME = datetime.max.replace(tzinfo=UTC) - timedelta(days=3651)
 
 #: The history's keys and index keys are built from these values, and DynamoDB caps a key at
 #: 1,024 bytes (sort keys) to 2,048 (partition keys). AWS Batch's own values are far shorter: ids
