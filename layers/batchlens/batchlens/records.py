@@ -659,12 +659,17 @@ def normalise(
     running_now = job.status in ("STARTING", "RUNNING")
 
     redactor = redactor or Redactor()
-    # What the failure's texts quote was masked here; `redacted` counts it as it counts the
-    # record's own fields below.
-    facts, masked_in_failure = _masked(_failure_facts(event.event_type, job, attempts), redactor)
+    facts = _failure_facts(event.event_type, job, attempts)
     if dependency is not None:
         facts = replace(facts, dependency_job_id=dependency[0], dependency_category=dependency[1])
     failure = failures.classify(facts)
+    masked_in_failure = 0
+    if failure is not None:
+        # The failure's texts quote and cut the reasons: made again from masked reasons when
+        # they hold a secret (see `_masked`). Most events have no failure and skip this.
+        masked, masked_in_failure = _masked(facts, redactor)
+        if masked_in_failure:
+            failure = failures.classify(masked)
 
     training_job_arn: str | None = None
     if isinstance(job, ServiceJobDetail):
@@ -724,6 +729,6 @@ def normalise(
             else None,
         ),
         enrichment=enrichment,
-        redacted=masked_in_failure if failure is not None else 0,
+        redacted=masked_in_failure,
     )
     return redactor.redact_record(record)
