@@ -133,15 +133,14 @@ def _batchlens(
 
     settings = stack.settings()
     config = client_config(settings)
-    dynamodb = meter.attach(session.client("dynamodb", config=config))
     enricher = Enricher(
         settings,
         batch=meter.attach(session.client("batch", config=config)),
-        dynamodb=dynamodb,
+        dynamodb=meter.attach(session.client("dynamodb", config=config)),
         sns=meter.attach(session.client("sns", config=config)),
     )
     if put_item:
-        enricher.history = PutItemHistory(dynamodb, settings.table_name, settings.retention_days)
+        enricher.history = PutItemHistory.instead_of(enricher.history)
     return enricher
 
 
@@ -803,15 +802,14 @@ def markdown(results: dict[str, Any]) -> str:
     ours = results["apiCallsPerEvent"]["batchlens"]
     third = "yes" if ours <= naive / 3 else "**no**"
     lines.append(f"| `apiCallsPerEvent.naive` | {naive} | batchlens ≤ a third | {third} |")
-    what_if = results["details"].get("whatIfPutItem")
-    if what_if:  # results written before the what-if existed have none
-        lines += [
-            "",
-            f"What-if, not a figure of batchlens: with its latest-state write as a conditional "
-            f"PutItem of the same item (`bench/whatif.py`), `batchWallSpeedup` would read "
-            f"{what_if['batchWallSpeedup']} ({what_if['batchSecondsMean']} s a batch on average, "
-            f"{what_if['standInCpuSecondsPerBatch']} s of it moto's CPU).",
-        ]
+    what_if = results["details"]["whatIfPutItem"]
+    lines += [
+        "",
+        f"What-if, not a figure of batchlens: with its latest-state write as a conditional "
+        f"PutItem of the same item (`bench/whatif.py`), `batchWallSpeedup` would read "
+        f"{what_if['batchWallSpeedup']} ({what_if['batchSecondsMean']} s a batch on average, "
+        f"{what_if['standInCpuSecondsPerBatch']} s of it moto's CPU).",
+    ]
     p = results["projection"]
     lines += [
         "",

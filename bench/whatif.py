@@ -27,6 +27,11 @@ class PutItemHistory(HistoryTable):
     survive an update (no other writer exists).
     """
 
+    @classmethod
+    def instead_of(cls, table: HistoryTable) -> PutItemHistory:
+        """The variant over the same client, table and retention as `table`."""
+        return cls(table._client, table.table_name, table.retention_days)
+
     def put_latest(
         self, record: JobRecord, record_json: str | None = None
     ) -> tuple[WriteOutcome, str | None]:

@@ -49,7 +49,7 @@ def run(session: boto3.Session, put_item: bool) -> tuple[list[Any], dict[str, An
         sns=aws.client("sns", settings, session),
     )
     if put_item:
-        enricher.history = PutItemHistory(dynamodb, settings.table_name, settings.retention_days)
+        enricher.history = PutItemHistory.instead_of(enricher.history)
     outcomes = []
     for number, bodies in enumerate(deliveries()):
         result = enricher.process(

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from batchlens import cli
+from batchlens.events import RETENTION_DAYS_MAX
 from batchlens.query import (
     JobQuery,
     QueryError,
@@ -246,7 +247,7 @@ def test_a_range_starts_no_earlier_than_the_longest_retention(since: str) -> Non
     start, end = cli._time_range(args)
 
     # Then it starts RETENTION_DAYS_MAX days before now, not at the time given
-    oldest = before - timedelta(days=cli.RETENTION_DAYS_MAX)
+    oldest = before - timedelta(days=RETENTION_DAYS_MAX)
     assert oldest <= start <= oldest + timedelta(minutes=1)
     assert end >= before
 

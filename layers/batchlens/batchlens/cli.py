@@ -29,8 +29,6 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_BAD_INPUT = 1
 EXIT_USAGE = 2
-#: The template's and the settings' largest RetentionDays: no job stays in the history longer.
-RETENTION_DAYS_MAX = 3650
 
 
 class CliError(Exception):
@@ -169,6 +167,7 @@ def _open_history(
 
 
 def _time_range(args: argparse.Namespace) -> tuple[datetime, datetime]:
+    from batchlens.events import RETENTION_DAYS_MAX
     from batchlens.query import parse_time
 
     now = datetime.now(tz=UTC)
@@ -538,12 +537,16 @@ def _count(text: str) -> int:
 
 def _queue_name(text: str) -> str:
     # The history keys jobs by queue name; the console and the CLI show queues by ARN too.
-    return text.rsplit("/", 1)[-1] if text.startswith("arn:") else text
+    from batchlens.records import queue_name
+
+    return queue_name(text)
 
 
 def _retention_days(text: str) -> int:
     # RetentionDays' range in the template and the settings: 0 would write items whose TTL has
     # already passed, which no query shows and a later backfill counts as unchanged.
+    from batchlens.events import RETENTION_DAYS_MAX
+
     try:
         value = int(text)
     except ValueError:

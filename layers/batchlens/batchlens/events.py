@@ -456,8 +456,10 @@ def parse_event(payload: str | bytes | Mapping[str, Any]) -> BatchEvent:
     return BatchEvent(envelope=envelope, event_type=event_type, detail=detail, job=job)
 
 
-#: The latest event time the history can keep for the longest RetentionDays (3,650 days).
-LATEST_EVENT_TIME = datetime.max.replace(tzinfo=UTC) - timedelta(days=3651)
+#: The longest RetentionDays (the template's RetentionDays allows 1 to this): no item outlives it.
+RETENTION_DAYS_MAX = 3650
+#: The latest event time whose items can expire within the calendar at the longest RetentionDays.
+LATEST_EVENT_TIME = datetime.max.replace(tzinfo=UTC) - timedelta(days=RETENTION_DAYS_MAX + 1)
 
 #: The history's keys and index keys are built from these values, and DynamoDB caps a key at
 #: 1,024 bytes (sort keys) to 2,048 (partition keys). AWS Batch's own values are far shorter: ids

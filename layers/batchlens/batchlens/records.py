@@ -31,7 +31,7 @@ from batchlens.events import (
     job_detail,
 )
 from batchlens.failures import Failure
-from batchlens.redact import Redactor
+from batchlens.redact import Redactor, Tally
 
 SCHEMA_VERSION = 1
 DEFAULT_LOG_GROUP = "/aws/batch/job"
@@ -211,10 +211,14 @@ def log_url(partition: str, region: str, group: str, stream: str | None = None) 
     return url
 
 
+def queue_name(job_queue: str) -> str:
+    """A job queue's name, from its name or its ARN (`…:job-queue/<name>`)."""
+    return job_queue.rsplit("/", 1)[-1] if job_queue.startswith("arn:") else job_queue
+
+
 def _queue_ref(job_queue: str) -> QueueRef:
-    if job_queue.startswith("arn:"):
-        return QueueRef(name=job_queue.rsplit("/", 1)[-1], arn=job_queue)
-    return QueueRef(name=job_queue, arn=None)
+    arn = job_queue if job_queue.startswith("arn:") else None
+    return QueueRef(name=queue_name(job_queue), arn=arn)
 
 
 def _job_definition_ref(job_definition: str | None) -> JobDefinitionRef | None:
@@ -602,7 +606,7 @@ def _masked(facts: failures.JobFacts, redactor: Redactor) -> tuple[failures.JobF
     """`facts` with secrets masked in their reasons, and how many were masked. The failure's
     texts quote and cut the reasons, and a cut can part a secret from what marks it (a URL's
     password from its `@`), so masking the texts made from them would be too late."""
-    mask = redactor.tally()
+    mask = Tally(redactor)
     masked = replace(
         facts,
         status_reason=mask(facts.status_reason),

@@ -230,13 +230,9 @@ class Redactor:
                 return (json.dumps(masked), count) if count else (value, 0)
         return self.text(value)
 
-    def tally(self) -> Tally:
-        """A function that masks texts one by one and counts, in `.count`, what it masked."""
-        return Tally(self)
-
     def redact_record(self, record: JobRecord) -> JobRecord:
         """Mask every free-text field of a record; `redacted` counts the masked values."""
-        clean = self.tally()
+        clean = Tally(self)
         update: dict[str, Any] = {"status_reason": clean(record.status_reason)}
         update["attempts"] = [
             attempt.model_copy(

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from batchlens.events import SERVICE_JOB_STATUSES
+from batchlens.events import RETENTION_DAYS_MAX, SERVICE_JOB_STATUSES
 
 
 def _split_csv(value: object) -> object:
@@ -42,7 +42,7 @@ class Settings(BaseModel):
 
     table_name: str = Field(default="", alias="TABLE_NAME")
     topic_arn: str = Field(default="", alias="TOPIC_ARN")
-    retention_days: int = Field(default=90, ge=1, le=3650, alias="RETENTION_DAYS")
+    retention_days: int = Field(default=90, ge=1, le=RETENTION_DAYS_MAX, alias="RETENTION_DAYS")
     alert_on: UpperCsvList = Field(default=("FAILED", "QUEUE_BLOCKED"), alias="ALERT_ON")
     alert_on_retried_attempts: bool = Field(default=False, alias="ALERT_ON_RETRIED_ATTEMPTS")
     alert_on_dependency_failures: bool = Field(default=False, alias="ALERT_ON_DEPENDENCY_FAILURES")
