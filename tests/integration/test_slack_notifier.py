@@ -274,6 +274,46 @@ def test_a_reply_that_is_not_http_is_retried_as_a_network_error() -> None:
     assert SECRET_PATH not in str(caught.value)
 
 
+def test_a_200_whose_body_stalls_is_delivered_once() -> None:
+    import socket
+
+    # Given a webhook that answers 200 and then stalls in the middle of the promised body
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    posts: list[bytes] = []
+    done = threading.Event()
+
+    def answer_and_stall() -> None:
+        server.settimeout(2.0)
+        connections = []
+        for _ in range(webhook.RetryPolicy().max_attempts):
+            try:
+                connection, _address = server.accept()
+            except TimeoutError:
+                break
+            connections.append(connection)
+            posts.append(connection.recv(65536))
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nok")
+        done.wait(5)
+        for connection in connections:
+            connection.close()
+
+    thread = threading.Thread(target=answer_and_stall, daemon=True)
+    thread.start()
+
+    # When a card is posted, and reading the rest of the body times out
+    policy = webhook.RetryPolicy(timeout_seconds=0.5)
+    with server:
+        url = f"http://127.0.0.1:{port}/hook"
+        delivery = webhook.post(url, {"text": "hi"}, policy=policy, sleep=Sleeps())
+        done.set()
+        thread.join(timeout=5)
+
+    # Then the status line was the answer: delivered, and Slack got the card once, not again
+    assert (delivery.status, delivery.attempts) == (200, 1)
+    assert len(posts) == 1
+
+
 # --- the Lambda handler --------------------------------------------------------------------------
 
 

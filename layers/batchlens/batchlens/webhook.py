@@ -129,7 +129,14 @@ def _send(url: str, data: bytes, timeout: float) -> tuple[int, str, str | None]:
     )
     try:
         with _OPENER.open(request, timeout=timeout) as response:
-            return int(response.status), response.read(4096).decode("utf-8", "replace"), None
+            status = int(response.status)
+            try:
+                body = response.read(4096).decode("utf-8", "replace")
+            except (OSError, http.client.HTTPException):
+                # The status line is the answer: Slack has taken the card whatever its body does
+                # next, and a retry after a stalled or cut body would post it twice.
+                body = ""
+            return status, body, None
     except urllib.error.HTTPError as error:
         body = error.read(4096).decode("utf-8", "replace") if error.fp else ""
         return int(error.code), body, error.headers.get("Retry-After") if error.headers else None
