@@ -2,7 +2,8 @@
 
 Every case here leaked before its fix: a URL password cut from its `@` by a failure text's
 clip, a URL without a user name, an OpenPGP key, a Ruby hash, a terminal escape between a name
-and its value, JSON inside a command argument, a namespaced tag key, and one secret counted twice.
+and its value, JSON inside a command argument, a namespaced tag key, one secret counted twice,
+an `Authorization:` header's credential and a presigned URL's signature.
 """
 
 from __future__ import annotations
@@ -181,4 +182,56 @@ def test_common_secret_names_are_masked(name: str) -> None:
 
 @pytest.mark.parametrize("text", ["PASSED=3", "PASSENGER_COUNT=12", "passes=2", "s3_key=a/b.csv"])
 def test_names_that_only_contain_pass_or_key_are_not_secret(text: str) -> None:
+    assert Redactor().text(text) == (text, 0)
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        (
+            'curl -H "Authorization: Bearer 9f8e7d6c5b4a39281706fedcba"',
+            'curl -H "Authorization: Bearer ****"',
+        ),
+        ("authorization=Basic dXNlcjpodW50ZXIy", "authorization=Basic ****"),
+        ("{'Authorization': 'token pl4nted0token0value'}", "{'Authorization': 'token ****'}"),
+        (
+            '{\\"Proxy-Authorization\\": \\"Basic YTpi\\"}',
+            '{\\"Proxy-Authorization\\": \\"Basic ****\\"}',
+        ),
+    ],
+)
+def test_an_authorization_header_keeps_its_scheme_and_loses_its_credentials(
+    text: str, masked: str
+) -> None:
+    assert Redactor().text(text) == (masked, 1)
+
+
+def test_a_presigned_url_loses_its_signature_and_keeps_the_rest() -> None:
+    signature = "5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7"
+    url = (
+        "https://bucket.s3.amazonaws.com/out/model.tar.gz?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+        f"&X-Amz-Expires=3600&X-Amz-SignedHeaders=host&X-Amz-Signature={signature}"
+    )
+    cloudfront = "https://d111.cloudfront.net/a.csv?Expires=1767225600&Signature=Nql641NHEUkUaXQHZINK1FZ~SYeUSoBJMxjdgqrzIdzV2gyEXPDNv0pYdWJkflDKJ3xIu7lbwRpSkG98NBlgPi4ZJpRRnVX4kXAJK6tdNx6FucDB7OVqzcxkxHsGFd8VCG1BkC-Afh9~lOCMIYHIaiOB6~5jt9w2EOwi6sIIqrg_&Key-Pair-Id=K2JCJMDEHXQW5F"
+
+    masked, count = Redactor().text(f"GET {url} 403")
+    cf_masked, cf_count = Redactor().text(cloudfront)
+
+    assert (masked, count) == (f"GET {url.replace(signature, MASK)} 403", 1)
+    assert cf_count == 1
+    assert "Signature=****&Key-Pair-Id=K2JCJMDEHXQW5F" in cf_masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Authorization failed for the registry",
+        "authorization: denied by policy",
+        "Basic authentication failed",
+        "CannotPullContainerError: no basic auth credentials",
+        "task_definition=sk_0 npm_install=1",
+        "Signature=short",
+    ],
+)
+def test_prose_about_authorization_and_keys_is_left_alone(text: str) -> None:
     assert Redactor().text(text) == (text, 0)

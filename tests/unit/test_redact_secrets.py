@@ -62,6 +62,9 @@ PATTERN_SAMPLES: dict[str, str] = {
     "github_pat_": "github_pat_11ABCDEFG0123456789_abcdefghijklmnop",
     "glpat-": "glpat-FAKEfakeFAKEfake12345",
     "sk-": "sk-FAKEfakeFAKEfakeFAKEfake1234",
+    "[rs]k_": "sk_live_" + "FAKEfakeFAKEfake1234",  # Stripe
+    "npm_": "npm_" + "FAKEfakeFAKEfakeFAKEfakeFAKEfake1234",
+    "AIza": "AIza" + "SyFAKE-fake_FAKEfakeFAKEfakeFAKE123",  # Google
 }
 
 

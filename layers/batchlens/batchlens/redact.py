@@ -2,7 +2,8 @@
 
 Two rules: values of variables whose *names* look secret (`DB_PASSWORD=…`, `--api-token …`), and
 values that *look like* credentials wherever they appear (AWS access key ids, JWTs, Slack and
-GitHub tokens, private-key blocks, passwords in URLs). Names on the allowlist are left alone.
+GitHub tokens, vendors' API keys, private-key blocks, passwords in URLs, URL signatures,
+`Authorization:` credentials). Names on the allowlist are left alone.
 
 Text (`Redactor.text`), records (`redact_record`), structured job detail (`deep`: environment
 `{name, value}` pairs, parameters, command lines split into arguments) and log records (the
@@ -52,6 +53,21 @@ _CREDENTIAL_PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}\b"),
     re.compile(r"\bglpat-[A-Za-z0-9_-]{20,}\b"),
     re.compile(r"\bsk-[A-Za-z0-9_-]{20,}\b"),
+    re.compile(r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}\b"),  # Stripe secret and restricted keys
+    re.compile(r"\bnpm_[A-Za-z0-9]{36}\b"),
+    re.compile(r"\bAIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])"),  # Google API keys
+)
+# A presigned S3 URL (or a signed CloudFront one) grants access to whoever holds it until it
+# expires: its signature goes, the rest of the URL stays readable.
+_URL_SIGNATURE = re.compile(
+    r"(?P<head>[?&](?:X-Amz-)?Signature=)(?P<secret>[A-Za-z0-9%~_.+/=-]{20,})", re.IGNORECASE
+)
+# `Authorization: Bearer …` (and Basic, token) in a logged header: the scheme stays, the
+# credential goes. Prose ("authorization failed") has no scheme word after the separator.
+_AUTHORIZATION = re.compile(
+    r"(?P<head>\bauthorization\\?[\"']?\s*[:=]\s*\\?[\"']?(?:bearer|basic|token)\s+)"
+    r"(?P<secret>[A-Za-z0-9._~+/=-]+)",
+    re.IGNORECASE,
 )
 # user:password@host in URLs: only the password is masked. The user may be empty
 # (`redis://:password@host`, Redis's own form).
@@ -96,7 +112,8 @@ _MAYBE_SECRET: tuple[str, ...] = (
     *("pass", "pwd", "secret", "token", "key", "credential"),
     *("akia", "asia", "agpa", "aida", "aroa", "anpa", "anva", "aipa", "abia", "acca"),
     *("eyj", "xox", "hooks.slack.com", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
-    *("glpat-", "sk-", "://"),
+    *("glpat-", "sk-", "://", "sk_live", "sk_test", "rk_live", "rk_test", "npm_", "aiza"),
+    *("authorization", "signature="),
 )
 
 
@@ -143,7 +160,7 @@ class Redactor:
             count += 1
             return MASK
 
-        def url(match: re.Match[str]) -> str:
+        def keep_head(match: re.Match[str]) -> str:
             nonlocal count
             if match.group("secret") == MASK:  # a token pattern masked it already
                 return match.group(0)
@@ -152,7 +169,9 @@ class Redactor:
 
         for pattern in _CREDENTIAL_PATTERNS:
             value = pattern.sub(whole, value)
-        value = _URL_PASSWORD.sub(url, value)
+        value = _URL_PASSWORD.sub(keep_head, value)
+        value = _AUTHORIZATION.sub(keep_head, value)
+        value = _URL_SIGNATURE.sub(keep_head, value)
         value = _NAMED_VALUE.sub(named, value)
         return value, count
 
