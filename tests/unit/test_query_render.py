@@ -257,3 +257,24 @@ def test_an_attempt_without_an_exit_code_shows_a_dash() -> None:
     rows = out.getvalue().split("\n\nAttempts (")[1].split("\n\n")[0].splitlines()
     assert rows[1].split() == ["#", "STARTED", "STOPPED", "RAN", "EXIT", "REASON"]
     assert rows[2].split()[:5] == ["1", "-", "-", "-", "-"]
+
+
+def test_a_reasons_terminal_escapes_never_reach_the_readers_terminal() -> None:
+    # Given a job terminated with a reason that carries escapes (clear the screen, retitle the
+    # window, colours) and a bell, in its status, its failure and its attempt
+    reason = "\x1b[2J\x1b]0;owned\x07Stopped by \x1b[31mops\x1b[0m\x07 at 09:00"
+    record = job_record(
+        statusReason=reason,
+        failure={"category": "UNKNOWN", "summary": reason, "detail": reason},
+        attempts=[{"number": 1, "exitCode": 143, "statusReason": reason}],
+    )
+
+    # When the job is shown as a table, and listed
+    out = io.StringIO()
+    render.write_job(record, [], "table", out)
+    render.write_jobs([record], "table", out)
+
+    # Then the reader sees the words, and no control character reaches the terminal
+    text = out.getvalue()
+    assert "Stopped by ops at 09:00" in text
+    assert not [char for char in text if char < " " and char != "\n"]

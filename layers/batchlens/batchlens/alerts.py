@@ -20,6 +20,7 @@ from typing import Any
 from batchlens.failures import FailureCategory, signal_name
 from batchlens.records import Attempt, JobKind, JobRecord, training_job_name
 from batchlens.settings import Settings
+from batchlens.text import printable
 
 SNS_MAX_BYTES = 262_144
 SUBJECT_MAX = 99  # SNS: under 100 characters, ASCII, no line breaks or control characters
@@ -166,8 +167,8 @@ _PARTIAL_ENTITY = re.compile(r"&[a-z]{0,3}$")
 
 
 def one_line(text: str | None) -> str:
-    """Text on one line: whitespace runs (line breaks included) become one space."""
-    return " ".join((text or "").split())
+    """Text on one line, printable: whitespace runs (line breaks included) become one space."""
+    return " ".join(printable(text or "").split())
 
 
 def unfenced(text: str) -> str:
@@ -178,8 +179,9 @@ def unfenced(text: str) -> str:
 
 def mrkdwn_escape(text: str) -> str:
     """Text for Slack's mrkdwn, which reads `&`, `<` and `>` as control characters: a raw
-    `<!channel>` would notify a channel, and `<https://…|Logs>` would forge a link."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    `<!channel>` would notify a channel, and `<https://…|Logs>` would forge a link. Terminal
+    escapes and control characters in the job's words go too (`printable`)."""
+    return printable(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def mrkdwn_clip(text: str, limit: int) -> str:
@@ -258,14 +260,15 @@ def headline(record: JobRecord) -> str:
     return f"Job {record.job_name} {words} in queue {record.job_queue.name}"
 
 
-def log_heading(record: JobRecord) -> str | None:
-    """`Last 20 log lines of attempt 3 (group, stream)`, for a record that carries an excerpt."""
+def log_heading(record: JobRecord, count: int | None = None) -> str | None:
+    """`Last 20 log lines of attempt 3 (group, stream)`, for a record that carries an excerpt;
+    `count` is how many of its lines are shown (default: all)."""
     if not record.log_excerpt:
         return None
     attempt = next(
         (a for a in reversed(record.attempts) if a.log_stream_name or training_job_name(a)), None
     )
-    count = len(record.log_excerpt)
+    count = len(record.log_excerpt) if count is None else count
     lines = "line" if count == 1 else "lines"
     if attempt is None:
         return f"Last {count} log {lines}"
@@ -345,7 +348,7 @@ def email_text(record: JobRecord, *, shortened: bool = False) -> str:
         f"Event {record.event_id} at {record.event_time.isoformat().replace('+00:00', 'Z')} "
         f"(account {record.account}, {record.region}). Sent by batchlens."
     )
-    return "\n".join(lines)
+    return printable("\n".join(lines))
 
 
 # --- Amazon Q Developer in chat applications ------------------------------------------------------
@@ -394,9 +397,9 @@ def chatbot_body(record: JobRecord) -> dict[str, Any]:
 
     def describe(excerpt: list[str]) -> str:
         parts = [*head, "  ".join(facts)]
-        heading = log_heading(record)
+        heading = log_heading(record, len(excerpt))
         if excerpt and heading:
-            parts += [f"*{heading}:*", chat_fence(excerpt)]
+            parts += [f"*{mrkdwn_escape(heading)}:*", chat_fence(excerpt)]
         return "\n".join(parts + tail)
 
     # The log excerpt gives way first (oldest lines first), then the last reason line, so the

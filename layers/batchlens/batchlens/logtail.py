@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from batchlens.records import SAGEMAKER_LOG_GROUP, JobRecord, training_job_name
 from batchlens.redact import MASK, Redactor
+from batchlens.text import printable
 
 if TYPE_CHECKING:
     from mypy_boto3_logs import CloudWatchLogsClient
@@ -39,10 +40,6 @@ MAX_PAGES = 3
 FETCH_TIMEOUT_SECONDS = 5.0
 MIN_REMAINING_MS = 15_000
 
-# Every ECMA-48 escape (CSI, OSC, and two- or three-character ones such as `tput sgr0`'s `ESC ( B`):
-# a stray `(B` between a secret's name and its `=` would keep the value from being masked.
-_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[ -/]*[0-~])")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 #: The last events can start inside a private key, below its BEGIN line: mask up to its END line.
 _KEY_TAIL = re.compile(r"\A.*?-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----", re.DOTALL)
 
@@ -107,7 +104,7 @@ def excerpt_lines(
         return [], 0
     text = "\n".join(message.rstrip("\r\n") for message in messages)
     # Colour codes go before masking: "\x1b[36mAKIA…" has no word boundary before the key.
-    plain = _CONTROL.sub("", _ANSI.sub("", text.replace("\r\n", "\n").replace("\t", "    ")))
+    plain = printable(text.replace("\r\n", "\n").replace("\t", "    "))
     cleaned, count = (redactor or Redactor()).text(plain)
     # Whole keys are masked by now, so an END line left is that of a key begun above the window.
     cleaned, tails = _KEY_TAIL.subn(MASK, cleaned, count=1)

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from batchlens.query import FailureGroup, QueueStats
+from batchlens.text import printable
 
 FORMATS = ("table", "json", "csv")
 NAME_WIDTH = 40
@@ -86,7 +87,7 @@ def duration(seconds: float | None) -> str:
 
 
 def clip(text: str | None, width: int) -> str:
-    value = " ".join((text or "").split())
+    value = " ".join(printable(text or "").split())
     return value if len(value) <= width else value[: width - 1] + "…"
 
 
@@ -267,7 +268,8 @@ def write_job(
     ]
     width = max(len(label) for label, _ in fields)
     for label, value in fields:
-        print(f"{label.ljust(width)}  {value}", file=out)
+        # A reason is free text (TerminateJob's, a log's): its escapes must not drive the terminal.
+        print(f"{label.ljust(width)}  {printable(value)}", file=out)
 
     attempts = record.get("attempts") or []
     if attempts:

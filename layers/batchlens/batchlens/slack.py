@@ -139,16 +139,15 @@ def _attempts(record: JobRecord) -> dict[str, Any] | None:
 
 
 def _log_excerpt(record: JobRecord) -> dict[str, Any] | None:
-    heading = log_heading(record)
-    if not record.log_excerpt or heading is None:
-        return None
-    title = f"*{mrkdwn_escape(heading)}*"
-    lines = list(record.log_excerpt)
-    while lines and len(title) + 1 + len(_code_block(lines)) > SECTION_TEXT_MAX:
+    lines = list(record.log_excerpt or ())
+    heading = log_heading(record, len(lines))
+    while lines and heading is not None:
+        title = f"*{mrkdwn_escape(heading)}*"  # it counts the lines shown
+        if len(title) + 1 + len(_code_block(lines)) <= SECTION_TEXT_MAX:
+            return _section(f"{title}\n{_code_block(lines)}")
         lines.pop(0)  # the newest lines matter most
-    if not lines:
-        return None
-    return _section(f"{title}\n{_code_block(lines)}")
+        heading = log_heading(record, len(lines))
+    return None
 
 
 def _button(text: str, url: str | None, action_id: str, primary: bool = False) -> dict[str, Any]:
