@@ -8,7 +8,11 @@ RUN := $(UV) run --frozen
 # aws-sam-cli and checkov pin their own boto3/botocore, so they run isolated from the project.
 SAM := $(UV) tool run --from aws-sam-cli sam
 CHECKOV := BC_SKIP_MAPPING=TRUE $(UV) tool run --from checkov checkov
+# Offline targets (moto, sam validate) need some Region; `deploy` keeps the operator's own (botocore
+# puts AWS_DEFAULT_REGION before the profile's region, so exporting it would redirect the stack).
+ifeq ($(filter deploy,$(MAKECMDGOALS)),)
 export AWS_DEFAULT_REGION ?= us-east-1
+endif
 export SAM_CLI_TELEMETRY := 0
 
 .PHONY: help setup demo demo-up demo-down test unit integration lint typecheck template-lint \

@@ -7,8 +7,10 @@ KMS on the topic and the table, SSE on every queue.
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -170,3 +172,54 @@ def test_topics_and_table_use_kms_and_every_queue_sse(deployed: Template) -> Non
     for logical_id, queue in of_type(deployed, "AWS::SQS::Queue").items():
         props = queue["Properties"]
         assert props.get("SqsManagedSseEnabled") is True or props.get("KmsMasterKeyId"), logical_id
+
+
+def _enricher_modules() -> set[Path]:
+    """The enricher's handler and every batchlens module it can import (lazily too)."""
+    root = default_template_path().parent
+    package = root / "layers" / "batchlens" / "batchlens"
+    seen: set[Path] = set()
+    todo = [root / "functions" / "enrich" / "app.py"]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names: list[str] = []
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("batchlens"):
+                module = node.module or ""
+                names = [module, *(f"{module}.{alias.name}" for alias in node.names)]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names if a.name.startswith("batchlens")]
+            for name in names:
+                parts = name.split(".")[1:]
+                candidate = package.joinpath(*parts).with_suffix(".py") if parts else None
+                if candidate is not None and candidate.is_file():
+                    todo.append(candidate)
+    return seen
+
+
+def test_the_enricher_is_granted_exactly_the_batch_actions_its_code_calls(
+    deployed: Template,
+) -> None:
+    # Batch's grants are the role's widest (Resource "*"): each must be one the enricher calls.
+    # ListJobs is the CLI's `backfill`, which runs with the operator's credentials.
+    import botocore.session
+    from botocore import xform_name
+
+    model = botocore.session.get_session().get_service_model("batch")
+    by_method = {xform_name(op): op for op in model.operation_names}
+    called = set()
+    for path in _enricher_modules():
+        text = path.read_text(encoding="utf-8")
+        methods = re.findall(r"\.(\w+)\(", text) + re.findall(r"get_paginator\(\"(\w+)\"\)", text)
+        called |= {f"batch:{by_method[m]}" for m in methods if m in by_method}
+    granted = {
+        action
+        for s in statements(deployed["Resources"]["EnricherRole"])
+        for action in as_list(s["Action"])
+        if action.startswith("batch:")
+    }
+    assert called == {"batch:DescribeJobs", "batch:DescribeServiceJob"}
+    assert granted == called

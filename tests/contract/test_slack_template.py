@@ -140,3 +140,18 @@ def test_lambda_retries_have_time_to_run_and_each_run_time_to_post(template: Tem
 def test_notifier_log_level_is_the_stacks_parameter(template: Template) -> None:
     variables = props(template, "SlackNotifierFunction")["Environment"]["Variables"]
     assert variables["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}
+
+
+def test_secret_parameter_refuses_a_partial_arn(template: Template) -> None:
+    # IAM compares ReadSlackWebhookSecret's Resource (and DecryptSlackWebhookSecret's
+    # kms:EncryptionContext:SecretARN) literally with the secret's full ARN, which always ends in
+    # "-" and 6 random characters. Secrets Manager's API accepts a partial ARN, so one deploys
+    # cleanly and then every GetSecretValue is AccessDenied: every Slack alert ends in the DLQ.
+    pattern = template["Parameters"]["SlackWebhookSecretArn"]["AllowedPattern"]
+    partial = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:batchlens/slack"
+    assert not re.fullmatch(pattern, partial)
+    for full in (
+        f"{partial}-AbCdEf",
+        "arn:aws-us-gov:secretsmanager:us-gov-west-1:123456789012:secret:a_b.c@d+e=f-Zz9Zz9",
+    ):
+        assert re.fullmatch(pattern, full), full
