@@ -308,6 +308,21 @@ def test_children_of_array_jobs_on_request(
     assert stored_parent.record["jobKind"] == "ARRAY_PARENT"
 
 
+def test_each_queues_progress_counts_its_own_jobs(
+    session: boto3.Session, endpoint: str, jobs: dict[str, list[str]]
+) -> None:
+    # Given two queues, etl and then ml, with their own jobs
+    history = new_table(session, endpoint)
+
+    # When both are backfilled
+    code, _, progress = run_backfill(endpoint, history.table_name, "--queue", "etl", "ml")
+
+    # Then ml's progress counts ml's jobs, not etl's as well
+    assert code == 0
+    assert f"etl: {len(jobs['etl'])} jobs listed so far" in progress
+    assert f"ml: {len(jobs['ml'])} jobs listed so far" in progress
+
+
 def test_every_batch_call_takes_a_token(
     session: boto3.Session,
     endpoint: str,
@@ -508,6 +523,62 @@ def test_a_failed_array_parent_is_rolled_up_from_its_children_in_the_history(
     assert f"Example, child 1 ({parent}:1): " in failure["detail"]
     # And a second run leaves it as it is
     assert run_backfill(endpoint, history.table_name, "--queue", "failed-arrays")[1]["written"] == 0
+
+
+def test_a_parent_stored_before_its_children_is_rolled_up_again_when_they_arrive(
+    session: boto3.Session,
+    endpoint: str,
+    jobs: dict[str, list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a failed array job backfilled before any of its children was in the history
+    parent = failed_array(session, endpoint, "failed-arrays-late", monkeypatch)
+    history = new_table(session, endpoint)
+    run_backfill(endpoint, history.table_name, "--queue", "failed-arrays-late")
+    assert "not in the history yet" in stored_failure(history, parent)["summary"]
+
+    # When its children reach the history (a run with --children, the enricher), and the
+    # backfill runs again
+    for index in range(3):
+        history.put_latest(failed_child(parent, index, oom=True))
+    code, summary, _ = run_backfill(endpoint, history.table_name, "--queue", "failed-arrays-late")
+
+    # Then the parent's failure, same state, now names its children; and a third run writes nothing
+    assert code == 0
+    assert summary["written"] == 1
+    failure = stored_failure(history, parent)
+    assert failure["summary"] == "3/3 children failed: OUT_OF_MEMORY 3"
+    again = run_backfill(endpoint, history.table_name, "--queue", "failed-arrays-late")[1]
+    assert (again["written"], again["unchanged"]) == (0, 1)
+
+
+def test_a_parent_whose_children_cannot_be_read_never_replaces_its_rolled_up_record(
+    session: boto3.Session,
+    endpoint: str,
+    jobs: dict[str, list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a failed array parent stored with its children's failures rolled up
+    parent = failed_array(session, endpoint, "failed-arrays-kept", monkeypatch)
+    history = new_table(session, endpoint)
+    for index in range(3):
+        history.put_latest(failed_child(parent, index, oom=True))
+    run_backfill(endpoint, history.table_name, "--queue", "failed-arrays-kept")
+    rolled_up = stored_failure(history, parent)
+
+    # When a later run cannot read the children (the byParent index fails)
+    def unavailable(**_: Any) -> None:
+        raise ClientError(
+            {"Error": {"Code": "InternalServerError", "Message": "index unavailable"}}, "Query"
+        )
+
+    hook_cli_sessions(monkeypatch, "before-call.dynamodb.Query", unavailable)
+    code, summary, _ = run_backfill(endpoint, history.table_name, "--queue", "failed-arrays-kept")
+
+    # Then the record that names the children stays
+    assert code == 0
+    assert summary["written"] == 0
+    assert stored_failure(history, parent) == rolled_up
 
 
 def test_a_failed_array_parent_whose_children_cannot_be_read_is_rolled_up_from_its_counts(

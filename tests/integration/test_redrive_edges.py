@@ -72,15 +72,16 @@ def task(
     *,
     started_ms: int | None = None,
     handle: str | None = None,
-    destination: str = ROUTE.destination_arn,
+    destination: str | None = ROUTE.destination_arn,
 ) -> None:
     result: dict[str, Any] = {
         "Status": status,
         "SourceArn": ROUTE.source_arn,
-        "DestinationArn": destination,
         "ApproximateNumberOfMessagesMoved": moved,
         "ApproximateNumberOfMessagesToMove": to_move,
     }
+    if destination is not None:  # SQS lists none for a task back to the messages' sources
+        result["DestinationArn"] = destination
     if started_ms is not None:
         result["StartedTimestamp"] = started_ms
     if handle is not None:  # SQS lists a task's handle only while it runs
@@ -156,6 +157,32 @@ def test_unchanged_progress_is_printed_once(sqs: tuple[Any, Stubber]) -> None:  
     code, printed = redriven(client)
     assert code == 0
     assert printed.splitlines().count("  RUNNING: 4/11 messages moved") == 1
+
+
+@pytest.mark.parametrize(
+    ("destination", "where"),
+    [
+        (f"arn:aws:sqs:us-east-1:{ACCOUNT}:elsewhere", "elsewhere"),
+        (None, "their source queues"),
+    ],
+)
+def test_a_task_already_moving_the_dead_letters_elsewhere_says_where(
+    sqs: tuple[Any, Stubber], destination: str | None, where: str
+) -> None:
+    # Given a move task out of the DLQ that someone else started, to another queue or back to
+    # the messages' sources, not to ROUTE's `events`
+    client, stubber = sqs
+    task(stubber, "RUNNING", 4, started_ms=2_000, handle="h-other", destination=destination)
+    task(stubber, "COMPLETED", 11, started_ms=2_000, destination=destination)
+
+    # When redrive follows it
+    code, printed = redriven(client)
+
+    # Then it says where that task moves them, and never that they are back in `events`
+    assert code == 0
+    lines = printed.splitlines()
+    assert lines[0].startswith(f"A move task out of dlq to {where} (not events) is already")
+    assert lines[-1] == f"Done: 11 messages are back in {where}."
 
 
 def test_the_previous_task_listed_after_a_start_is_not_taken_for_the_new_one(

@@ -231,6 +231,8 @@ class Backfill:
         self._parents: list[tuple[str, str]] = []
         # Failed parents wait for their children, whose failures their record summarises.
         self._held: list[JobRecord] = []
+        self._listed_before = 0  # `result.listed` when the current queue began
+        self._unread_parents: set[str] = set()  # parents rolled up from their own counts
         self.result = BackfillResult()
 
     # --- listing ------------------------------------------------------------------------
@@ -288,6 +290,7 @@ class Backfill:
 
     def _backfill_queue(self, queue: Queue) -> None:
         before = self.result.as_dict()
+        self._listed_before = self.result.listed
         seen: set[str] = set()
         self._parents = []
         self._store_all(queue, self._in_range(self._summaries(queue), seen))
@@ -298,7 +301,8 @@ class Backfill:
                 self._store_all(queue, self._in_range(children, seen))
         held, self._held = self._held, []
         if held:
-            self._store([self._history.rolled_up(parent, self._unread(parent)) for parent in held])
+            rolled = [self._history.rolled_up(parent, self._unread(parent)) for parent in held]
+            self._store(rolled, refresh_rollups=True)
         after = self.result.as_dict()
         delta = {key: after[key] - before[key] for key in after}
         self._progress(
@@ -380,13 +384,19 @@ class Backfill:
             else:
                 records.append(record)
         self._store(records)
-        self._progress(f"{queue.name}: {self.result.listed} jobs listed so far")
+        listed = self.result.listed - self._listed_before
+        self._progress(f"{queue.name}: {listed} jobs listed so far")
 
     def _unread(self, parent: JobRecord) -> Callable[[Exception], None]:
         """Reports a parent whose children could not be read (it is rolled up from its counts)."""
-        return lambda exc: self._progress(f"{parent.job_id}: its children could not be read: {exc}")
 
-    def _store(self, records: list[JobRecord]) -> None:
+        def unread(exc: Exception) -> None:
+            self._unread_parents.add(parent.job_id)
+            self._progress(f"{parent.job_id}: its children could not be read: {exc}")
+
+        return unread
+
+    def _store(self, records: list[JobRecord], *, refresh_rollups: bool = False) -> None:
         stored = self._history.stored_versions(record.job_id for record in records)
         newer: list[JobRecord] = []
         for record in records:
@@ -394,6 +404,8 @@ class Backfill:
             previous = stored.get(record.job_id)
             if previous is None or previous < version:
                 newer.append(record)
+            elif previous == version and refresh_rollups:
+                self._refresh_rollup(record)
             elif previous == version:
                 self.result.unchanged += 1
             else:
@@ -417,6 +429,28 @@ class Backfill:
                 self.result.unchanged += 1
             else:
                 self.result.newer_in_table += 1
+
+    def _refresh_rollup(self, record: JobRecord) -> None:
+        """A failed parent the history holds in the same state: its roll-up counts its children
+        in the history, which may have reached it since (a later run with --children), so a new
+        summary is rewritten in place. One rolled up from its own counts (its children unread)
+        never replaces a stored one."""
+        if record.job_id in self._unread_parents:
+            self.result.unchanged += 1
+            return
+        try:
+            stored = self._history.get_latest(record.job_id)
+            if stored is None or stored.record.get("failure") == record.to_json_dict()["failure"]:
+                self.result.unchanged += 1
+                return
+            outcome, _ = self._history.refresh_latest(record)
+        except Exception as exc:  # one job's failure must not stop the backfill
+            self._fail(f"{record.job_id}: store failed: {exc}")
+            return
+        if outcome is WriteOutcome.FRESH:
+            self.result.written += 1
+        else:
+            self.result.newer_in_table += 1
 
     def _fail(self, message: str) -> None:
         self.result.failed += 1

@@ -216,6 +216,18 @@ class HistoryTable:
         Returns the outcome and the version the table held before (None for a new job), which
         tells the caller whether other events of the same job were newer than the table too.
         """
+        return self._update_latest(
+            record, record_json, "attribute_not_exists(pk) OR #version < :version"
+        )
+
+    def refresh_latest(self, record: JobRecord) -> tuple[WriteOutcome, str | None]:
+        """Rewrite the latest item only where it holds exactly the record's version: the same
+        state, told anew (a parent's roll-up whose children reached the history since)."""
+        return self._update_latest(record, None, "#version = :version")
+
+    def _update_latest(
+        self, record: JobRecord, record_json: str | None, condition: str
+    ) -> tuple[WriteOutcome, str | None]:
         attributes = latest_attributes(record, self.retention_days, record_json)
         version = version_of(record)
         names: dict[str, str] = {}
@@ -233,7 +245,7 @@ class HistoryTable:
                 TableName=self.table_name,
                 Key={"pk": _s(job_pk(record.job_id)), "sk": _s(LATEST_SK)},
                 UpdateExpression=expression,
-                ConditionExpression="attribute_not_exists(pk) OR #version < :version",
+                ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
                 ReturnValues="UPDATED_OLD",

@@ -230,15 +230,20 @@ def redrive(
     running = latest_task(sqs, route)
     if running is not None and running.status not in FINISHED:
         # SQS runs one move task per queue at a time, and a CANCELLING one is still that task.
+        # It may move the messages elsewhere than asked (another operator's task): say where.
+        to = _destination_name(running)
+        elsewhere = running.destination_arn != route.destination_arn
+        where = f" to {to} (not {route.destination_name})" if elsewhere else ""
         if dry_run or not wait:
             print(
-                f"A move task out of {route.source_name} is already under way "
+                f"A move task out of {route.source_name}{where} is already under way "
                 f"({running.describe()}); not starting another.",
                 file=out,
             )
             return 0
         print(
-            f"A move task out of {route.source_name} is already under way; following it.", file=out
+            f"A move task out of {route.source_name}{where} is already under way; following it.",
+            file=out,
         )
         return _outcome(follow(sqs, route, out, interval=interval, sleep=sleep), route, out)
 
@@ -336,9 +341,17 @@ def _http_status(exc: Exception) -> int | None:
     return None
 
 
+def _destination_name(progress: Progress) -> str:
+    """Where the task moves messages: SQS lists no destination for a task back to the sources."""
+    if progress.destination_arn is None:
+        return "their source queues"
+    return progress.destination_arn.rsplit(":", 1)[-1]
+
+
 def _outcome(progress: Progress, route: Route, out: TextIO) -> int:
     if progress.status == "COMPLETED":
-        print(f"Done: {progress.moved} messages are back in {route.destination_name}.", file=out)
+        to = _destination_name(progress)
+        print(f"Done: {progress.moved} messages are back in {to}.", file=out)
         return 0
     reason = f": {progress.failure_reason}" if progress.failure_reason else ""
     print(
