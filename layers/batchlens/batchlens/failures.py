@@ -173,6 +173,12 @@ _C = FailureCategory
 #: Every pattern, most specific first; the first rule that matches a piece of evidence decides.
 #: Matched against text with the SageMaker prefix stripped and whitespace collapsed.
 _RULES: tuple[_Rule, ...] = (
+    # SageMaker's FailureReason leads with its error type; the script's own message after it may
+    # quote any other name (a boto3 ResourceLimitExceeded, InternalServerError …).
+    _rule(r"^(?:CapacityError|ResourceLimitExceeded)\b", _C.CAPACITY, _SVC),
+    _rule(r"^InternalServerError\b", _C.INFRASTRUCTURE, _SVC),
+    _rule(r"^AlgorithmError\b", _C.APPLICATION_ERROR, _SVC),
+    _rule(r"^(?:ValidationException|ClientError)\b", _C.MISCONFIGURATION, _SVC),
     _rule(r"\bOutOfMemoryError\b|container killed due to memory usage", _C.OUT_OF_MEMORY, _CR_S),
     _rule(r"^OOMKilled\b", _C.OUT_OF_MEMORY, _CR),  # EKS
     _rule(r"^Host EC2\b.*?\b(?:terminated|stopped)\b", _C.HOST_TERMINATED, _CR_S),
@@ -449,10 +455,13 @@ def _evidence(facts: JobFacts) -> _Evidence:
             attempts_allowed=_attempts_allowed(facts),
         )
     latest = facts.attempts[-1] if facts.attempts else AttemptFacts()
+    # A job queued again after an attempt: its statusReason says why it waits now (e.g. for
+    # capacity), not why the attempt ended.
+    requeued = (facts.status or "").upper() in _WAITING_STATUSES and bool(facts.attempts)
     return _Evidence(
         container_reason=latest.container_reason or facts.container_reason,
         attempt_status_reason=latest.status_reason,
-        job_status_reason=facts.status_reason,
+        job_status_reason=None if requeued else facts.status_reason,
         exit_code=latest.exit_code if latest.exit_code is not None else facts.exit_code,
         instance_id=latest.instance_id,
         attempt_number=len(facts.attempts) or None,
@@ -507,12 +516,23 @@ class _Assessment:
     evidence: _Evidence
 
 
+#: Reasons that only say "the container exited": the exit code tells why.
+_GENERIC_REASON = _Pattern(
+    r"^(?:Essential container in (?:task|pod) exited|Error|Completed)$", re.IGNORECASE
+)
+
+
+def _unexplained(facts: JobFacts, evidence: _Evidence) -> bool:
+    """A reason no pattern knows, other than a generic one: the exit code alone must not decide."""
+    return any(not _GENERIC_REASON.match(text) for _, text in _texts(facts, evidence))
+
+
 def _assess(facts: JobFacts) -> _Assessment:
     evidence = _evidence(facts)
     match = _decide(facts, evidence)
     if match is not None:
         category = match.category
-    elif evidence.exit_code not in (None, 0):
+    elif evidence.exit_code not in (None, 0) and not _unexplained(facts, evidence):
         category = FailureCategory.APPLICATION_ERROR
     else:
         category = FailureCategory.UNKNOWN
