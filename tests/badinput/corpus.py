@@ -158,6 +158,13 @@ def build() -> list[BadInput]:
             True,
             "out of range",
         ),
+        # Before year 1 once moved to UTC: no key, TTL or JSON time can be written for it
+        BadInput(
+            "time before the calendar in UTC",
+            _changed(_set("time", "0001-01-01T00:00:00+01:00")),
+            True,
+            "out of range",
+        ),
         BadInput("resources not a list", _changed(_set("resources", "arn")), True, "resources"),
         BadInput("another source", _changed(_set("source", "aws.ec2")), True, "source is"),
         BadInput(

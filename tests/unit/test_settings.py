@@ -135,3 +135,13 @@ def test_settings_are_frozen() -> None:
     settings = Settings.from_env({})
     with pytest.raises(ValidationError):
         settings.retention_days = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("name", ["BATCHLENS_CONNECT_TIMEOUT", "BATCHLENS_READ_TIMEOUT"])
+@pytest.mark.parametrize("value", ["inf", "1e309", "1e12"])
+def test_a_timeout_no_socket_can_take_is_refused_when_read(name: str, value: str) -> None:
+    # Given a timeout botocore passes to the socket, which cannot hold it ("timestamp out of range
+    # for platform time_t" on every AWS call: every record retried, then dead-lettered)
+    # When settings are read, then the variable is named at once
+    with pytest.raises(ValidationError, match=name):
+        Settings.from_env({name: value})

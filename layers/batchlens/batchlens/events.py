@@ -449,6 +449,10 @@ def parse_event(payload: str | bytes | Mapping[str, Any]) -> BatchEvent:
     # Validated now, so that a malformed record fails alone, before any AWS call of the batch.
     job = job_detail(event_type, detail)
     _check_key_lengths(envelope.id, job)
+    try:
+        envelope.time.astimezone(UTC)  # what every key, TTL and JSON time is written in
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00: before the calendar in UTC
+        raise InvalidEvent(f"time {envelope.time.isoformat()} is out of range") from None
     if envelope.time > LATEST_EVENT_TIME:
         # Its items would expire after the last date Python can write: storing it can never
         # succeed, so it is poison, not a store failure to retry.

@@ -47,6 +47,9 @@ ALERT_MARGIN_MS = 5_000
 #: Tries of the ledger's "sent" mark after a publish (each is boto3's own retries).
 COMPLETE_ATTEMPTS = 3
 
+#: The most jobs a job may depend on (SubmitJob `dependsOn`): the most looked up for one failure.
+DEPENDS_ON_MAX = 20
+
 #: Concurrent conditional writes within one batch (boto3 clients are thread-safe).
 WRITE_CONCURRENCY = 16
 
@@ -271,8 +274,13 @@ class Enricher:
         failure lists them all rather than blame one that may have succeeded.
         """
         job = event.job
-        depends_on = [d.job_id for d in getattr(job, "depends_on", []) if d.job_id]
-        unknown: list[str] = []
+        depends_on = list(
+            dict.fromkeys(d.job_id for d in getattr(job, "depends_on", []) if d.job_id)
+        )
+        # One GetItem each, in sequence: AWS Batch allows 20, and a hand-made event listing
+        # thousands would hold up the whole batch past the function's timeout.
+        unknown: list[str] = depends_on[DEPENDS_ON_MAX:]
+        depends_on = depends_on[:DEPENDS_ON_MAX]
         for n, job_id in enumerate(depends_on):
             try:
                 stored = self.history.get_latest(job_id)

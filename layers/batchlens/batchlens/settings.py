@@ -31,6 +31,9 @@ UpperCsvList = Annotated[tuple[str, ...], BeforeValidator(_upper_all)]
 #: The most DescribeServiceJob calls one batch may have in flight (BATCHLENS_DESCRIBE_CONCURRENCY).
 MAX_DESCRIBE_CONCURRENCY = 32
 
+#: The longest connect or read timeout (BATCHLENS_*_TIMEOUT): Lambda's longest run, in seconds.
+MAX_TIMEOUT_SECONDS = 900
+
 #: What `ALERT_ON` may name: a job status, or a queue-blocked event.
 ALERTABLE = frozenset({*SERVICE_JOB_STATUSES, "QUEUE_BLOCKED"})
 
@@ -55,8 +58,14 @@ class Settings(BaseModel):
     redact_allowlist: CsvList = Field(default=(), alias="REDACT_ALLOWLIST")
     # Connect/read timeouts stay far below the 60 s function timeout so a slow call is retried
     # by boto3 (standard mode) instead of timing the whole batch out.
-    aws_connect_timeout: float = Field(default=3.0, gt=0, alias="BATCHLENS_CONNECT_TIMEOUT")
-    aws_read_timeout: float = Field(default=10.0, gt=0, alias="BATCHLENS_READ_TIMEOUT")
+    # At most Lambda's longest timeout: a socket cannot hold "inf" or 1e12 s, and every AWS call
+    # would fail with "timestamp out of range for platform time_t".
+    aws_connect_timeout: float = Field(
+        default=3.0, gt=0, le=MAX_TIMEOUT_SECONDS, alias="BATCHLENS_CONNECT_TIMEOUT"
+    )
+    aws_read_timeout: float = Field(
+        default=10.0, gt=0, le=MAX_TIMEOUT_SECONDS, alias="BATCHLENS_READ_TIMEOUT"
+    )
     aws_max_attempts: int = Field(default=5, ge=1, le=10, alias="BATCHLENS_MAX_ATTEMPTS")
     describe_concurrency: int = Field(
         default=8, ge=1, le=MAX_DESCRIBE_CONCURRENCY, alias="BATCHLENS_DESCRIBE_CONCURRENCY"
