@@ -195,3 +195,27 @@ def test_a_timeline_item_keeps_2000_characters_of_the_status_reason(
     assert whole["statusReason"] == blocked.status_reason
     (cut,) = history.timeline("long-reason")
     assert cut["statusReason"] == reason[:2000]
+
+
+def test_a_timeline_item_that_cannot_be_built_fails_its_record_alone(
+    aws_session: boto3.Session, stack: LocalStack
+) -> None:
+    from datetime import datetime, timezone
+
+    # Given a chunk of transitions, one of them timed before year 1 once moved to UTC (the parser
+    # refuses such events; this stands for any item that cannot be built)
+    history = HistoryTable(
+        aws_session.client("dynamodb"), stack.table_name, UNEXPIRED_RETENTION_DAYS
+    )
+    good = normalise(parse_event(read_event("job-failed-oom")))
+    other = normalise(parse_event(variant(read_event("job-succeeded"), jobId="other-job")))
+    before_utc = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1)))
+    bad = good.model_copy(update={"job_id": "bad-job", "event_time": before_utc})
+
+    # When they are written together
+    unwritten = history.put_transitions([good, bad, other])
+
+    # Then only that one is unwritten; the others are in their timelines
+    assert [record.job_id for record in unwritten] == ["bad-job"]
+    assert [item["status"] for item in history.timeline(good.job_id)] == ["FAILED"]
+    assert [item["status"] for item in history.timeline("other-job")] == ["SUCCEEDED"]

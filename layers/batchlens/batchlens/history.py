@@ -23,6 +23,7 @@ counts a parent's failed children from byParent's entries and reads one record, 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ from botocore.exceptions import ClientError
 
 from batchlens import rollup
 from batchlens.records import JobRecord
+
+logger = logging.getLogger("batchlens")
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -295,11 +298,18 @@ class HistoryTable:
         # The same event twice in a batch (two SQS messages) is one item: if it is not written,
         # neither copy is.
         by_key: dict[tuple[str, str], tuple[dict[str, Any], list[JobRecord]]] = {}
+        unwritten: list[JobRecord] = []
         for record in records:
-            key, item = self._transition_item(record)
+            try:
+                key, item = self._transition_item(record)
+            except Exception as exc:  # one record's item must not fail its chunk's other jobs
+                logger.warning(
+                    "Timeline item not built", extra={"job_id": record.job_id, "error": repr(exc)}
+                )
+                unwritten.append(record)
+                continue
             by_key.setdefault(key, (item, []))[1].append(record)
         entries = list(by_key.items())
-        unwritten: list[JobRecord] = []
         for start in range(0, len(entries), BATCH_WRITE_MAX):
             chunk = dict(entries[start : start + BATCH_WRITE_MAX])
             for key in self._batch_write(chunk):
