@@ -390,8 +390,6 @@ def test_since_keeps_a_job_whose_last_activity_is_exactly_then(
     ("argv", "message"),
     [
         (("--queue", "no-such-queue"), "batchlens: no job queue named 'no-such-queue'\n"),
-        (("--rate", "100"), "batchlens: --rate must be above 0 and at most 40 calls a second\n"),
-        (("--rate", "0"), "batchlens: --rate must be above 0 and at most 40 calls a second\n"),
         (("--since", "last tuesday"), "batchlens: bad time 'last tuesday': "),
         (("--since", ""), "batchlens: bad time '': "),
         (("--queue", "ml"), "batchlens: history table 't' not found (region us-east-1 at http"),
@@ -420,6 +418,18 @@ def test_mistakes_are_one_line_and_exit_1(
     assert (code, out.getvalue()) == (1, "")
     assert err.getvalue().startswith(message)
     assert err.getvalue().count("\n") == 1
+
+
+@pytest.mark.parametrize("rate", ["0", "40.5", "100", "nan", "ten"])
+def test_a_rate_outside_one_bucket_of_the_batch_api_is_a_usage_error(
+    rate: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given no AWS at all: like every argument argparse checks, it prints the usage and exits 2
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["backfill", "--table", "t", "--rate", rate])
+
+    assert exited.value.code == cli.EXIT_USAGE
+    assert "argument --rate: " in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("days", ["0", "-30", "3651", "3000000", "ninety"])

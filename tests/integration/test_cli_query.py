@@ -613,6 +613,25 @@ def test_an_empty_filter_is_one_line_not_every_job(
     assert err == f"batchlens: {option} needs a value; leave it out for every job\n"
 
 
+@pytest.mark.parametrize(
+    "option", ["--table", "--stack", "--endpoint-url", "--region", "--profile"]
+)
+def test_an_empty_place_is_one_line_not_another_table_or_real_aws(
+    endpoint: str, golden: str, monkeypatch: pytest.MonkeyPatch, option: str
+) -> None:
+    # Given BATCHLENS_TABLE and BATCHLENS_ENDPOINT_URL set, and `--stack "$STACK"` (or --table,
+    # --endpoint-url, ...) with the variable unset
+    monkeypatch.setenv("BATCHLENS_TABLE", golden)
+    monkeypatch.setenv("BATCHLENS_ENDPOINT_URL", endpoint)
+
+    # When a query runs
+    code, out, err = run("jobs", *MARCH, option, "")
+
+    # Then it refuses, instead of answering from another table, or from real AWS
+    assert (code, out) == (1, "")
+    assert err == f"batchlens: {option} needs a value; leave it out for its default\n"
+
+
 @pytest.mark.parametrize("command", ["jobs", "failures", "stats"])
 def test_a_queue_is_named_by_its_name_or_its_arn(endpoint: str, golden: str, command: str) -> None:
     # Given the queue's ARN, as the Batch console and `aws batch describe-job-queues` show it

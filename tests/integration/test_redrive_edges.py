@@ -561,3 +561,27 @@ def test_interval_is_checked_before_any_task_starts(interval: str, ok: bool) -> 
     else:
         with pytest.raises(SystemExit):
             cli.build_parser().parse_args(argv)
+
+
+def test_a_stand_in_answering_a_web_page_is_one_line(sqs: tuple[Any, Stubber]) -> None:
+    # Given an endpoint that answers ListMessageMoveTasks with a web page, as botocore parses it
+    # (moto's server has no message-move tasks: a Flask 500 page)
+    client, stubber = sqs
+    page = "<!doctype html>\n<html lang=en>\n<title>500 Internal Server Error</title>\n</html>\n"
+    stubber.add_client_error(
+        "list_message_move_tasks",
+        service_error_code="500",
+        service_message=page,
+        http_status_code=500,
+        expected_params={"SourceArn": ROUTE.source_arn, "MaxResults": 1},
+    )
+
+    # When redriven, with the CLI's translation of AWS errors
+    with pytest.raises(access.AccessError) as caught, access.translated("redrive"):
+        redrive.redrive(client, ROUTE, io.StringIO(), dry_run=True)
+
+    # Then one line names the call and the likely cause, without the page
+    assert str(caught.value) == (
+        "redrive: ListMessageMoveTasks failed: 500: the endpoint answered with a web page; "
+        "does it implement ListMessageMoveTasks?"
+    )

@@ -329,6 +329,15 @@ def test_an_empty_log_file_quotes_no_excerpt_as_the_enricher(tmp_path: Path) -> 
     assert json.loads(out)["logExcerpt"] is None
 
 
+def test_an_empty_log_option_is_one_line_not_an_alert_without_its_log() -> None:
+    # Given `--log "$LOG"` with the variable unset; when the preview runs
+    code, out, err = run("preview", OOM, "--log", "")
+
+    # Then it refuses, instead of quietly quoting no log
+    assert (code, out) == (1, "")
+    assert err == "batchlens: --log needs a file (or - for standard input)\n"
+
+
 def test_preview_json_shows_the_published_body_not_the_input_record(tmp_path: Path) -> None:
     # A status reason three times SNS's limit is never published whole
     event = read_event("job-failed-oom")

@@ -118,6 +118,9 @@ def connect(
     environ: Mapping[str, str],
 ) -> Connection:
     """The connection of one command; a local endpoint needs neither credentials nor a region."""
+    _given("--profile", profile)
+    _given("--region", region)
+    _given("--endpoint-url", endpoint_url)
     endpoint = _checked_endpoint(endpoint_url or environ.get(ENDPOINT_VARIABLE) or None)
     with translated("AWS"):
         session = boto3_session(profile, region)
@@ -143,6 +146,13 @@ def connect(
     )
 
 
+def _given(option: str, value: str | None) -> None:
+    """An option given only blanks (`--stack "$STACK"`, the variable unset) is a mistake: read as
+    "not given", it would fall back to another table, or from a stand-in to real AWS."""
+    if value is not None and not value.strip():
+        raise AccessError(f"{option} needs a value; leave it out for its default")
+
+
 def _checked_endpoint(url: str | None) -> str | None:
     """`url` if botocore can send to it: a scheme, a host and a port that is a port."""
     if url is None:
@@ -166,6 +176,8 @@ def table_name(
     connection: Connection, *, table: str | None, stack: str | None, environ: Mapping[str, str]
 ) -> str:
     """`--table`, else the `HistoryTableName` output of `--stack`, else `BATCHLENS_TABLE`."""
+    _given("--table", table)
+    _given("--stack", stack)
     if table:
         return table
     if stack:
@@ -179,6 +191,10 @@ def table_name(
     raise AccessError(
         "which history table? pass --table NAME or --stack STACK_NAME, or set BATCHLENS_TABLE"
     )
+
+
+#: The most of an AWS error message an error line quotes.
+_MESSAGE_MAX = 300
 
 
 @contextlib.contextmanager
@@ -223,6 +239,11 @@ def translated(
         if code in _DENIED_CODES:
             raise AccessError(f"{what}: access denied{where}: {message}") from exc
         operation = exc.operation_name
+        if message.lstrip().startswith("<"):
+            # A web page, not an AWS error: a stand-in without this API (moto has no SQS move
+            # tasks) or a proxy. Its HTML would fill the screen and say nothing.
+            message = f"the endpoint answered with a web page; does it implement {operation}?"
+        message = " ".join(message.split())[:_MESSAGE_MAX]
         raise AccessError(f"{what}: {operation} failed{where}: {code}: {message}") from exc
     except BotoCoreError as exc:
         raise AccessError(f"{what}: {exc}") from exc

@@ -296,8 +296,6 @@ def backfill(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: Te
         print(f"backfill: {line}", file=stderr, flush=True)
 
     with _for_a_person():
-        if not 0 < args.rate <= loader.MAX_RATE:
-            raise CliError(f"--rate must be above 0 and at most {loader.MAX_RATE:g} calls a second")
         # `--since ""` (an unset shell variable) is refused, not read as "every job".
         since = parse_time(args.since, datetime.now(tz=UTC)) if args.since is not None else None
         started = time.perf_counter()
@@ -500,7 +498,7 @@ def _add_query_commands(commands: Any) -> None:
     )
     p.add_argument(
         "--rate",
-        type=float,
+        type=_backfill_rate,
         default=10.0,
         metavar="N",
         help="at most N Batch API calls a second (default 10, at most 40): the account's "
@@ -540,6 +538,18 @@ def _queue_name(text: str) -> str:
     from batchlens.records import queue_name
 
     return queue_name(text)
+
+
+def _backfill_rate(text: str) -> float:
+    from batchlens.backfill import MAX_RATE
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value <= MAX_RATE:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most {MAX_RATE:g} calls a second")
+    return value
 
 
 def _retention_days(text: str) -> int:

@@ -56,6 +56,8 @@ def preview(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: Tex
     except ValidationError as exc:
         raise CliError(f"invalid setting in the environment: {validation_problems(exc)}") from None
     redactor = Redactor(args.allow or settings.redact_allowlist)
+    if args.log is not None and not args.log.strip():  # `--log "$LOG"`, the variable unset
+        raise CliError("--log needs a file (or - for standard input)")
     try:
         log_text = _read(args.log, stdin) if args.log else None
     except CliError as exc:

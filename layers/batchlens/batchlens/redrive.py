@@ -466,10 +466,15 @@ def add_command(commands: Any) -> None:
         type=_interval,
         default=5.0,
         metavar="S",
-        help="seconds between progress checks (0-3600)",
+        help="seconds between progress checks (0-3600, default 5)",
     )
     p.add_argument("--profile", metavar="NAME", help="the AWS profile to use")
-    p.add_argument("--region", metavar="REGION", help="the AWS region (default: the profile's)")
+    p.add_argument(
+        "--region",
+        metavar="REGION",
+        help="the AWS region (default: $AWS_REGION, $AWS_DEFAULT_REGION, then the profile's; "
+        "us-east-1 for an endpoint on this machine)",
+    )
     p.add_argument(
         "--endpoint-url",
         metavar="URL",
