@@ -59,6 +59,9 @@ class Logs:
                 "nextForwardToken": "f/0",
             }
             stubber.add_response("get_log_events", answer)
+        if pages and error is None:  # the stream's start: its token handed back, no events
+            end = {"events": [], "nextBackwardToken": f"b/{len(pages)}", "nextForwardToken": "f/0"}
+            stubber.add_response("get_log_events", end)
         if isinstance(error, str):
             stubber.add_client_error("get_log_events", service_error_code=error)
         if isinstance(error, Exception):
@@ -148,7 +151,9 @@ def test_reads_the_latest_attempts_stream_from_the_end() -> None:
     quoted = fetch(logs, record, 20)
 
     # Then the third attempt's stream was read backwards, once
-    (request,) = logs.requests
+    # (then once more, older, only to find the stream starts there: 2 lines of the 20 wanted)
+    request, older = logs.requests
+    assert older == {**request, "nextToken": "b/1"}
     latest = record.attempts[-1]
     assert request == {
         "logGroupName": latest.log_group,
@@ -229,7 +234,7 @@ def test_a_failed_training_jobs_stream_is_found_by_its_name_then_read() -> None:
             "limit": logtail.TRAINING_STREAMS_LISTED,
         }
     ]
-    (request,) = logs.requests
+    request, _ = logs.requests  # the second finds the stream's start
     assert request["logGroupName"] == "/aws/sagemaker/TrainingJobs"
     assert request["logStreamName"] == f"{TRAINING_JOB}/algo-1-1741950800"
     assert request["startFromHead"] is False
@@ -354,7 +359,7 @@ def test_a_lower_cased_training_job_arn_still_finds_the_stream_as_sagemaker_name
             "limit": logtail.TRAINING_STREAMS_LISTED,
         },
     ]
-    (request,) = logs.requests
+    request, _ = logs.requests  # the second finds the stream's start
     assert request["logStreamName"] == f"{TRAINING_JOB}/algo-1-1741950800"
     assert quoted.log_excerpt == ["ValueError: Input contains NaN"]
     assert quoted.attempts[-1].log_stream_name == f"{TRAINING_JOB}/algo-1-1741950800"
@@ -546,3 +551,37 @@ def test_a_blocked_queue_never_quotes_an_earlier_attempts_log() -> None:
 
     # When asked whether its alert wants an excerpt; then no: the blocked queue is the news
     assert not logtail.wants_excerpt(blocked, 20)
+
+
+def test_a_partial_newest_page_is_completed_from_older_pages() -> None:
+    # Given a stream whose newest page (CloudWatch pages by time: a partial page does not mean
+    # the stream is done) holds only the last line, the traceback above it on the page before
+    logs = Logs([["ValueError: boom"], ["Traceback (most recent call last):", '  File "app.py"']])
+
+    # When 3 lines are wanted
+    quoted = fetch(logs, record_of("job-failed-app-error"), 3)
+
+    # Then the excerpt has all 3, oldest first, read by following the backward token
+    assert quoted.log_excerpt == [
+        "Traceback (most recent call last):",
+        '  File "app.py"',
+        "ValueError: boom",
+    ]
+    assert [r.get("nextToken") for r in logs.requests] == [None, "b/1"]
+
+
+def test_a_progress_bar_line_shows_its_last_state_not_its_first() -> None:
+    # tqdm redraws its bar with carriage returns: the awslogs driver keeps them in one event
+    bar = "\r".join(f"epoch 3: {p:3d}%|{'#' * (p // 5):<20}| {p}/100" for p in range(101))
+    lines, _ = excerpt_lines([bar, "RuntimeError: CUDA out of memory"], 5)
+    assert lines[0].startswith("epoch 3: 100%")
+    assert lines[-1] == "RuntimeError: CUDA out of memory"
+    # and a secret redrawn over its name is masked still
+    assert excerpt_lines(["DB_PASSWORD=\rhunter2-prod"], 1, Redactor())[0] == [
+        f"DB_PASSWORD={MASK}"
+    ]
+
+
+def test_an_older_page_that_fails_keeps_the_newer_lines_read() -> None:
+    logs = Logs([["Killed"]], error="ThrottlingException")
+    assert fetch(logs, record_of("job-failed-app-error"), 5).log_excerpt == ["Killed"]

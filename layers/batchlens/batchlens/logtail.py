@@ -44,6 +44,10 @@ MIN_REMAINING_MS = 15_000
 _KEY_TAIL = re.compile(r"\A.*?-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----", re.DOTALL)
 
 
+#: A carriage return kept through masking (`printable` drops control characters): the masks see
+#: a line redrawn by a progress bar whole, then it shows its last state, as a terminal does.
+_CR = "\ue000"
+
 #: SageMaker names a training job's streams "<training job>/algo-<host>-<epoch seconds>".
 _TRAINING_STREAM = re.compile(r"/algo-(?P<host>[0-9]+)-[0-9]+$")
 #: The streams DescribeLogStreams lists at once: one per host and restart of a training job.
@@ -92,6 +96,11 @@ def _clip(line: str) -> str:
     return line if len(line) <= MAX_LINE_CHARS else line[: MAX_LINE_CHARS - 1] + "…"
 
 
+def _last_drawn(line: str) -> str:
+    """The last non-blank state of a line redrawn with carriage returns (`_CR`)."""
+    return next((part for part in reversed(line.split(_CR)) if part.strip()), "")
+
+
 def excerpt_lines(
     messages: Iterable[str], lines: int, redactor: Redactor | None = None
 ) -> tuple[list[str], int]:
@@ -103,13 +112,14 @@ def excerpt_lines(
     if lines <= 0:
         return [], 0
     text = "\n".join(message.rstrip("\r\n") for message in messages)
+    text = text.replace("\r\n", "\n").replace(_CR, "").replace("\r", _CR)
     # Colour codes go before masking: "\x1b[36mAKIA…" has no word boundary before the key.
-    plain = printable(text.replace("\r\n", "\n").replace("\t", "    "))
+    plain = printable(text.replace("\t", "    "))
     cleaned, count = (redactor or Redactor()).text(plain)
     # Whole keys are masked by now, so an END line left is that of a key begun above the window.
     cleaned, tails = _KEY_TAIL.subn(MASK, cleaned, count=1)
     count += tails
-    all_lines = [line.rstrip() for line in cleaned.split("\n")]
+    all_lines = [_last_drawn(line).rstrip() for line in cleaned.split("\n")]
     while all_lines and not all_lines[-1]:
         all_lines.pop()
     tail = [_clip(line) for line in all_lines[-lines:]]
@@ -192,16 +202,28 @@ def _read_tail(
         "startFromHead": False,
         "limit": min(max(lines, 1), 10_000),
     }
+    # Pages are split by time: a partial (or empty) page does not mean the stream is done, only
+    # the same token handed back does. Older pages go before newer ones.
+    pages: list[list[str]] = []
+    found = 0
     for _ in range(MAX_PAGES):
-        page = client.get_log_events(**request)
-        events = page.get("events", [])
-        if events:
-            return [event.get("message", "") for event in events]
+        try:
+            page = client.get_log_events(**request)
+        except Exception:
+            if not pages:
+                raise
+            break  # an older page failed: the newer lines read still make an excerpt
+        messages = [event.get("message", "") for event in page.get("events", [])]
+        if messages:
+            pages.insert(0, messages)
+            found += sum(message.count("\n") + 1 for message in messages)
+            if found >= lines:
+                break
         token = page.get("nextBackwardToken")
         if not token or token == request.get("nextToken"):
-            return []
+            break
         request["nextToken"] = token
-    return []
+    return [message for page in pages for message in page]
 
 
 def outside_prefix(source: LogSource, log_group_prefix: str) -> bool:

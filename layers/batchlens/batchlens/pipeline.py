@@ -63,6 +63,10 @@ DESCRIBE_SHARE = 0.5
 #: keeps its thread (it cannot be cancelled) and must not hold up a later batch's writes.
 DESCRIBE_THREADS = 4
 
+#: Threads for the log excerpts, apart from the writers for the same reason: a read still running
+#: after `logtail.FETCH_TIMEOUT_SECONDS` must not hold up the "sent" marks or a later batch.
+LOG_THREADS = 16
+
 
 @dataclass(frozen=True, slots=True)
 class Message:
@@ -128,6 +132,7 @@ class Enricher:
         guard_logger(logger, self.redactor)
         self._pool = ThreadPoolExecutor(max_workers=WRITE_CONCURRENCY)
         self._describe_pool = ThreadPoolExecutor(max_workers=DESCRIBE_THREADS)
+        self._logs_pool = ThreadPoolExecutor(max_workers=LOG_THREADS)
 
     @property
     def ledger(self) -> AlertLedger:
@@ -476,13 +481,15 @@ class Enricher:
             return owned
         prefix = self.settings.job_log_group_prefix
         futures = {
-            key: self._pool.submit(
+            key: self._logs_pool.submit(
                 logtail.fetch_excerpt, logs, alert.record, lines, self.redactor, prefix
             )
             for key, (alert, _) in owned.items()
             if logtail.wants_excerpt(alert.record, lines, self.settings.training_job_logs)
         }
-        done, _ = wait(futures.values(), timeout=logtail.FETCH_TIMEOUT_SECONDS)
+        done, late = wait(futures.values(), timeout=logtail.FETCH_TIMEOUT_SECONDS)
+        for future in late:
+            future.cancel()  # not started yet: its excerpt would come too late anyway
         quoted = dict(owned)
         for key, future in futures.items():
             if future in done and future.exception() is None and future.result().log_excerpt:
