@@ -68,8 +68,21 @@ def test_a_state_file_whose_server_is_gone_does_not_block_the_demo(
     assert not state_file.exists()
 
 
+def stand_in_group() -> int:
+    """The id of a running process group whose command line is the demo server's."""
+    import time
+
+    idle = "import time; time.sleep(60)  # moto.server"
+    pid = subprocess.Popen([sys.executable, "-c", idle], start_new_session=True).pid
+    deadline = time.monotonic() + 5  # until its command line shows (just after exec it may not)
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    while cmdline.exists() and b"moto" not in cmdline.read_bytes() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return pid
+
+
 def test_a_state_file_whose_server_runs_still_blocks_the_demo(state_file: Path) -> None:
-    pid = process_group(alive=True)
+    pid = stand_in_group()
     try:
         state_file.parent.mkdir(parents=True)
         state_file.write_text(json.dumps({"pid": pid, "endpointUrl": "http://127.0.0.1:1"}))
@@ -164,3 +177,215 @@ def test_the_demo_hides_only_the_warning_its_note_explains(message: str, shown: 
     # missing DescribeServiceJob (its enrichment note says so instead)
     record = logging.LogRecord("batchlens", logging.WARNING, __file__, 1, message, None, None)
     assert demo._STAND_IN_GAP.filter(record) is shown
+
+
+# --- review: the demo's stand-in, its port and its state file ---------------------------------
+
+
+def cli_demo(*argv: str) -> tuple[int, str, str]:
+    from batchlens.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["demo", *argv], stdout=out, stderr=err, stdin=io.StringIO())
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_a_port_in_use_is_refused_not_used(state_file: Path) -> None:
+    # Given a port another server listens on (LocalStack on 4566, another user's demo-up)
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    other = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    port = other.server_address[1]
+    try:
+        # When the demo is asked to use it
+        code, out, err = cli_demo("--port", str(port))
+    finally:
+        other.shutdown()
+        other.server_close()
+
+    # Then it says so in one line, and never sent that server the stack's calls
+    assert code != 0
+    assert f"port {port}" in err
+    assert len(err.splitlines()) == 1
+    assert "Wrote the sample jobs' logs" not in out
+
+
+@pytest.mark.parametrize("port", ["70000", "-5"])
+def test_a_port_out_of_range_is_a_usage_error(port: str, state_file: Path) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli_demo("--port", port)
+    assert exit_.value.code == 2
+
+
+@pytest.mark.parametrize("saved", ["", "{", '{"endpointUrl": "http://127.0.0.1:1"}'])
+def test_a_damaged_state_file_blocks_neither_demo_nor_demo_down(
+    saved: str, state_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a state file cut short (a full disk, a crash while it was written)
+    state_file.parent.mkdir(parents=True)
+    state_file.write_text(saved)
+
+    # When demo-down, then the demo, run; then neither fails with a traceback
+    assert cli_demo("--stop")[0] == 0
+    state_file.parent.mkdir(parents=True, exist_ok=True)
+    state_file.write_text(saved)
+
+    def start(*_: Any, **__: Any) -> Any:
+        raise Started
+
+    monkeypatch.setattr(demo, "start_server", start)
+    with pytest.raises(Started):
+        demo.run(keep_running=False, port=0, out=io.StringIO())
+
+
+def test_demo_down_signals_no_process_that_took_the_servers_id(state_file: Path) -> None:
+    # Given demo-up's state file after a reboot: its pid is now another program's process group
+    program = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        state_file.parent.mkdir(parents=True)
+        state_file.write_text(json.dumps({"pid": program.pid, "endpointUrl": "http://127.0.0.1:1"}))
+
+        # When demo-down runs
+        code, _, _ = cli_demo("--stop")
+
+        # Then that program is left alone, and the leftover state file is gone
+        assert code == 0
+        with pytest.raises(subprocess.TimeoutExpired):
+            program.wait(timeout=1)
+        assert not state_file.exists()
+    finally:
+        program.kill()
+        program.wait()
+
+
+def test_demo_down_of_a_server_id_owned_by_another_user_is_one_line(
+    state_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a state file whose pid now names a process group of another user's (a reboot), so
+    # that `demo` says "already running, stop it first with make demo-down"
+    state_file.parent.mkdir(parents=True)
+    state_file.write_text(json.dumps({"pid": 424242, "endpointUrl": "http://127.0.0.1:1"}))
+
+    def not_yours(pid: int, sig: int) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "killpg", not_yours)
+
+    # When demo-down runs; then it does not end in a traceback
+    code, _, err = cli_demo("--stop")
+    assert code in (0, 1)
+    assert len(err.splitlines()) <= 1
+
+
+def test_a_second_demo_up_does_not_lose_the_first_ones_server(
+    state_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given two `make demo-up` at once: the other one records its server while this one runs
+    other = process_group(alive=True)
+    started: list[subprocess.Popen[bytes]] = []
+    start_server = demo.start_server
+
+    def start(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        started.append(start_server(*args, **kwargs))
+        return started[-1]
+
+    def other_demo_up_finishes(*_: Any, **__: Any) -> int:
+        state_file.write_text(json.dumps({"pid": other, "endpointUrl": "http://127.0.0.1:2"}))
+        return 0
+
+    monkeypatch.setattr(demo, "start_server", start)
+    monkeypatch.setattr(demo, "seed_job_logs", other_demo_up_finishes)
+    try:
+        demo.run(keep_running=True, port=0, out=io.StringIO())
+
+        # Then the state file still names the other server (demo-down can stop it), and this
+        # run's server, recorded nowhere, is not left running
+        assert json.loads(state_file.read_text())["pid"] == other
+        (server,) = started
+        assert server.wait(timeout=10) is not None
+    finally:
+        os.killpg(other, 9)
+        for process in started:
+            if process.poll() is None:
+                os.killpg(process.pid, 9)
+                process.wait()
+
+
+_HANGING_DEMO = """
+import sys, time
+from pathlib import Path
+from batchlens import cli, demo
+
+demo._state_file = lambda: Path(sys.argv[1])
+start_server = demo.start_server
+servers = []
+
+def start(*args, **kwargs):
+    servers.append(start_server(*args, **kwargs))
+    return servers[-1]
+
+def hang(*args, **kwargs):
+    print(servers[-1].pid, flush=True)
+    time.sleep(60)
+
+demo.start_server = start
+demo.seed_job_logs = hang
+sys.exit(cli.main(["demo", *sys.argv[2:]]))
+"""
+
+
+@pytest.mark.parametrize("keep_running", [True, False])
+@pytest.mark.parametrize(
+    "signum", [15, 1]
+)  # SIGTERM (`timeout`, a CI cancel), SIGHUP (a closed terminal)
+def test_a_demo_ended_by_a_signal_leaves_no_server_running(
+    keep_running: bool, signum: int, state_file: Path
+) -> None:
+    # Given a demo (or demo-up) whose stand-in has started
+    argv = ["--keep-running"] if keep_running else []
+    process = subprocess.Popen(
+        [sys.executable, "-c", _HANGING_DEMO, str(state_file), *argv],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    server = int(process.stdout.readline())
+    try:
+        # When it is sent SIGTERM or SIGHUP rather than Ctrl-C
+        process.send_signal(signum)
+        process.wait(timeout=20)
+
+        # Then its stand-in stops with it (nothing records it, so demo-down could not)
+        import time
+
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(server, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"the stand-in (pid {server}) outlived the demo")
+        assert not state_file.exists()
+    finally:
+        process.kill()
+        process.wait()
+        with __import__("contextlib").suppress(ProcessLookupError):
+            os.kill(server, 9)
+
+
+def test_an_unwritable_state_directory_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a checkout where .batchlens-demo cannot be created (read-only, or a file of that name)
+    (tmp_path / ".batchlens-demo").write_text("not a directory")
+    monkeypatch.setattr(demo, "_state_file", lambda: tmp_path / ".batchlens-demo" / "state.json")
+
+    # When the demo runs; then it says so in one line
+    code, _, err = cli_demo()
+    assert code == 1
+    assert err.startswith("batchlens: cannot write ")
+    assert len(err.splitlines()) == 1

@@ -91,3 +91,14 @@ def test_a_bad_event_is_named_by_its_file_and_its_position_among_several(
         f"{sqs}#1",
         f"{sqs}#3",
     ]
+
+
+def test_a_file_with_a_utf8_bom_is_read(tmp_path: Path) -> None:
+    # Given an event saved by Windows Notepad or PowerShell 5's Set-Content -Encoding UTF8
+    path = tmp_path / "bom.json"
+    path.write_bytes(b"\xef\xbb\xbf" + (EVENTS_DIR / "job-failed-oom.json").read_bytes())
+
+    # When it is explained; then it is one record, as without the BOM
+    code, out, err = run("explain", str(path))
+    assert (code, err) == (0, "")
+    assert json.loads(out)["jobId"] == "91d1d12f-bc0b-41ab-bc38-add9e258cb98"

@@ -372,3 +372,46 @@ def test_preview_email_of_an_oversized_record_is_the_one_the_enricher_publishes(
     assert json.loads(record)["truncated"] is True
     assert len(json.loads(record)["statusReason"]) <= 8_192
     assert "Some text was shortened to fit AWS's size limits" in email
+
+
+# --- review: --log and --lines edge cases ------------------------------------------------------
+
+
+@pytest.mark.parametrize("lines", ["-3", "201"])
+def test_preview_lines_outside_the_stacks_range_is_a_usage_error(lines: str) -> None:
+    # LOG_TAIL_LINES is 0 to 200 in the stack; -3 must not silently turn excerpts off
+    log = str(EVENTS_DIR / "job-failed-oom.log")
+    with pytest.raises(SystemExit) as exit_:
+        run("preview", OOM, "--log", log, "--lines", lines)
+    assert exit_.value.code == 2
+
+
+def test_preview_refuses_stdin_for_both_the_events_and_the_log() -> None:
+    # Given the event on stdin and --log - too; then a usage error, not "<stdin>: not JSON"
+    event = (EVENTS_DIR / "job-failed-oom.json").read_text(encoding="utf-8")
+    code, out, err = run("preview", "-", "--log", "-", stdin=event)
+    assert (code, out) == (2, "")
+    assert "standard input" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_preview_quotes_a_huge_log_without_holding_all_of_it(tmp_path: Path) -> None:
+    # Given a 40 MB job log (a chatty job's whole output)
+    import tracemalloc
+
+    log = tmp_path / "huge.log"
+    with log.open("w", encoding="utf-8") as file:
+        for i in range(400_000):
+            file.write(f"step {i:07d} loss=0.1234 lr=0.0001 {'x' * 64}\n")
+        file.write("Killed\n")
+
+    # When it is quoted; then only about its last lines are held, not the whole file
+    tracemalloc.start()
+    try:
+        code, out, _ = run("preview", OOM, "--format", "json", "--log", str(log), "--lines", "3")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert code == 0
+    assert json.loads(out)["logExcerpt"][-1] == "Killed"
+    assert peak < 10_000_000, f"peak {peak / 1e6:.0f} MB for a 40 MB log"

@@ -48,9 +48,10 @@ def _events_in(document: Any) -> Iterator[Any]:
 
 def _read(source: str, stdin: TextIO) -> str:
     if source == "-":
-        return stdin.read()
+        return stdin.read().removeprefix("\ufeff")
     try:
-        return Path(source).read_text(encoding="utf-8")
+        # utf-8-sig: a byte-order mark (Notepad, PowerShell 5's -Encoding UTF8) is not JSON's
+        return Path(source).read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise CliError(exc.strerror or str(exc)) from exc
     except UnicodeDecodeError as exc:
@@ -110,9 +111,12 @@ def explain(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: Tex
 def demo(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: TextIO) -> int:
     from batchlens import demo as local_demo
 
-    if args.stop:
-        return local_demo.stop(stdout)
-    return local_demo.run(keep_running=args.keep_running, port=args.port, out=stdout)
+    try:
+        if args.stop:
+            return local_demo.stop(stdout)
+        return local_demo.run(keep_running=args.keep_running, port=args.port, out=stdout)
+    except local_demo.DemoError as exc:
+        raise CliError(str(exc)) from exc
 
 
 # --- querying the history -----------------------------------------------------------------
@@ -533,6 +537,16 @@ def _count(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError("must be a port, 1 to 65535 (0: a free one)")
+    return value
+
+
 def _queue_name(text: str) -> str:
     # The history keys jobs by queue name; the console and the CLI show queues by ARN too.
     from batchlens.records import queue_name
@@ -606,7 +620,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave the local stack running for queries (stop it with `batchlens demo --stop`)",
     )
     p.add_argument("--stop", action="store_true", help="stop a stack left running")
-    p.add_argument("--port", type=int, default=0, help="port for the local server (default: free)")
+    p.add_argument(
+        "--port", type=_port, default=0, help="port for the local server (default: free)"
+    )
     p.set_defaults(run=demo)
     _add_query_commands(commands)
 

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
@@ -62,6 +63,10 @@ _GENERIC_LOG = ("starting", "working", "done")
 _TIME_FIELDS = frozenset({"createdAt", "startedAt", "stoppedAt", "scheduledAt"})
 
 
+class DemoError(Exception):
+    """The demo cannot run (its port, its stand-in, its state file): one line for a person."""
+
+
 def repository_root() -> Path:
     return cfn.default_template_path().parent
 
@@ -75,6 +80,52 @@ def sample_log(event_file: str) -> tuple[str, ...]:
 
 def _state_file() -> Path:
     return repository_root() / ".batchlens-demo" / "state.json"
+
+
+def _read_state(state_file: Path) -> dict[str, Any] | None:
+    """demo-up's record of its server, or None; a damaged one (cut short) counts as none."""
+    try:
+        text = state_file.read_text()
+    except OSError:  # none (or none that can be read: start_server says why)
+        return None
+    try:
+        state = json.loads(text)
+        state["pid"] = int(state["pid"])
+        state["endpointUrl"] = str(state["endpointUrl"])
+    except (ValueError, KeyError, TypeError):
+        state_file.unlink(missing_ok=True)
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def _is_demo_server(pid: int) -> bool:
+    """Whether `pid` is still demo-up's server, not a process given its id since (a reboot)."""
+    if not _running(pid):
+        return False
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except (OSError, UnicodeDecodeError):
+        try:
+            command = subprocess.run(  # noqa: S603 - fixed arguments
+                ["ps", "-o", "command=", "-p", str(pid)],  # noqa: S607
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=5,
+            ).stdout
+        except (OSError, subprocess.SubprocessError):
+            return True  # cannot tell: as before, trust the pid
+    return "moto.server" in command
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
 
 
 def _free_port() -> int:
@@ -94,21 +145,30 @@ def _running(pid: int) -> bool:
     return True
 
 
-def _wait_for(port: int, seconds: float = 30.0) -> None:
+def _wait_for(
+    port: int, seconds: float = 30.0, process: subprocess.Popen[bytes] | None = None
+) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise DemoError(f"the local AWS stand-in exited (code {process.returncode})")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
         except OSError:
             time.sleep(0.1)
-    raise RuntimeError(f"the local AWS stand-in did not start on 127.0.0.1:{port}")
+    raise DemoError(f"the local AWS stand-in did not start on 127.0.0.1:{port}")
 
 
 def start_server(port: int, log_path: Path, detach: bool) -> subprocess.Popen[bytes]:
     """moto's server on loopback only; detached when it must outlive this process."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    log = log_path.open("ab")
+    if port and _port_in_use(port):
+        raise DemoError(f"port {port} on 127.0.0.1 is in use; pick another --port, or omit it")
+    try:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = log_path.open("ab")
+    except OSError as exc:
+        raise DemoError(f"cannot write {log_path}: {exc.strerror or exc}") from exc
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and module, fixed arguments
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=log,
@@ -116,7 +176,10 @@ def start_server(port: int, log_path: Path, detach: bool) -> subprocess.Popen[by
         start_new_session=detach,
     )
     try:
-        _wait_for(port)
+        _wait_for(port, process=process)
+    except DemoError as exc:
+        process.kill()
+        raise DemoError(f"{exc}; see {log_path}") from None
     except BaseException:  # not started, or Ctrl-C while waiting
         process.kill()
         raise
@@ -297,13 +360,37 @@ def failed_jobs(session: Any, stack: local.LocalStack, day: str) -> list[dict[st
     return [item["record"] for item in items]
 
 
+@contextlib.contextmanager
+def _signals_stop_the_demo() -> Iterator[None]:
+    """SIGTERM and SIGHUP (`timeout`, a CI cancel, a closed terminal) end the demo as Ctrl-C
+    does, so that its stand-in is stopped with it."""
+
+    def end(signum: int, _: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    saved = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            saved[signum] = signal.signal(signum, end)
+    try:
+        yield
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+
+
 def run(*, keep_running: bool, port: int, out: TextIO) -> int:
+    with _signals_stop_the_demo():
+        return _run(keep_running=keep_running, port=port, out=out)
+
+
+def _run(*, keep_running: bool, port: int, out: TextIO) -> int:
     import boto3
 
     root = repository_root()
     state_file = _state_file()
-    state = json.loads(state_file.read_text()) if state_file.exists() else None
-    if state is not None and not _running(state["pid"]):
+    state = _read_state(state_file)
+    if state is not None and not _is_demo_server(state["pid"]):
         state_file.unlink()  # a leftover: its server is gone (killed, or a reboot)
         state = None
     if state is not None:
@@ -376,18 +463,29 @@ def run(*, keep_running: bool, port: int, out: TextIO) -> int:
                 file=out,
             )
         if keep_running:
-            state_file.write_text(
-                json.dumps(
-                    {
-                        "pid": server.pid,
-                        "endpointUrl": endpoint_url,
-                        "tableName": stack.table_name,
-                        "topicArn": stack.topic_arn,
-                        "eventQueueUrl": stack.event_queue_url,
-                    },
-                    indent=2,
+            try:
+                # "x": another demo-up that finished meanwhile keeps its record (and its server)
+                recording = state_file.open("x")
+            except FileExistsError:
+                print(
+                    "\nAnother demo stack was started meanwhile; stopped this one. "
+                    "Stop that one with `make demo-down`.",
+                    file=out,
                 )
-            )
+                return 1
+            with recording:
+                recording.write(
+                    json.dumps(
+                        {
+                            "pid": server.pid,
+                            "endpointUrl": endpoint_url,
+                            "tableName": stack.table_name,
+                            "topicArn": stack.topic_arn,
+                            "eventQueueUrl": stack.event_queue_url,
+                        },
+                        indent=2,
+                    )
+                )
             recorded = True
             print(
                 f"\nThe local stack keeps running at {endpoint_url}. Query it with:\n"
@@ -405,11 +503,12 @@ def run(*, keep_running: bool, port: int, out: TextIO) -> int:
 
 def stop(out: TextIO) -> int:
     state_file = _state_file()
-    if not state_file.exists():
+    state = _read_state(state_file)
+    if state is None or not _is_demo_server(state["pid"]):
+        state_file.unlink(missing_ok=True)  # a leftover: its server is gone
         print("No demo stack is running.", file=out)
         return 0
-    state = json.loads(state_file.read_text())
-    with contextlib.suppress(ProcessLookupError):
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(state["pid"], signal.SIGTERM)
     state_file.unlink()
     print(f"Stopped the demo stack at {state['endpointUrl']}.", file=out)

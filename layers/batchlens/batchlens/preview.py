@@ -10,19 +10,23 @@ alerts can be seen and tuned before anything is deployed.
 from __future__ import annotations
 
 import argparse
+import collections
+import contextlib
 import json
 from typing import TextIO
 
 from pydantic import ValidationError
 
 from batchlens import alerts, limits, logtail, slack
-from batchlens.cli import CliError, EventFiles, _read
+from batchlens.cli import EXIT_USAGE, CliError, EventFiles
 from batchlens.events import validation_problems
 from batchlens.records import JobRecord
 from batchlens.redact import Redactor
 from batchlens.settings import Settings
 
 FORMATS = ("email", "slack", "chatbot", "json")
+#: LOG_TAIL_LINES' range in the stack (batchlens.settings).
+MAX_LINES = 200
 _RULE = "=" * 78
 
 
@@ -49,6 +53,29 @@ def with_log(record: JobRecord, log_text: str, lines: int, redactor: Redactor) -
     return record.model_copy(update={"log_excerpt": excerpt, "redacted": record.redacted + masked})
 
 
+def _log_tail(source: str, stdin: TextIO, lines: int) -> str:
+    """The last `lines` lines of a log, all the enricher would read, never the whole file held."""
+    try:
+        with (
+            contextlib.nullcontext(stdin) if source == "-" else open(source, encoding="utf-8-sig")
+        ) as log:
+            return "".join(collections.deque(log, maxlen=max(lines, 1)))
+    except OSError as exc:
+        raise CliError(exc.strerror or str(exc)) from exc
+    except UnicodeDecodeError as exc:
+        raise CliError(f"not UTF-8 text: {exc.reason}") from exc
+
+
+def _lines(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value <= MAX_LINES:
+        raise argparse.ArgumentTypeError(f"must be 0 to {MAX_LINES}, as LOG_TAIL_LINES")
+    return value
+
+
 def preview(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: TextIO) -> int:
     """Print each input event's body for the chosen channel; note events that would not alert."""
     try:
@@ -58,11 +85,14 @@ def preview(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: Tex
     redactor = Redactor(args.allow or settings.redact_allowlist)
     if args.log is not None and not args.log.strip():  # `--log "$LOG"`, the variable unset
         raise CliError("--log needs a file (or - for standard input)")
+    lines = settings.log_tail_lines if args.lines is None else args.lines
+    if args.log == "-" and "-" in args.files:
+        print("batchlens: preview: --log - and FILE - cannot both read standard input", file=stderr)
+        return EXIT_USAGE
     try:
-        log_text = _read(args.log, stdin) if args.log else None
+        log_text = _log_tail(args.log, stdin, lines) if args.log else None
     except CliError as exc:
         raise CliError(f"--log {args.log}: {exc}") from exc
-    lines = settings.log_tail_lines if args.lines is None else args.lines
     inputs = EventFiles(args.files, stdin, stderr)
     first = True
     for where, found in inputs.records(redactor):
@@ -113,7 +143,7 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     p.add_argument(
         "--lines",
-        type=int,
+        type=_lines,
         metavar="N",
         help="log lines to quote (default: LOG_TAIL_LINES, 20; 0 turns excerpts off)",
     )
