@@ -486,9 +486,18 @@ def verify(
             "missed": [list(key) for key in missed[:5]],
             "duplicated": [list(key) for key in doubled][:5],
             "unexpected": [list(key) for key in unexpected[:5]],
+            # A good event in the dead-letter queue: its job, status and event id, to find its
+            # deliveries in the log (message_id, event_id).
+            "deadLettered": [_event_key(body) for body in dead if body not in poison][:20],
         },
     }
     return counts, detail
+
+
+def _event_key(body: str) -> list[str]:
+    event = json.loads(body)
+    detail = event.get("detail") or {}
+    return [str(detail.get("jobId")), str(detail.get("status")), str(event.get("id"))]
 
 
 def _scan(dynamodb: Any, table: str) -> list[Json]:
