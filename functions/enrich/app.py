@@ -11,7 +11,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
 
 from batchlens import aws, telemetry
-from batchlens.pipeline import Enricher, Message, RecordFailed
+from batchlens.pipeline import Enricher, Message, Processed, RecordFailed
 from batchlens.redact import guard_logger
 from batchlens.settings import Settings
 
@@ -68,15 +68,22 @@ def enricher() -> Enricher:
     return _enricher
 
 
+def _observe_stored(processed: list[Processed]) -> None:
+    telemetry.observe_stored(processed, metrics)
+
+
 @logger.inject_lambda_context
 @traced
-@metrics.log_metrics(capture_cold_start_metric=True)
+# Without a namespace Powertools' ColdStart document raises after the batch is processed (and
+# the cold-start flag stays set, so every invocation fails): telemetry.observe only warns then.
+@metrics.log_metrics(capture_cold_start_metric=bool(metrics.provider.namespace))
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     remaining_ms = context.get_remaining_time_in_millis()
     if "Records" not in event:
         # A bare EventBridge event: `sam local invoke -e events/…` or a direct rule target.
-        result = enricher().process([Message(str(event.get("id", "event")), event)], remaining_ms)
-        telemetry.observe(result, metrics)
+        message = Message(str(event.get("id", "event")), event)
+        result = enricher().process([message], remaining_ms, on_stored=_observe_stored)
+        telemetry.observe(result, metrics, jobs=False)
         if result.failures:
             raise RecordFailed("; ".join(result.failures.values()))
         processed = result.processed[0]
@@ -87,8 +94,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         }
 
     messages = [Message(record["messageId"], record["body"]) for record in event["Records"]]
-    result = enricher().process(messages, remaining_ms)
-    telemetry.observe(result, metrics)
+    result = enricher().process(messages, remaining_ms, on_stored=_observe_stored)
+    telemetry.observe(result, metrics, jobs=False)
     failures = result.failures
 
     if not failures:

@@ -469,6 +469,8 @@ LATEST_EVENT_TIME = datetime.max.replace(tzinfo=UTC) - timedelta(days=RETENTION_
 #: 1,024 bytes (sort keys) to 2,048 (partition keys). AWS Batch's own values are far shorter: ids
 #: are UUIDs (plus `:index` or `#node`), names at most 128 characters, statuses one word.
 KEY_VALUE_MAX_BYTES = {"id": 200, "jobId": 200, "jobName": 400, "jobQueue": 1000, "status": 64}
+#: byParent's sort key holds an array child's index (zero-padded): AWS Batch's are 0 to 9,999.
+ARRAY_INDEX_MAX_DIGITS = 18
 
 
 def _check_key_lengths(event_id: str, job: AnyJobDetail) -> None:
@@ -486,6 +488,12 @@ def _check_key_lengths(event_id: str, job: AnyJobDetail) -> None:
             raise InvalidEvent(
                 f"{where} is {size} bytes long; at most {KEY_VALUE_MAX_BYTES[name]} expected"
             )
+    array = job.array_properties if isinstance(job, JobDetail) else None
+    index = array.index if array is not None else None
+    if index is not None and len(str(abs(index))) > ARRAY_INDEX_MAX_DIGITS:
+        raise InvalidEvent(
+            f"detail.arrayProperties.index has more than {ARRAY_INDEX_MAX_DIGITS} digits"
+        )
 
 
 def job_detail(event_type: EventType, detail: Mapping[str, Any]) -> AnyJobDetail:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from batchlens import rollup
+from batchlens import limits, rollup
 from batchlens.records import JobRecord
 
 logger = logging.getLogger("batchlens")
@@ -416,7 +416,8 @@ class HistoryTable:
         """`parent` with its failure explained by its failed children in the history.
 
         Where they cannot be read, from the parent's own counts: the record is still stored and
-        alerts. `on_error` hears why, for the caller to report its own way.
+        alerts. `on_error` hears why, for the caller to report its own way. Fitted for the store
+        again: the roll-up's failure texts can make a record that fitted too large.
         """
         children: list[dict[str, Any]] = []
         example: dict[str, Any] | None = None
@@ -424,7 +425,7 @@ class HistoryTable:
             children, example = self.failed_children(parent.job_id)
         except Exception as exc:  # any failure to read falls back the same way
             on_error(exc)
-        return rollup.apply_rollup(parent, children, example)
+        return limits.fit_for_store(rollup.apply_rollup(parent, children, example))
 
     def query_latest(
         self,

@@ -96,6 +96,7 @@ def _upper_bound(record: JobRecord) -> int:
     summary = record.array_status_summary or {}
     chars = sum(len(text) for text in texts if text) + sum(len(key) for key in summary)
     chars += len(record.event_id) + len(record.job_id) + len(record.account) + len(record.status)
+    chars += len(record.region)
     # Integers from the input can be long too (JSON allows 4,300 digits).
     numbers = [record.array_size, record.array_index, record.attempts_allowed, record.attempts_used]
     numbers += [attempt.exit_code for attempt in record.attempts]

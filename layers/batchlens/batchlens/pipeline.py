@@ -50,6 +50,10 @@ COMPLETE_ATTEMPTS = 3
 #: The most jobs a job may depend on (SubmitJob `dependsOn`): the most looked up for one failure.
 DEPENDS_ON_MAX = 20
 
+#: The most characters of a poison record's reason kept (logged, and returned for a bare event):
+#: it may quote an input field of any length, and a log line over 256 KiB is split in two.
+POISON_REASON_MAX = 1_000
+
 #: Concurrent conditional writes within one batch (boto3 clients are thread-safe).
 WRITE_CONCURRENCY = 16
 
@@ -194,7 +198,14 @@ class Enricher:
             merged.calls += part.calls
         return merged
 
-    def process(self, messages: Sequence[Message], remaining_ms: int | None = None) -> BatchResult:
+    def process(
+        self,
+        messages: Sequence[Message],
+        remaining_ms: int | None = None,
+        on_stored: Callable[[list[Processed]], None] | None = None,
+    ) -> BatchResult:
+        """`on_stored` is called with the batch's records once their latest states are written,
+        before the timeline and alerts: what it emits then survives a timeout later on."""
         started = time.monotonic()
         result = BatchResult()
         parsed: list[tuple[Processed, BatchEvent]] = []
@@ -204,8 +215,9 @@ class Enricher:
             try:
                 parsed.append((outcome, parse_event(message.body)))
             except InvalidEvent as exc:
-                # The reason may quote the input (a detail-type, a source): mask it like a record.
-                reason = self.redactor.text(str(exc))[0]
+                # The reason may quote the input (a detail-type, a source): mask it like a record,
+                # then cut it, so its log line stays one CloudWatch Logs event.
+                reason = limits.clip(self.redactor.text(str(exc))[0], POISON_REASON_MAX)
                 outcome.error, outcome.poison = f"invalid event: {reason}", True
                 logger.error(
                     "Poison record: %s",
@@ -227,7 +239,7 @@ class Enricher:
             try:
                 outcome.record = self._normalise(event, descriptions)
             except InvalidEvent as exc:
-                reason = self.redactor.text(str(exc))[0]
+                reason = limits.clip(self.redactor.text(str(exc))[0], POISON_REASON_MAX)
                 outcome.error, outcome.poison = f"invalid event: {reason}", True
                 logger.error("Poison record: %s", reason, extra={"message_id": outcome.message_id})
                 continue
@@ -243,6 +255,11 @@ class Enricher:
         for group in parents.values():
             self._roll_up(group)
         self._store(parents)
+        if on_stored is not None:
+            try:  # best effort: the records are stored whatever it does
+                on_stored([p for group in by_job.values() for p in group])
+            except Exception:
+                logger.exception("on_stored failed")
         self._write_timeline([p for group in by_job.values() for p in group if p.error is None])
         result.publish_calls = self._alert(
             [p for group in by_job.values() for p in group], deadline

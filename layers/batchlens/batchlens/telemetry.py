@@ -129,10 +129,27 @@ def _job_measurements(record: JobRecord) -> Iterable[Measurement]:
         yield Measurement(Metric.JOB_FAILURES, 1, (("queue", queue),))
 
 
-def measure(result: BatchResult) -> list[Measurement]:
-    """Every measurement of one batch (pure: the same result always gives the same list)."""
-    counts: dict[Metric, int] = defaultdict(int)
+def measure_stored(processed: Iterable[Processed]) -> list[Measurement]:
+    """The job metrics and latencies of the transitions first stored (`FRESH`) among `processed`."""
     measurements: list[Measurement] = []
+    for outcome in processed:
+        record = outcome.record
+        # Counted once, when first stored; a failure after the store (timeline, alert, a
+        # timeout) is redelivered and then finds the transition already stored (DUPLICATE).
+        if record is None or outcome.write is not WriteOutcome.FRESH:
+            continue
+        if outcome.stored_at is not None:
+            latency = (outcome.stored_at - record.event_time).total_seconds() * 1000
+            measurements.append(Measurement(Metric.ENRICHMENT_LATENCY, max(latency, 0.0)))
+        if record.job_kind not in PARENT_KINDS:
+            measurements.extend(_job_measurements(record))
+    return measurements
+
+
+def measure(result: BatchResult, *, jobs: bool = True) -> list[Measurement]:
+    """Every measurement of one batch (pure: the same result always gives the same list);
+    without `jobs`, only the batch's counters (the rest went out through `observe_stored`)."""
+    counts: dict[Metric, int] = defaultdict(int)
     not_found: set[str] = set()
     alerted: set[str] = set()
     counts[Metric.EVENTS_RECEIVED] = len(result.processed)
@@ -152,27 +169,21 @@ def measure(result: BatchResult) -> list[Measurement]:
             not_found.add(record.job_id)
         if processed.alerted:
             alerted.add(json.dumps(alerts.alert_key(record), sort_keys=True))
-        # Counted once, when first stored; a failure after the store (timeline, alert) is
-        # redelivered and then finds the transition already stored (DUPLICATE).
-        if processed.write is not WriteOutcome.FRESH:
-            continue
-        if processed.stored_at is not None:
-            latency = (processed.stored_at - record.event_time).total_seconds() * 1000
-            measurements.append(Measurement(Metric.ENRICHMENT_LATENCY, max(latency, 0.0)))
-        if record.job_kind not in PARENT_KINDS:
-            measurements.extend(_job_measurements(record))
     counts[Metric.JOBS_NOT_FOUND] = len(not_found)
     counts[Metric.ALERTS_SENT] = len(alerted)
-    return _counts(counts) + measurements
+    return _counts(counts) + (measure_stored(result.processed) if jobs else [])
 
 
-def publish(measurements: Iterable[Measurement], metrics: Metrics) -> None:
-    """Dimensionless measurements into `metrics`; one EMF document per other dimension set."""
+def publish(measurements: Iterable[Measurement], metrics: Metrics, *, now: bool = False) -> None:
+    """Dimensionless measurements into `metrics`; one EMF document per other dimension set.
+
+    `now`: the dimensionless ones too go out at once, in a document of their own.
+    """
     from aws_lambda_powertools.metrics import EphemeralMetrics
 
     by_dimensions: dict[Dimensions, list[Measurement]] = defaultdict(list)
     for measurement in measurements:
-        if measurement.dimensions:
+        if measurement.dimensions or now:
             by_dimensions[measurement.dimensions].append(measurement)
         else:
             metrics.add_metric(measurement.metric.value, measurement.unit.value, measurement.value)
@@ -217,8 +228,21 @@ def _log_fields(processed: Processed, record: JobRecord) -> dict[str, object]:
     }
 
 
-def observe(result: BatchResult, metrics: Metrics) -> None:
-    """Metrics and per-event logs of one processed batch (the handler's one telemetry call).
+def observe_stored(processed: list[Processed], metrics: Metrics) -> None:
+    """The job metrics of newly stored transitions, printed at once (`Enricher.process`'s
+    `on_stored`): left to the end of the invocation, a timeout in between would lose them for
+    good, since the redelivery finds the transitions stored already (DUPLICATE)."""
+    if not metrics.provider.namespace:
+        return
+    try:
+        publish(measure_stored(processed), metrics, now=True)
+    except Exception:
+        logger.exception("Could not emit metrics")
+
+
+def observe(result: BatchResult, metrics: Metrics, *, jobs: bool = True) -> None:
+    """Metrics and per-event logs of one processed batch (the handler's last telemetry call;
+    `jobs=False` when `observe_stored` emitted the job metrics already).
 
     Best effort: the batch is already stored and alerted, and failing it over a metric would
     only redeliver it.
@@ -228,6 +252,6 @@ def observe(result: BatchResult, metrics: Metrics) -> None:
         logger.warning("No metrics: POWERTOOLS_METRICS_NAMESPACE is not set")
         return
     try:
-        publish(measure(result), metrics)
+        publish(measure(result, jobs=jobs), metrics)
     except Exception:
         logger.exception("Could not emit metrics")
