@@ -57,14 +57,14 @@ def test_cost_adds_lambda_dynamodb_sns_and_the_event_queue(
     ours = projected["batchlens"]
     # 10,000 batches of 0.5 s at 256 MB
     assert ours["lambdaGbSeconds"] == 10_000 * 0.5 * 0.25
-    # a send per event, a receive and a delete per batch
-    assert ours["sqsRequests"] == 1_000_000 + 2 * 10_000
+    # a send per event; per batch of 100, 10 receives and 10 deletes (10 messages a call)
+    assert ours["sqsRequests"] == 1_000_000 + 20 * 10_000
     expected = (
         ours["lambdaGbSeconds"] * pricing.LAMBDA_PER_GB_SECOND
         + 10_000 / 1e6 * pricing.LAMBDA_PER_MILLION_REQUESTS
         + ours["dynamodbWriteUnits"] / 1e6 * pricing.DYNAMODB_PER_MILLION_WRITE_UNITS
         + 20_000 / 1e6 * pricing.SNS_PER_MILLION_PUBLISHES
-        + 1_020_000 / 1e6 * pricing.SQS_PER_MILLION_REQUESTS
+        + 1_200_000 / 1e6 * pricing.SQS_PER_MILLION_REQUESTS
     )
     assert ours["costUsd"] == round(expected, 2)
     assert ours["batchApiCalls"] == 10_000
@@ -90,3 +90,49 @@ def test_storage_counts_every_item_and_index_entry_with_dynamodbs_overhead(
     naive_gb = 0.25 * 1_000_000 * (1500 + 100) / 1e9
     assert projected["naive"]["storedGb"] == round(naive_gb, 3)
     assert projected["stepFunctionsExpress"]["storedGb"] == round(naive_gb, 3)
+
+
+def test_ledger_writes_are_one_unit_each_and_touch_no_index() -> None:
+    # The ledger's claim (PutItem) and "sent" mark (UpdateItem) share the latest write's
+    # operations: counted apart, they are not billed as 2-unit records with 3 index writes.
+    with_ledger = {
+        **OURS,
+        "dynamodb.UpdateItem": 0.5 + 0.02,
+        "ledger.dynamodb.UpdateItem": 0.02,
+        "ledger.dynamodb.PutItem": 0.04,
+    }
+    projected = projection(
+        {"batchlens": with_ledger, "naive": NAIVE},
+        0.5,
+        0.03,
+        1.7,
+        0.29,
+        {"timeline": 300.0, "latest": 2000.0, "naive": 1500.0},
+    )
+    latest = 0.5 * 2
+    indexes = 3 * (0.25 + 2 * (0.5 - 0.25))
+    by_parent = 0.05 + 2 * (0.1 - 0.05)
+    expected = (latest + indexes + by_parent + 0.02 + 0.04 + 1.0) * 1_000_000
+    assert projected["batchlens"]["dynamodbWriteUnits"] == round(expected)
+
+
+def test_items_are_billed_their_own_units_and_step_functions_in_100_ms_steps() -> None:
+    projected = projection(
+        {"batchlens": OURS, "naive": NAIVE},
+        0.5,
+        0.03,
+        1.7,
+        0.29,
+        {"timeline": 300.0, "latest": 2000.0, "naive": 1500.0},
+        units={"latest": 2.25, "naive": 2.2},
+    )
+    assert projected["naive"]["dynamodbWriteUnits"] == 2_200_000
+    sfn = projected["stepFunctionsExpress"]
+    assert sfn["dynamodbWriteUnits"] == 2_200_000
+    expected = (
+        1.0 * pricing.STEP_FUNCTIONS_EXPRESS_PER_MILLION_REQUESTS
+        + 1_000_000 * 0.2 * 0.0625 * pricing.STEP_FUNCTIONS_EXPRESS_PER_GB_SECOND  # 0.15 s -> 0.2
+        + 2.2 * pricing.DYNAMODB_PER_MILLION_WRITE_UNITS
+        + 1.0 * pricing.SNS_PER_MILLION_PUBLISHES
+    )
+    assert sfn["costUsd"] == round(expected, 2)
