@@ -501,9 +501,11 @@ def _item_bytes(item: Mapping[str, Mapping[str, Any]]) -> int:
     return total
 
 
-def stored_item_bytes(events: list[dict[str, Any]]) -> dict[str, float]:
-    """Mean sizes of what each design keeps in its table: batchlens's timeline item (one per
-    event) and latest item (one per job), and the naive design's one item per job."""
+def _sample_items(
+    events: list[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """500 events from across the workload as each design stores them: batchlens's timeline and
+    latest items, and the naive design's one item per job."""
     from batchlens.events import parse_event
     from batchlens.history import HistoryTable, latest_item
     from batchlens.records import normalise
@@ -520,37 +522,30 @@ def stored_item_bytes(events: list[dict[str, Any]]) -> dict[str, float]:
         }
         for e in sample
     ]
+    timeline = [table._transition_item(r)[1] for r in records]
+    return timeline, [latest_item(r, 90) for r in records], naive
+
+
+def stored_item_bytes(events: list[dict[str, Any]]) -> dict[str, float]:
+    """Mean sizes of what each design keeps in its table: batchlens's timeline item (one per
+    event) and latest item (one per job), and the naive design's one item per job."""
+    timeline, latest, naive = _sample_items(events)
     return {
-        "timeline": statistics.mean(_item_bytes(table._transition_item(r)[1]) for r in records),
-        "latest": statistics.mean(_item_bytes(latest_item(r, 90)) for r in records),
+        "timeline": statistics.mean(_item_bytes(item) for item in timeline),
+        "latest": statistics.mean(_item_bytes(item) for item in latest),
         "naive": statistics.mean(_item_bytes(item) for item in naive),
     }
 
 
 def stored_item_units(events: list[dict[str, Any]]) -> dict[str, float]:
     """Mean write units of an item of each design, each item billed ceil(its size in KB)."""
-    from batchlens.events import parse_event
-    from batchlens.history import latest_item
-    from batchlens.records import normalise
-
-    sample = events[:: max(1, len(events) // 500)]
+    _, latest, naive = _sample_items(events)
 
     def units(item: Mapping[str, Mapping[str, Any]]) -> int:
         return max(1, math.ceil(_item_bytes(item) / 1024))
 
-    naive = [
-        {
-            "pk": {"S": "JOB#" + e["detail"]["jobId"]},
-            "sk": {"S": "LATEST"},
-            "status": {"S": e["detail"]["status"]},
-            "record": {"S": json.dumps(e["detail"])},
-        }
-        for e in sample
-    ]
     return {
-        "latest": statistics.mean(
-            units(latest_item(normalise(parse_event(e)), 90)) for e in sample
-        ),
+        "latest": statistics.mean(units(item) for item in latest),
         "naive": statistics.mean(units(item) for item in naive),
     }
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -18,18 +17,9 @@ from batchlens.history import HistoryTable
 from batchlens.local import FakeLambdaContext, LocalStack, sqs_event
 from tests.badinput.corpus import BadInput, build, with_distinct_jobs
 from tests.conftest import Json, SqsEventBuilder, read_event, variant
-from tests.handler_app import captured_logs, load_handler
+from tests.handler_app import captured_logs
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def app(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    for name, value in stack.environment.items():
-        monkeypatch.setenv(name, value)
-    module = load_handler()
-    yield module
-    module.__dict__["_enricher"] = None
 
 
 @pytest.fixture

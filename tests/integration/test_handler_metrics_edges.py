@@ -58,18 +58,6 @@ def test_without_a_namespace_the_cold_start_metric_fails_every_invocation(
     assert responses == [{"batchItemFailures": []}] * 2
 
 
-@pytest.fixture
-def app(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    from tests.handler_app import load_handler
-
-    for name, value in stack.environment.items():
-        monkeypatch.setenv(name, value)
-    module = load_handler()
-    yield module
-    module.metrics.clear_metrics()
-    module.__dict__["_enricher"] = None
-
-
 #: CloudWatch Logs splits a longer line into several events (256 KiB, 26 bytes of overhead).
 LOG_EVENT_MAX_BYTES = 256 * 1024 - 26
 

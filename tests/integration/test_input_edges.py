@@ -3,31 +3,21 @@ processed), and never takes the other records of its batch down with it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
 import pytest
 
 from batchlens.history import HistoryTable
-from batchlens.local import FakeLambdaContext, LocalStack
+from batchlens.local import FakeLambdaContext
 from tests.conftest import SqsEventBuilder, read_event, variant
-from tests.handler_app import captured_logs, load_handler
+from tests.handler_app import captured_logs
 from tests.integration.test_badinput import good_events, log_lines
 
 pytestmark = pytest.mark.integration
 
 #: Before 0001-01-01T00:00:00Z once moved to UTC: no datetime can hold it.
 BEFORE_THE_CALENDAR = "0001-01-01T00:00:00+01:00"
-
-
-@pytest.fixture
-def app(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    for name, value in stack.environment.items():
-        monkeypatch.setenv(name, value)
-    module = load_handler()
-    yield module
-    module.__dict__["_enricher"] = None
 
 
 def failed_indexes(event: dict[str, Any], response: dict[str, Any]) -> set[int]:

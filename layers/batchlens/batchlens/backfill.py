@@ -423,12 +423,15 @@ class Backfill:
             except Exception as exc:  # one job's failure must not stop the backfill
                 self._fail(f"{record.job_id}: store failed: {exc}")
                 continue
-            if outcome is WriteOutcome.FRESH:
-                self.result.written += 1
-            elif outcome is WriteOutcome.DUPLICATE:
-                self.result.unchanged += 1
-            else:
-                self.result.newer_in_table += 1
+            self._count(outcome)
+
+    def _count(self, outcome: WriteOutcome) -> None:
+        if outcome is WriteOutcome.FRESH:
+            self.result.written += 1
+        elif outcome is WriteOutcome.DUPLICATE:
+            self.result.unchanged += 1
+        else:
+            self.result.newer_in_table += 1
 
     def _refresh_rollup(self, record: JobRecord) -> None:
         """A failed parent the history holds in the same state: its roll-up counts its children
@@ -447,10 +450,7 @@ class Backfill:
         except Exception as exc:  # one job's failure must not stop the backfill
             self._fail(f"{record.job_id}: store failed: {exc}")
             return
-        if outcome is WriteOutcome.FRESH:
-            self.result.written += 1
-        else:
-            self.result.newer_in_table += 1
+        self._count(outcome)
 
     def _fail(self, message: str) -> None:
         self.result.failed += 1
