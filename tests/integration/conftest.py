@@ -18,6 +18,7 @@ def app(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleTy
     for name, value in stack.environment.items():
         monkeypatch.setenv(name, value)
     module = load_handler()
+    module.metrics.clear_metrics()  # shared by every Metrics instance: none left from before
     yield module
     module.metrics.clear_metrics()
     module.__dict__["_enricher"] = None

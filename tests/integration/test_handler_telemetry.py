@@ -36,6 +36,9 @@ def app(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleTy
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     monkeypatch.setattr(cold_start, "is_cold_start", True)
+    # Powertools keeps metrics in state every Metrics instance shares: start from none, whatever
+    # an earlier test in this process left unflushed.
+    module.metrics.clear_metrics()
     yield module
     module.metrics.clear_metrics()
 
