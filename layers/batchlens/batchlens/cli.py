@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from batchlens import __version__
 
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
     from batchlens.history import HistoryTable
     from batchlens.records import JobRecord
     from batchlens.redact import Redactor
+
+#: What an argparse type converts to: a whole number or a float.
+_Number = TypeVar("_Number", int, float)
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 1
@@ -527,24 +531,32 @@ def _add_query_commands(commands: Any) -> None:
     p.set_defaults(run=backfill)
 
 
-def _count(text: str) -> int:
+def in_range(
+    text: str,
+    convert: Callable[[str], _Number],
+    low: float,
+    high: float,
+    problem: str,
+    *,
+    above: bool = False,
+) -> _Number:
+    """An argparse type's check: `convert(text)` from `low` (excluded when `above`) to `high`,
+    else `problem`. Comparisons refuse nan, which would slip past `value < low`."""
     try:
-        value = int(text)
+        value = convert(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
+    if not ((low < value) if above else (low <= value)) or not value <= high:
+        raise argparse.ArgumentTypeError(problem)
     return value
+
+
+def _count(text: str) -> int:
+    return in_range(text, int, 0, math.inf, "must be 0 or more")
 
 
 def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError("must be a port, 1 to 65535 (0: a free one)")
-    return value
+    return in_range(text, int, 0, 65535, "must be a port, 1 to 65535 (0: a free one)")
 
 
 def _queue_name(text: str) -> str:
@@ -557,13 +569,8 @@ def _queue_name(text: str) -> str:
 def _backfill_rate(text: str) -> float:
     from batchlens.backfill import MAX_RATE
 
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < value <= MAX_RATE:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"must be above 0 and at most {MAX_RATE:g} calls a second")
-    return value
+    problem = f"must be above 0 and at most {MAX_RATE:g} calls a second"
+    return in_range(text, float, 0, MAX_RATE, problem, above=True)
 
 
 def _retention_days(text: str) -> int:
@@ -571,15 +578,8 @@ def _retention_days(text: str) -> int:
     # already passed, which no query shows and a later backfill counts as unchanged.
     from batchlens.events import RETENTION_DAYS_MAX
 
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 1 <= value <= RETENTION_DAYS_MAX:
-        raise argparse.ArgumentTypeError(
-            f"must be a whole number of days from 1 to {RETENTION_DAYS_MAX}"
-        )
-    return value
+    problem = f"must be a whole number of days from 1 to {RETENTION_DAYS_MAX}"
+    return in_range(text, int, 1, RETENTION_DAYS_MAX, problem)
 
 
 def build_parser() -> argparse.ArgumentParser:

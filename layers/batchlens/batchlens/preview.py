@@ -18,7 +18,7 @@ from typing import TextIO
 from pydantic import ValidationError
 
 from batchlens import alerts, limits, logtail, slack
-from batchlens.cli import EXIT_USAGE, CliError, EventFiles
+from batchlens.cli import EXIT_USAGE, CliError, EventFiles, in_range
 from batchlens.events import validation_problems
 from batchlens.records import JobRecord
 from batchlens.redact import Redactor
@@ -67,13 +67,7 @@ def _log_tail(source: str, stdin: TextIO, lines: int) -> str:
 
 
 def _lines(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 <= value <= MAX_LINES:
-        raise argparse.ArgumentTypeError(f"must be 0 to {MAX_LINES}, as LOG_TAIL_LINES")
-    return value
+    return in_range(text, int, 0, MAX_LINES, f"must be 0 to {MAX_LINES}, as LOG_TAIL_LINES")
 
 
 def preview(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: TextIO) -> int:

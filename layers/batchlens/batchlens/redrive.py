@@ -364,23 +364,16 @@ def _outcome(progress: Progress, route: Route, out: TextIO) -> int:
 
 
 def _rate(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 1 <= value <= MAX_RATE:
-        raise argparse.ArgumentTypeError(f"must be 1 to {MAX_RATE} messages a second")
-    return value
+    from batchlens.cli import in_range
+
+    return in_range(text, int, 1, MAX_RATE, f"must be 1 to {MAX_RATE} messages a second")
 
 
 def _interval(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 <= value <= 3600:  # also refuses nan, which time.sleep refuses mid-task
-        raise argparse.ArgumentTypeError("must be 0 to 3600 seconds")
-    return value
+    from batchlens.cli import in_range
+
+    # nan is refused here: time.sleep would refuse it mid-task
+    return in_range(text, float, 0, 3600, "must be 0 to 3600 seconds")
 
 
 def _sqs_client(connection: Connection) -> SQSClient:
