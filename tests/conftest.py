@@ -169,6 +169,15 @@ def sqs_batch(bodies: Sequence[str | Mapping[str, Any]]) -> Json:
     return sqs_event(messages, EVENT_QUEUE_ARN)
 
 
+@pytest.fixture(autouse=True)
+def _no_metrics_left_over() -> None:
+    """Powertools keeps metrics in a store every `Metrics` instance shares: each test starts
+    without what an earlier one in the same process left unflushed."""
+    from aws_lambda_powertools import Metrics
+
+    Metrics().clear_metrics()
+
+
 @pytest.fixture
 def load_event() -> EventLoader:
     """`load_event(name) -> dict`: a fresh copy of a sample event."""
