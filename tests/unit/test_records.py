@@ -15,6 +15,7 @@ import pytest
 
 from batchlens.events import parse_event
 from batchlens.failures import FailureCategory
+from batchlens.logtail import wants_excerpt
 from batchlens.records import Enrichment, JobRecord, normalise
 from tests.conftest import (
     EventLoader,
@@ -406,6 +407,60 @@ def test_log_links_default_to_the_batch_log_group(load_event: EventLoader) -> No
     stream = event["detail"]["attempts"][0]["container"]["logStreamName"]
     assert record["attempts"][0]["logGroup"] == "/aws/batch/job"
     assert cloudwatch_target(record["links"]["logs"]) == ("/aws/batch/job", stream)
+
+
+@pytest.mark.parametrize("driver", ["splunk", "awsfirelens", "fluentd"])
+def test_a_job_logging_through_another_driver_has_no_cloudwatch_log(
+    load_event: EventLoader, driver: str
+) -> None:
+    # Given a failed job whose container sends its output to another log driver: Batch still
+    # names a stream, but CloudWatch Logs never receives it
+    event = load_event("job-failed-app-error")
+    event["detail"]["container"]["logConfiguration"] = {"logDriver": driver, "options": {}}
+    stream = event["detail"]["attempts"][0]["container"]["logStreamName"]
+
+    # When normalised
+    record = record_of(event)
+
+    # Then no link or log group points at a log that does not exist, and no excerpt is read
+    attempt = record.attempts[0]
+    assert (attempt.log_group, attempt.log_url) == (None, None)
+    # And the stream Batch named is still recorded as Batch reported it
+    assert attempt.log_stream_name == stream
+    assert record.links.logs is None
+    assert not wants_excerpt(record, lines=20)
+
+
+def test_a_running_job_of_another_log_driver_has_no_log_link(load_event: EventLoader) -> None:
+    # Given a running job whose container logs to Splunk
+    event = load_event("job-running")
+    event["detail"]["container"]["logConfiguration"] = {"logDriver": "splunk", "options": {}}
+    assert event["detail"]["container"]["logStreamName"]
+
+    # When normalised, then its logs link is null rather than a CloudWatch page for nothing
+    assert record_of(event).links.logs is None
+
+
+def test_log_links_open_the_region_named_by_awslogs_region(load_event: EventLoader) -> None:
+    # Given a job in us-east-1 whose awslogs driver writes to eu-west-1
+    event = load_event("job-failed-app-error")
+    assert event["region"] == "us-east-1"
+    event["detail"]["container"]["logConfiguration"] = {
+        "logDriver": "awslogs",
+        "options": {"awslogs-group": "/custom/etl", "awslogs-region": "eu-west-1"},
+    }
+    stream = event["detail"]["attempts"][0]["container"]["logStreamName"]
+
+    # When normalised
+    record = record_of(event).to_json_dict()
+
+    # Then the attempt's link and the record's link open the stream in eu-west-1's console
+    for url in (record["attempts"][0]["logUrl"], record["links"]["logs"]):
+        assert url.startswith("https://eu-west-1.console.aws.amazon.com/cloudwatch/home?")
+        assert "region=eu-west-1#" in url
+        assert cloudwatch_target(url) == ("/custom/etl", stream)
+    # And the Batch console link stays in the job's own Region
+    assert record["links"]["console"].startswith("https://us-east-1.console.aws.amazon.com/batch/")
 
 
 def test_a_running_job_links_the_stream_of_its_container(load_event: EventLoader) -> None:

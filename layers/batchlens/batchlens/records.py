@@ -7,7 +7,7 @@ becomes one JobRecord. No AWS call happens here.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
@@ -309,17 +309,51 @@ def _primary_container(job: JobDetail) -> ContainerDetail | None:
     return _speaking(containers, otherwise=essential or containers, essential=names)
 
 
-def _log_group(job: JobDetail, container_name: str | None = None) -> str:
-    """The awslogs group of the named container (Batch's default without one); unnamed: the
-    first group any container sets."""
+@dataclass(frozen=True, slots=True)
+class _LogPlace:
+    """Where a container's awslogs driver writes: its group, and the Region named in its options
+    (`awslogs-region`; None: the job's own)."""
+
+    group: str
+    region: str | None = None
+
+
+def _awslogs(container: ContainerDetail) -> _LogPlace | None:
+    """The container's awslogs destination; None when another driver (splunk, fluentd,
+    awsfirelens, ...) takes its output: Batch still names a stream, but CloudWatch never has it."""
+    config = container.log_configuration
+    if config is None:
+        return _LogPlace(DEFAULT_LOG_GROUP)
+    if config.log_driver is not None and config.log_driver.lower() != "awslogs":
+        return None
+    return _LogPlace(
+        config.options.get("awslogs-group") or DEFAULT_LOG_GROUP,
+        config.options.get("awslogs-region") or None,
+    )
+
+
+def _log_place(job: JobDetail, container_name: str | None = None) -> _LogPlace | None:
+    """Where the named container logs (Batch's default group without a configuration); unnamed:
+    the first group any container sets, else the first container's driver decides."""
+    containers = _containers(job)
     if container_name is not None:
-        for container in _containers(job):
+        for container in containers:
             if container.name == container_name:
-                return container.log_group or DEFAULT_LOG_GROUP
-    for container in _containers(job):
-        if container.log_group:
-            return container.log_group
-    return DEFAULT_LOG_GROUP
+                return _awslogs(container)
+    for container in containers:
+        place = _awslogs(container)
+        if place is not None and container.log_group:
+            return place
+    return _awslogs(containers[0]) if containers else _LogPlace(DEFAULT_LOG_GROUP)
+
+
+def _stream_url(
+    partition: str, region: str, place: _LogPlace | None, stream: str | None
+) -> str | None:
+    """The deep link to `stream`, in the Region its driver writes to; None without one."""
+    if place is None or not stream:
+        return None
+    return log_url(partition, place.region or region, place.group, stream)
 
 
 def _memory_mib(job: JobDetail, primary: ContainerDetail | None) -> int | None:
@@ -398,12 +432,12 @@ def _container_attempt(
     attempt: AttemptDetail,
     job: JobDetail,
     *,
-    log_group: str,
+    log_place: _LogPlace | None,
     essential: frozenset[str] | None,
     partition: str,
     region: str,
 ) -> Attempt:
-    """`log_group` and `essential` are the job's (`_log_group(job)`, `_essential_names(…)`),
+    """`log_place` and `essential` are the job's (`_log_place(job)`, `_essential_names(…)`),
     worked out once for all its attempts."""
     container = attempt.container
     exit_code = container.exit_code if container else None
@@ -421,7 +455,7 @@ def _container_attempt(
             reason = reason or chosen.reason
             if not stream and chosen.log_stream_name:
                 stream = chosen.log_stream_name
-                log_group = _log_group(job, chosen.name)
+                log_place = _log_place(job, chosen.name)
     return _attempt(
         number,
         attempt.started_at,
@@ -429,9 +463,9 @@ def _container_attempt(
         exit_code=exit_code,
         reason=reason,
         status_reason=attempt.status_reason,
-        log_group=log_group if stream else None,
+        log_group=log_place.group if log_place and stream else None,
         log_stream_name=stream,
-        log_url=log_url(partition, region, log_group, stream) if stream else None,
+        log_url=_stream_url(partition, region, log_place, stream),
         resource_arn=resource,
     )
 
@@ -472,13 +506,13 @@ def _attempts(job: AnyJobDetail, partition: str, region: str) -> list[Attempt]:
                 )
             )
         return result
-    group, essential = _log_group(job), _essential_names(_containers(job))
+    place, essential = _log_place(job), _essential_names(_containers(job))
     return [
         _container_attempt(
             number,
             attempt,
             job,
-            log_group=group,
+            log_place=place,
             essential=essential,
             partition=partition,
             region=region,
@@ -685,9 +719,9 @@ def normalise(
     logs_link = next((a.log_url for a in reversed(attempts) if a.log_url), None)
     if logs_link is None and isinstance(job, JobDetail):
         container = _primary_container(job)
-        if container is not None and container.log_stream_name:
-            group = _log_group(job, container.name)
-            logs_link = log_url(partition, region, group, container.log_stream_name)
+        if container is not None:
+            place = _log_place(job, container.name)
+            logs_link = _stream_url(partition, region, place, container.log_stream_name)
     training_job = training_job_of(training_job_arn)
     if logs_link is None and training_job:
         logs_link = _training_log_url(partition, region, training_job)
