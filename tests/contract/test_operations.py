@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from batchlens.records import console_host
 from batchlens.telemetry import CATALOGUE, Metric
 from batchlens.template import default_template_path, function_environment
 
@@ -373,11 +374,26 @@ def test_the_dashboard_shows_pipeline_health(transformed: Template) -> None:
             assert widget["properties"]["region"] == PSEUDO["AWS::Region"]
 
 
-def test_the_stack_outputs_the_dashboard_url(transformed: Template) -> None:
-    # Given the stack's outputs
-    outputs = transformed["Outputs"]
-    # Then the dashboard's console URL and the ops topic are among them
-    url = outputs["DashboardUrl"]["Value"]["Fn::Sub"]
-    assert url.startswith("https://${AWS::Region}.console.aws.amazon.com/cloudwatch/")
-    assert "${Dashboard}" in url
-    assert outputs["OpsTopicArn"]["Value"] == {"Ref": "OpsTopic"}
+def test_the_stack_outputs_the_ops_topic(transformed: Template) -> None:
+    assert transformed["Outputs"]["OpsTopicArn"]["Value"] == {"Ref": "OpsTopic"}
+
+
+@pytest.mark.parametrize(
+    ("partition", "region"),
+    [("aws", "us-east-1"), ("aws-cn", "cn-north-1"), ("aws-us-gov", "us-gov-west-1")],
+)
+def test_dashboard_url_opens_the_console_of_the_stacks_partition(
+    transformed: Template, partition: str, region: str
+) -> None:
+    # Given the DashboardUrl output
+    url, variables = transformed["Outputs"]["DashboardUrl"]["Value"]["Fn::Sub"]
+    mapping, key, name = variables["Domain"]["Fn::FindInMap"]
+    assert key == {"Ref": "AWS::Partition"}
+
+    # When CloudFormation resolves it in a stack of that partition
+    host = transformed["Mappings"][mapping][partition][name]
+    resolved = url.replace("${AWS::Region}", region).replace("${Domain}", host)
+
+    # Then the dashboard opens on the same console host as a job's deep links
+    assert resolved.startswith(console_host(partition, region) + "/cloudwatch/home?")
+    assert resolved.endswith("#dashboards/dashboard/${Dashboard}")

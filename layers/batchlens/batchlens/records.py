@@ -186,7 +186,8 @@ def _arn_partition_region(arn: str | None, fallback_region: str) -> tuple[str, s
     return "aws", fallback_region
 
 
-def _console_host(partition: str, region: str) -> str:
+def console_host(partition: str, region: str) -> str:
+    """The AWS console's origin for `region` in `partition` (the template's Console mapping)."""
     if partition == "aws-cn":
         return f"https://{region}.console.amazonaws.cn"
     if partition == "aws-us-gov":
@@ -203,7 +204,7 @@ def _cw_escape(value: str) -> str:
 def log_url(partition: str, region: str, group: str, stream: str | None = None) -> str:
     """Deep link to a CloudWatch Logs group, or to one stream of it."""
     url = (
-        f"{_console_host(partition, region)}/cloudwatch/home?region={region}"
+        f"{console_host(partition, region)}/cloudwatch/home?region={region}"
         f"#logsV2:log-groups/log-group/{_cw_escape(group)}"
     )
     if stream:
@@ -546,11 +547,11 @@ def _training_log_url(partition: str, region: str, training_job_name: str) -> st
 
 
 def _training_job_url(partition: str, region: str, name: str) -> str:
-    return f"{_console_host(partition, region)}/sagemaker/home?region={region}#/jobs/{name}"
+    return f"{console_host(partition, region)}/sagemaker/home?region={region}#/jobs/{name}"
 
 
 def _batch_console_url(partition: str, region: str, job_id: str) -> str:
-    return f"{_console_host(partition, region)}/batch/home?region={region}#jobs/detail/{job_id}"
+    return f"{console_host(partition, region)}/batch/home?region={region}#jobs/detail/{job_id}"
 
 
 # --- failure facts -------------------------------------------------------------------------
