@@ -352,6 +352,32 @@ def test_a_log_line_cannot_close_the_slack_log_block_early(fence: str) -> None:
     assert log.endswith("then *bold*\nKilled\n```")
 
 
+@pytest.mark.parametrize("fence", ["```", "````", "``````"])
+def test_a_fence_in_a_reason_cannot_swallow_slack_card_lines_into_a_code_block(fence: str) -> None:
+    # Given a failed job of two attempts whose container reason and status reason (TerminateJob
+    # takes any words) each quote one code fence
+    event = variant(read_event("job-failed-app-error"), statusReason=f"Killed: {fence}rm -rf")
+    attempt = event["detail"]["attempts"][-1]
+    attempt["container"]["reason"] = f"bad {fence} fence"
+    event["detail"]["attempts"].append(json.loads(json.dumps(attempt)))
+    record = record_of(event)
+
+    # When its Slack card is rendered
+    blocks = slack.render(record)["attachments"][0]["blocks"]
+    cause = blocks[0]["text"]["text"]
+    history = next(
+        b["text"]["text"] for b in blocks if "*Attempts*" in b.get("text", {}).get("text", "")
+    )
+
+    # Then neither the cause nor the attempt history holds a fence: the next step and the rows
+    # after a reason stay text, not one code block
+    assert "*Next step:*" in cause
+    assert "```" not in cause
+    assert history.count("`#") == 2
+    assert "```" not in history
+    assert block_kit_problems(slack.render(record)) == []
+
+
 # --- the whole SNS message -------------------------------------------------------------------
 
 

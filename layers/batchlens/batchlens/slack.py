@@ -95,11 +95,15 @@ def _cause(record: JobRecord) -> dict[str, Any] | None:
         texts: list[str] = []
         for label, value in parts:
             room = max(budget - sum(len(t) + 1 for t in texts), 0)
-            texts.append(mrkdwn_clip(f"*{label}:* {mrkdwn_escape(one_line(value))}", room))
+            # A reason's fence (TerminateJob takes any words) would open a code block that
+            # swallows the lines after it, the next step included: broken as in the log block.
+            shown = unfenced(mrkdwn_escape(one_line(value)))
+            texts.append(mrkdwn_clip(f"*{label}:* {shown}", room))
         texts.append(f"*Will Batch retry:* {retry_words(record)}")
         return _section("\n".join(t for t in texts if t))
     if record.status_reason:
-        return _section(f"*Status reason:* {mrkdwn_escape(one_line(record.status_reason))}")
+        reason = unfenced(mrkdwn_escape(one_line(record.status_reason)))
+        return _section(f"*Status reason:* {reason}")
     return None
 
 
@@ -129,7 +133,8 @@ def _attempts(record: JobRecord) -> dict[str, Any] | None:
         return None
     rows = [
         f"`#{a.number}` {duration(a.duration_seconds)} · exit {exit_code_text(a.exit_code)} · "
-        + mrkdwn_escape(clip(attempt_reason(a), ATTEMPT_REASON_MAX))
+        # Unfenced: a fence in one reason would turn the rows after it into one code block.
+        + unfenced(mrkdwn_escape(clip(attempt_reason(a), ATTEMPT_REASON_MAX)))
         for a in record.attempts
     ]
     title = "*Attempts*"
