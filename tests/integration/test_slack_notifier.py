@@ -13,6 +13,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import ModuleType
@@ -274,10 +275,12 @@ def test_a_reply_that_is_not_http_is_retried_as_a_network_error() -> None:
     assert SECRET_PATH not in str(caught.value)
 
 
-def test_a_200_whose_body_stalls_is_delivered_once() -> None:
+@contextmanager
+def stalling_webhook(head: bytes) -> Iterator[tuple[str, list[bytes]]]:
+    """A webhook that answers every post with `head` and then stalls in the middle of the
+    100-byte body it promised; yields its URL and the posts it received."""
     import socket
 
-    # Given a webhook that answers 200 and then stalls in the middle of the promised body
     server = socket.create_server(("127.0.0.1", 0))
     port = server.getsockname()[1]
     posts: list[bytes] = []
@@ -293,25 +296,62 @@ def test_a_200_whose_body_stalls_is_delivered_once() -> None:
                 break
             connections.append(connection)
             posts.append(connection.recv(65536))
-            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nok")
+            connection.sendall(head + b"Content-Length: 100\r\n\r\nok")
         done.wait(5)
         for connection in connections:
             connection.close()
 
     thread = threading.Thread(target=answer_and_stall, daemon=True)
     thread.start()
-
-    # When a card is posted, and reading the rest of the body times out
-    policy = webhook.RetryPolicy(timeout_seconds=0.5)
     with server:
-        url = f"http://127.0.0.1:{port}/hook"
-        delivery = webhook.post(url, {"text": "hi"}, policy=policy, sleep=Sleeps())
-        done.set()
-        thread.join(timeout=5)
+        try:
+            yield f"http://127.0.0.1:{port}/hook", posts
+        finally:
+            done.set()
+            thread.join(timeout=5)
+
+
+#: Reading the rest of a stalled body times out after this.
+STALL_POLICY = webhook.RetryPolicy(timeout_seconds=0.5)
+
+
+def test_a_200_whose_body_stalls_is_delivered_once() -> None:
+    # Given a webhook that answers 200 and then stalls in the middle of the promised body
+    with stalling_webhook(b"HTTP/1.1 200 OK\r\n") as (url, posts):
+        # When a card is posted, and reading the rest of the body times out
+        delivery = webhook.post(url, {"text": "hi"}, policy=STALL_POLICY, sleep=Sleeps())
 
     # Then the status line was the answer: delivered, and Slack got the card once, not again
     assert (delivery.status, delivery.attempts) == (200, 1)
     assert len(posts) == 1
+
+
+def test_a_refusal_whose_body_stalls_is_not_posted_again() -> None:
+    # Given a webhook that refuses the card (400) and then stalls in the middle of its body
+    with (
+        stalling_webhook(b"HTTP/1.1 400 Bad Request\r\n") as (url, posts),
+        pytest.raises(webhook.WebhookRejected) as caught,
+    ):
+        # When a card is posted
+        webhook.post(url, {"text": "hi"}, policy=STALL_POLICY, sleep=Sleeps())
+
+    # Then the refusal is final, as with a whole body: not retried as a network error
+    assert "400" in str(caught.value)
+    assert len(posts) == 1
+
+
+def test_a_429_whose_body_stalls_still_waits_its_retry_after() -> None:
+    # Given a webhook that rate-limits every post for 7 s, then stalls in its body
+    sleeps = Sleeps()
+    with (
+        stalling_webhook(b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\n") as (url, _),
+        pytest.raises(webhook.WebhookError),
+    ):
+        # When a card is posted
+        webhook.post(url, {"text": "hi"}, policy=STALL_POLICY, sleep=sleeps)
+
+    # Then each retry waited the 7 s Slack asked for, not a network error's backoff
+    assert sleeps.waits == [7.0] * (STALL_POLICY.max_attempts - 1)
 
 
 # --- the Lambda handler --------------------------------------------------------------------------

@@ -129,17 +129,22 @@ def _send(url: str, data: bytes, timeout: float) -> tuple[int, str, str | None]:
     )
     try:
         with _OPENER.open(request, timeout=timeout) as response:
-            status = int(response.status)
-            try:
-                body = response.read(4096).decode("utf-8", "replace")
-            except (OSError, http.client.HTTPException):
-                # The status line is the answer: Slack has taken the card whatever its body does
-                # next, and a retry after a stalled or cut body would post it twice.
-                body = ""
-            return status, body, None
+            # The status line is the answer: Slack has taken the card whatever its body does
+            # next, and a retry after a stalled or cut body would post it twice.
+            return int(response.status), _body(response), None
     except urllib.error.HTTPError as error:
-        body = error.read(4096).decode("utf-8", "replace") if error.fp else ""
+        # Likewise a refusal: a stalled body must not turn a 4xx into a network error that is
+        # retried (re-posting a rejected card), nor lose a 429's Retry-After.
+        body = _body(error) if error.fp else ""
         return int(error.code), body, error.headers.get("Retry-After") if error.headers else None
+
+
+def _body(response: Any) -> str:
+    """The start of an answer's body, or "" when it stalls or breaks off."""
+    try:
+        return str(response.read(4096).decode("utf-8", "replace"))
+    except (OSError, http.client.HTTPException):
+        return ""
 
 
 def _clean(body: str) -> str:
