@@ -1463,3 +1463,91 @@ def test_a_closed_pipe_is_success_and_ctrl_c_is_130(
 
     # Then the command ends quietly: 0 for a closed pipe, 130 (128 + SIGINT) for Ctrl-C
     assert (code, err.getvalue()) == (status, "")
+
+
+# --- items a reader cannot show ---------------------------------------------------------------
+
+FAILED_NAMES = ("job-failed-oom.json", "job-failed-spot.json", "job-failed-image-pull.json")
+
+
+def test_a_job_whose_stored_record_cannot_be_read_is_one_line_and_the_rest_still_show(
+    session: boto3.Session, endpoint: str
+) -> None:
+    # Given three failed jobs, the newest two of which hold no readable record: one without its
+    # `record` attribute, one whose record is cut short (an item edited by hand, or written by
+    # something other than this version's enricher)
+    history = new_table(session, endpoint)
+    client: Any = history._client
+    oom, spot, pull = (record_of(event(name)) for name in FAILED_NAMES)
+    history.put_latest(pull)  # 03:02, the oldest
+    for record, damage in ((oom, None), (spot, '{"schemaVersion": 1, "jobId"')):
+        item = latest_item(record, RETENTION_DAYS)
+        if damage is None:
+            del item["record"]
+        else:
+            item["record"] = {"S": damage}
+        client.put_item(TableName=history.table_name, Item=item)
+    broken = {oom.job_id, spot.job_id}
+
+    def said(err: str) -> set[str]:
+        return {line.split("'")[1] for line in err.splitlines() if "not a JobRecord" in line}
+
+    # When the newest failure is listed, and every failure counted
+    code, out, err = query(
+        endpoint, history.table_name, "jobs", *MARCH, "--limit", "1", "-o", "json"
+    )
+
+    # Then the readable job is shown (the unreadable ones do not use up the limit), each
+    # unreadable one is named in one line, and the exit status says the answer is short
+    assert (code, names(out)) == (1, [pull.job_name])
+    assert said(err) == broken
+    assert "Traceback" not in err
+    code, out, err = query(endpoint, history.table_name, "failures", *MARCH, "-o", "json")
+    assert (code, [json.loads(line)["count"] for line in out.splitlines()]) == (1, [1])
+    assert said(err) == broken
+    code, out, err = query(endpoint, history.table_name, "stats", *MARCH, "-o", "json")
+    assert (code, [json.loads(line)["jobs"] for line in out.splitlines()]) == (1, [1])
+
+    # And `job` says which job it cannot show, and still shows the others asked for
+    code, out, err = query(endpoint, history.table_name, "job", oom.job_id, pull.job_id)
+    assert code == 1
+    assert err == f"batchlens: job {oom.job_id!r}: its stored record is not a JobRecord\n"
+    assert f"Job            {pull.job_name} ({pull.job_id})" in out
+
+
+def test_the_readme_names_every_permission_the_query_commands_use(
+    endpoint: str, golden: str, calls: Calls
+) -> None:
+    # Given the README's IAM for the CLI (what the query commands need; backfill needs more)
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    bullet = readme.split("- **IAM for the CLI**", 1)[1].split("`backfill` also needs", 1)[0]
+
+    # When every query command runs
+    for argv in (("jobs", *MARCH), ("job", OOM_JOB), ("failures", *MARCH), ("stats", *MARCH)):
+        assert query(endpoint, golden, *argv)[0] == 0
+
+    # Then each DynamoDB operation they made is one the README grants
+    operations = {name for name, _ in calls.made}
+    assert {"Query", "GetItem", "BatchGetItem"} <= operations
+    assert not [op for op in operations if f"`dynamodb:{op}`" not in " ".join(bullet.split())]
+
+
+def test_a_filtered_page_reads_only_the_records_the_limit_shows(
+    session: boto3.Session, endpoint: str, calls: Calls
+) -> None:
+    # Given 250 out-of-memory failures of one day: a category is a filter, so DynamoDB's page is
+    # its 1 MB (every one of them), not the limit
+    history = new_table(session, endpoint)
+    moment = datetime(2025, 3, 14, 12, tzinfo=UTC)
+    bulk_put(history, recent_records(moment)[:250])
+
+    # When the newest one is listed
+    code, out, _ = query(
+        endpoint, history.table_name, "jobs", *MARCH, "--status", "FAILED", "--category",
+        "OUT_OF_MEMORY", "--limit", "1", "-o", "json",
+    )  # fmt: skip
+
+    # Then it is shown, from one BatchGetItem of the page's first 100 records, not three reading
+    # all 250 (MARCH ends at midnight of the 15th: its partition is read too, empty)
+    assert (code, names(out)) == (0, ["sample-00000"])
+    assert (calls.count("Query"), calls.count("BatchGetItem")) == (2, 1)

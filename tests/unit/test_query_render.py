@@ -278,3 +278,50 @@ def test_a_reasons_terminal_escapes_never_reach_the_readers_terminal() -> None:
     text = out.getvalue()
     assert "Stopped by ops at 09:00" in text
     assert not [char for char in text if char < " " and char != "\n"]
+
+
+def test_csv_carries_no_terminal_escapes_either() -> None:
+    # Given a failed job whose summary carries a TerminateJob reason with escapes and a bell
+    reason = "\x1b[2J\x1b]0;owned\x07Stopped by \x1b[31mops\x1b[0m\x07 at 09:00"
+    failed = job_record(failure={"category": "UNKNOWN", "summary": reason})
+
+    # When it is listed, and its failures counted, as CSV (which escapes nothing, unlike JSON)
+    out = io.StringIO()
+    render.write_jobs([failed], "csv", out)
+    render.write_failures(group_failures([failed], "category"), "category", "csv", out)
+
+    # Then the words are there, and no control character reaches a terminal that shows the CSV
+    text = out.getvalue()
+    assert text.count("Stopped by ops at 09:00") == 2
+    assert not [char for char in text if char < " " and char != "\n"]
+
+
+def test_a_record_whose_fields_have_the_wrong_types_shows_what_it_can() -> None:
+    # Given a record cut short or written by another version: objects where text was expected,
+    # text where objects or numbers were, an attempt that is null
+    odd = job_record(
+        jobQueue="etl",
+        jobDefinition="etl-nightly:3",
+        failure="OUT_OF_MEMORY",
+        links=None,
+        attempts=[None, {"number": 2, "startedAt": 1741946400, "exitCode": 1}],
+        runSeconds="988.3",
+        queuedSeconds=float("nan"),
+        createdAt=1741946400,
+        statusReason=7,
+    )
+
+    # When it is shown and listed in every format, and counted by each grouping
+    out = io.StringIO()
+    render.write_job(odd, [], "table", out)
+    for output in render.FORMATS:
+        assert render.write_jobs([odd], output, out) == 1
+    for by in ("category", "queue", "jobDefinition"):
+        render.write_failures(group_failures([odd], by), by, "table", out)
+    render.write_stats(queue_stats([odd]), "table", out)
+
+    # Then each odd field shows as absent, and the rest of the job is there
+    text = out.getvalue()
+    assert "FAILED — 7" in text
+    assert "Attempts (" in text
+    assert "\n2  -" in text

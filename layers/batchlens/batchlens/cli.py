@@ -204,6 +204,26 @@ def _querying(args: argparse.Namespace, stderr: TextIO) -> Iterator[tuple[Histor
         counter.report(stderr, started)
 
 
+class _Unreadable:
+    """Jobs left out of an answer because their stored record cannot be read: one line each on
+    stderr, and exit status 1, as the answer is short of them."""
+
+    def __init__(self, stderr: TextIO) -> None:
+        self.stderr = stderr
+        self.count = 0
+
+    def __call__(self, job_id: str) -> None:
+        print(
+            f"batchlens: job {job_id!r}: its stored record is not a JobRecord; left out",
+            file=self.stderr,
+        )
+        self.count += 1
+
+    @property
+    def status(self) -> int:
+        return EXIT_BAD_INPUT if self.count else EXIT_OK
+
+
 def jobs(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: TextIO) -> int:
     """Jobs by queue, status, category, name prefix and time, newest first."""
     from batchlens import query, render
@@ -219,19 +239,22 @@ def jobs(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: TextIO
             name_prefix=args.name,
             limit=args.limit or None,
         )
+        unreadable = _Unreadable(stderr)
         with _querying(args, stderr) as (history, _):
-            shown = render.write_jobs(query.find_jobs(history, question), args.output, stdout)
+            found = query.find_jobs(history, question, unreadable)
+            shown = render.write_jobs(found, args.output, stdout)
     if args.output == "table":
         if shown == 0:
             print("No jobs match.", file=stderr)
         elif question.limit is not None and shown >= question.limit:
             print(f"(the newest {shown}; --limit N shows more, --limit 0 all)", file=stderr)
-    return EXIT_OK
+    return unreadable.status
 
 
 def job(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: TextIO) -> int:
     """One job (or several): the latest record, its attempts and its timeline."""
     from batchlens import render
+    from batchlens.history import UnreadableRecord
     from batchlens.query import job_id_of
 
     status = EXIT_OK
@@ -239,7 +262,12 @@ def job(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: TextIO)
     with _for_a_person(), _querying(args, stderr) as (history, _):
         for given in args.job_ids:
             job_id = job_id_of(given)
-            stored = history.get_latest(job_id)
+            try:
+                stored = history.get_latest(job_id)
+            except UnreadableRecord as exc:
+                print(f"batchlens: {exc}", file=stderr)
+                status = EXIT_BAD_INPUT
+                continue
             if stored is None or stored.expired:
                 print(f"batchlens: no job {job_id!r} in {history.table_name}", file=stderr)
                 status = EXIT_BAD_INPUT
@@ -266,13 +294,14 @@ def failures(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: Te
             queue=args.queue,
             categories=query.parse_categories(args.category),
         )
+        unreadable = _Unreadable(stderr)
         with _querying(args, stderr) as (history, _):
-            groups = query.group_failures(query.find_jobs(history, question), args.by)
+            groups = query.group_failures(query.find_jobs(history, question, unreadable), args.by)
     if not groups and args.output == "table":
         print("No failed jobs.", file=stderr)
-        return EXIT_OK
+        return unreadable.status
     render.write_failures(groups, args.by, args.output, stdout)
-    return EXIT_OK
+    return unreadable.status
 
 
 def stats(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: TextIO) -> int:
@@ -282,13 +311,14 @@ def stats(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: TextI
     with _for_a_person():
         since, until = _time_range(args)
         question = query.JobQuery(since=since, until=until, queue=args.queue)
+        unreadable = _Unreadable(stderr)
         with _querying(args, stderr) as (history, _):
-            per_queue = query.queue_stats(query.find_jobs(history, question))
+            per_queue = query.queue_stats(query.find_jobs(history, question, unreadable))
     if not per_queue and args.output == "table":
         print("No jobs in that time range.", file=stderr)
-        return EXIT_OK
+        return unreadable.status
     render.write_stats(per_queue, args.output, stdout)
-    return EXIT_OK
+    return unreadable.status
 
 
 def backfill(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: TextIO) -> int:

@@ -156,6 +156,21 @@ class ReadThrottled(RuntimeError):
     """DynamoDB still held back part of a batch read (UnprocessedKeys) after every retry."""
 
 
+class UnreadableRecord(ValueError):
+    """A latest item whose `record` is missing or is not a JSON object (cut short, edited by
+    hand, or written by something other than this schema's writer)."""
+
+
+def decoded_record(item: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The JobRecord a latest item holds (DynamoDB's typed form), or None when it holds none."""
+    text = (item.get("record") or {}).get("S")
+    try:
+        record = json.loads(text) if isinstance(text, str) else None
+    except ValueError:  # JSONDecodeError: cut short, or not JSON at all
+        return None
+    return record if isinstance(record, dict) else None
+
+
 @dataclass(frozen=True, slots=True)
 class StoredJob:
     """A latest item read back: the record as stored and its version."""
@@ -375,8 +390,12 @@ class HistoryTable:
         item = response.get("Item")
         if not item:
             return None
+        record = decoded_record(item)
+        if record is None:
+            # A KeyError or JSONDecodeError would say nothing of which job, or why.
+            raise UnreadableRecord(f"job {job_id!r}: its stored record is not a JobRecord")
         return StoredJob(
-            record=json.loads(item["record"]["S"]),
+            record=record,
             version=item["version"]["S"],
             expired=expired(item),
         )
@@ -487,21 +506,28 @@ class HistoryTable:
         Read consistently, so the table is never behind the index: an entry whose version the
         table has moved past is left out (the job's newer entry sits where it now belongs), as
         is one whose job has expired since, deleted or not (the indexes hold no `expiresAt`).
+
+        One BatchGetItem at a time, as the caller reads on: a filtered page holds up to 1 MB of
+        entries (thousands), and a caller that wants the newest 50 must not pay for them all.
         """
-        if not entries:
-            return
-        pks = list(dict.fromkeys(entry["pk"]["S"] for entry in entries))
-        keys: list[Any] = [{"pk": _s(pk), "sk": _s(LATEST_SK)} for pk in pks]
-        found = {item["pk"]["S"]: item for item in self._batch_get(keys, {"ConsistentRead": True})}
-        now = time.time()
-        for entry in entries:
-            item = found.get(entry["pk"]["S"])
-            if item is None or item.get("version") != entry.get("version") or expired(item, now):
-                continue
-            plain = _plain_item(item)
-            if isinstance(plain.get("record"), str):
-                plain["record"] = json.loads(plain["record"])
-            yield plain
+        for start in range(0, len(entries), BATCH_GET_MAX):
+            chunk = entries[start : start + BATCH_GET_MAX]
+            pks = list(dict.fromkeys(entry["pk"]["S"] for entry in chunk))
+            keys: list[Any] = [{"pk": _s(pk), "sk": _s(LATEST_SK)} for pk in pks]
+            read = self._batch_get(keys, {"ConsistentRead": True})
+            found = {item["pk"]["S"]: item for item in read}
+            now = time.time()
+            for entry in chunk:
+                item = found.get(entry["pk"]["S"])
+                if item is None or item.get("version") != entry.get("version"):
+                    continue
+                if expired(item, now):
+                    continue
+                plain = _plain_item(item)
+                # None where it holds no JobRecord: the reader leaves that job out and says so,
+                # rather than end the whole listing on one item.
+                plain["record"] = decoded_record(item)
+                yield plain
 
     def _batch_get(
         self, keys: Sequence[Any], options: Mapping[str, Any]

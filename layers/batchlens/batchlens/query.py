@@ -180,8 +180,14 @@ class JobQuery:
         return [(last - timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
 
 
-def find_jobs(history: HistoryTable, query: JobQuery) -> Iterator[dict[str, Any]]:
-    """JobRecords (as stored) matching `query`, newest first, at most `query.limit`."""
+def find_jobs(
+    history: HistoryTable, query: JobQuery, unreadable: Callable[[str], None] | None = None
+) -> Iterator[dict[str, Any]]:
+    """JobRecords (as stored) matching `query`, newest first, at most `query.limit`.
+
+    A job whose item holds no readable record is left out (it does not count towards the
+    limit) and its id passed to `unreadable`.
+    """
     if query.name_prefix:
         items = _by_name(history, query)
     elif query.queue:
@@ -189,14 +195,21 @@ def find_jobs(history: HistoryTable, query: JobQuery) -> Iterator[dict[str, Any]
     else:
         items = _by_day(history, query)
     seen: set[str] = set()
+    found = 0
     for item in items:
         job_id = str(item.get("pk", ""))
         # A job that changes status while we page can show up in two partitions; keep the first.
         if job_id in seen:
             continue
         seen.add(job_id)
-        yield item["record"]
-        if query.limit is not None and len(seen) >= query.limit:
+        record = item.get("record")
+        if not isinstance(record, dict):
+            if unreadable is not None:
+                unreadable(job_id.removeprefix("JOB#"))
+            continue
+        yield record
+        found += 1
+        if query.limit is not None and found >= query.limit:
             return
 
 
@@ -394,13 +407,20 @@ def percentile(values: Sequence[float], p: float) -> float | None:
     return ordered[min(rank, len(ordered)) - 1]
 
 
+def field_map(record: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """`record[key]` where it is a JSON object, else empty: a record cut short or written by
+    another version must cost its own fields, not the whole answer."""
+    value = record.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
 def group_key(record: Mapping[str, Any], by: str) -> str:
     if by == "category":
-        return str((record.get("failure") or {}).get("category") or "UNKNOWN")
+        return str(field_map(record, "failure").get("category") or "UNKNOWN")
     if by == "queue":
-        return str((record.get("jobQueue") or {}).get("name") or "-")
+        return str(field_map(record, "jobQueue").get("name") or "-")
     if by == "jobDefinition":
-        definition = record.get("jobDefinition") or {}
+        definition = field_map(record, "jobDefinition")
         if definition.get("name"):
             return str(definition["name"])
         return str(record.get("serviceJobType") or "-")
@@ -479,7 +499,7 @@ def queue_stats(records: Iterable[Mapping[str, Any]]) -> list[QueueStats]:
     for record in records:
         if record.get("jobKind") in PARENT_KINDS:
             continue
-        queue = str((record.get("jobQueue") or {}).get("name") or "-")
+        queue = str(field_map(record, "jobQueue").get("name") or "-")
         jobs[queue] += 1
         status = record.get("status")
         if status == "SUCCEEDED":

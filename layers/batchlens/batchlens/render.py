@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
-from batchlens.query import FailureGroup, QueueStats
+from batchlens.query import FailureGroup, QueueStats, field_map
 from batchlens.text import printable
 
 FORMATS = ("table", "json", "csv")
@@ -43,8 +44,8 @@ JOB_COLUMNS = (
 # --- values ------------------------------------------------------------------------------
 
 
-def parse_iso(value: str | None) -> datetime | None:
-    if not value:
+def parse_iso(value: object) -> datetime | None:
+    if not value or not isinstance(value, str):
         return None
     try:
         return datetime.fromisoformat(value)
@@ -52,13 +53,13 @@ def parse_iso(value: str | None) -> datetime | None:
         return None
 
 
-def local_time(value: str | None) -> str:
+def local_time(value: object) -> str:
     """`2025-03-14 10:08:46` in the local zone; `-` when absent."""
     moment = parse_iso(value)
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
 
 
-def zone_of(values: Iterable[str | None]) -> str:
+def zone_of(values: Iterable[object]) -> str:
     """The local zone's name(s) at these times (`EST/EDT` when they straddle a change)."""
     zones: list[str] = []
     for value in values:
@@ -69,9 +70,11 @@ def zone_of(values: Iterable[str | None]) -> str:
     return "/".join(zones) or datetime.now().astimezone().tzname() or "local"
 
 
-def duration(seconds: float | None) -> str:
-    """`45s`, `16m28s`, `2h03m`, `3d04h`; `-` when absent."""
-    if seconds is None:
+def duration(seconds: object) -> str:
+    """`45s`, `16m28s`, `2h03m`, `3d04h`; `-` when absent (or not a number of seconds)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        return "-"
+    if not math.isfinite(seconds):
         return "-"
     total = round(seconds)
     if total < 60:
@@ -86,8 +89,8 @@ def duration(seconds: float | None) -> str:
     return f"{days}d{hours:02d}h"
 
 
-def clip(text: str | None, width: int) -> str:
-    value = " ".join(printable(text or "").split())
+def clip(text: object, width: int) -> str:
+    value = " ".join(printable("" if text is None else str(text)).split())
     return value if len(value) <= width else value[: width - 1] + "…"
 
 
@@ -96,11 +99,11 @@ def percent(value: float | None) -> str:
 
 
 def _queue(record: Mapping[str, Any]) -> str:
-    return str((record.get("jobQueue") or {}).get("name") or "")
+    return str(field_map(record, "jobQueue").get("name") or "")
 
 
 def _definition(record: Mapping[str, Any]) -> str:
-    definition = record.get("jobDefinition") or {}
+    definition = field_map(record, "jobDefinition")
     if not definition.get("name"):
         return ""
     revision = definition.get("revision")
@@ -108,8 +111,7 @@ def _definition(record: Mapping[str, Any]) -> str:
 
 
 def _failure(record: Mapping[str, Any]) -> Mapping[str, Any]:
-    failure = record.get("failure")
-    return failure if isinstance(failure, Mapping) else {}
+    return field_map(record, "failure")
 
 
 def _attempts(record: Mapping[str, Any]) -> str:
@@ -131,28 +133,38 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
 # --- jobs ---------------------------------------------------------------------------------
 
 
-def job_row(record: Mapping[str, Any]) -> dict[str, Any]:
-    """The CSV columns of one record (UTC times, seconds as numbers)."""
-    failure = _failure(record)
-    links = record.get("links") or {}
+def _csv_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """`row` with its text made printable: CSV, unlike JSON, escapes nothing, and a CSV is read
+    on a terminal (`cat jobs.csv`) as often as in a spreadsheet."""
     return {
-        "updatedAt": record.get("eventTime"),
-        "status": record.get("status"),
-        "jobQueue": _queue(record),
-        "jobName": record.get("jobName"),
-        "jobId": record.get("jobId"),
-        "jobKind": record.get("jobKind"),
-        "jobDefinition": _definition(record),
-        "attemptsUsed": record.get("attemptsUsed"),
-        "attemptsAllowed": record.get("attemptsAllowed"),
-        "queuedSeconds": record.get("queuedSeconds"),
-        "runSeconds": record.get("runSeconds"),
-        "category": failure.get("category"),
-        "summary": failure.get("summary"),
-        "enrichment": record.get("enrichment"),
-        "console": links.get("console"),
-        "logs": links.get("logs"),
+        key: printable(value) if isinstance(value, str) else value for key, value in row.items()
     }
+
+
+def job_row(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The CSV columns of one record (UTC times, seconds as numbers; text printable)."""
+    failure = _failure(record)
+    links = field_map(record, "links")
+    return _csv_row(
+        {
+            "updatedAt": record.get("eventTime"),
+            "status": record.get("status"),
+            "jobQueue": _queue(record),
+            "jobName": record.get("jobName"),
+            "jobId": record.get("jobId"),
+            "jobKind": record.get("jobKind"),
+            "jobDefinition": _definition(record),
+            "attemptsUsed": record.get("attemptsUsed"),
+            "attemptsAllowed": record.get("attemptsAllowed"),
+            "queuedSeconds": record.get("queuedSeconds"),
+            "runSeconds": record.get("runSeconds"),
+            "category": failure.get("category"),
+            "summary": failure.get("summary"),
+            "enrichment": record.get("enrichment"),
+            "console": links.get("console"),
+            "logs": links.get("logs"),
+        }
+    )
 
 
 def write_jobs(records: Iterable[Mapping[str, Any]], output: str, out: TextIO) -> int:
@@ -171,7 +183,7 @@ def write_jobs(records: Iterable[Mapping[str, Any]], output: str, out: TextIO) -
             count += 1
         return count
     rows = []
-    shown: list[str | None] = []
+    shown: list[object] = []
     for record in records:
         failure = _failure(record)
         shown.append(record.get("eventTime"))
@@ -226,13 +238,16 @@ def write_job(
         writer.writerow(job_row(record))
         return
     failure = _failure(record)
-    links = record.get("links") or {}
+    links = field_map(record, "links")
     fields: list[tuple[str, str]] = [
         ("Job", f"{record.get('jobName')} ({record.get('jobId')})"),
         ("Queue", _queue(record)),
         ("Definition", _definition(record) or str(record.get("serviceJobType") or "-")),
         ("Kind", str(record.get("jobKind") or "-")),
-        ("Status", " — ".join(filter(None, [record.get("status"), record.get("statusReason")]))),
+        (
+            "Status",
+            " — ".join(str(v) for v in (record.get("status"), record.get("statusReason")) if v),
+        ),
     ]
     if record.get("parentJobId"):
         fields.append(("Parent", str(record["parentJobId"])))
@@ -271,7 +286,8 @@ def write_job(
         # A reason is free text (TerminateJob's, a log's): its escapes must not drive the terminal.
         print(f"{label.ljust(width)}  {printable(value)}", file=out)
 
-    attempts = record.get("attempts") or []
+    listed = record.get("attempts")
+    attempts = [a for a in listed if isinstance(a, Mapping)] if isinstance(listed, list) else []
     if attempts:
         attempt_times = [a.get(key) for a in attempts for key in ("startedAt", "stoppedAt")]
         print(f"\nAttempts ({zone_of(attempt_times)})", file=out)
@@ -344,16 +360,18 @@ def write_failures(groups: Sequence[FailureGroup], by: str, output: str, out: Te
         writer.writeheader()
         for group in groups:
             writer.writerow(
-                {
-                    "by": by,
-                    "group": group.key,
-                    "count": group.count,
-                    "share": round(group.share, 4),
-                    "lastFailedAt": group.last_failed_at,
-                    "exampleJobId": group.example.get("jobId"),
-                    "exampleJobName": group.example.get("jobName"),
-                    "exampleSummary": _failure(group.example).get("summary"),
-                }
+                _csv_row(
+                    {
+                        "by": by,
+                        "group": group.key,
+                        "count": group.count,
+                        "share": round(group.share, 4),
+                        "lastFailedAt": group.last_failed_at,
+                        "exampleJobId": group.example.get("jobId"),
+                        "exampleJobName": group.example.get("jobName"),
+                        "exampleSummary": _failure(group.example).get("summary"),
+                    }
+                )
             )
         return
     rows = [
