@@ -3,7 +3,8 @@
 Masking runs on every event's free text and on each alert's log excerpt, so one hostile or broken
 line (a run of name characters, a secret name repeated, brackets) must cost milliseconds, not
 seconds: the time grows with the text's length, never with its square. Prints a markdown table of
-the time `Redactor().text` takes per input and size (median of a few runs).
+the time `Redactor().text` takes per input and size (median of a few runs), and the time
+`text.printable` takes on runs of unterminated terminal escapes (each scan must stop at the next).
 
     uv run python -m bench.bench_redact [--sizes 16384 65536 262144] [--runs 3]
 """
@@ -16,6 +17,7 @@ import time
 from collections.abc import Callable
 
 from batchlens.redact import Redactor
+from batchlens.text import printable
 
 #: Each input, built to `size` characters.
 INPUTS: dict[str, Callable[[int], str]] = {
@@ -28,13 +30,20 @@ INPUTS: dict[str, Callable[[int], str]] = {
     "key=value pairs": lambda size: "API_KEY=abc " * (size // 12),
 }
 
+#: Inputs for `printable`: escapes that never end, each one a place a scan could start.
+ESCAPES: dict[str, Callable[[int], str]] = {
+    "unterminated OSCs (ESC ])": lambda size: "\x1b]" * (size // 2),
+    "unterminated 8-bit OSCs (U+009D)": lambda size: "\x9d" * size,
+    "CSI parameters, no final byte": lambda size: "\x1b[" + "1;" * (size // 2),
+}
 
-def measure(text: str, runs: int) -> float:
-    redactor = Redactor()
+
+def measure(text: str, runs: int, clean: Callable[[str], object] | None = None) -> float:
+    clean = clean or Redactor().text
     times = []
     for _ in range(runs):
         started = time.perf_counter()
-        redactor.text(text)
+        clean(text)
         times.append(time.perf_counter() - started)
     return statistics.median(times)
 
@@ -49,6 +58,11 @@ def main() -> int:
     for name, build in INPUTS.items():
         cells = [f"{measure(build(size), args.runs) * 1000:.1f} ms" for size in args.sizes]
         print(f"| {name} | " + " | ".join(cells) + " |")
+    for name, build in ESCAPES.items():
+        cells = [
+            f"{measure(build(size), args.runs, printable) * 1000:.1f} ms" for size in args.sizes
+        ]
+        print(f"| printable: {name} | " + " | ".join(cells) + " |")
     return 0
 
 

@@ -16,8 +16,8 @@ from batchlens.redact import Redactor
 from tests.conftest import Json, read_event, read_log, variant
 
 #: What no plain-text email or chat card should carry raw: C0 controls but tab and line feed,
-#: DEL, and the ESC that starts a terminal colour code.
-_RAW_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+#: DEL and C1 controls, and the ESC that starts a terminal colour code.
+_RAW_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def record_of(event: Json, log: Sequence[str] | None = None) -> JobRecord:
