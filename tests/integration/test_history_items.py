@@ -16,7 +16,7 @@ import pytest
 
 from batchlens import limits
 from batchlens.events import parse_event
-from batchlens.history import HistoryTable, WriteOutcome, job_pk
+from batchlens.history import HistoryTable, UnreadableRecord, WriteOutcome, job_pk, latest_item
 from batchlens.local import LocalStack
 from batchlens.pipeline import Message
 from batchlens.records import normalise
@@ -219,3 +219,20 @@ def test_a_timeline_item_that_cannot_be_built_fails_its_record_alone(
     assert [record.job_id for record in unwritten] == ["bad-job"]
     assert [item["status"] for item in history.timeline(good.job_id)] == ["FAILED"]
     assert [item["status"] for item in history.timeline("other-job")] == ["SUCCEEDED"]
+
+
+@pytest.mark.parametrize("damaged", ["version", "record"])
+def test_a_latest_item_missing_its_version_or_record_is_named_as_unreadable(
+    history: HistoryTable, damaged: str
+) -> None:
+    # Given a job's latest item stored without its version (or its record), as an item edited by
+    # hand or written by another tool would be
+    record = normalise(parse_event(read_event("job-failed-oom")))
+    item = latest_item(record, UNEXPIRED_RETENTION_DAYS)
+    del item[damaged]
+    client: Any = history._client
+    client.put_item(TableName=history.table_name, Item=item)
+
+    # When it is read back, then the error names the job and why, not a bare KeyError
+    with pytest.raises(UnreadableRecord, match=f"job '{record.job_id}': .* not a JobRecord"):
+        history.get_latest(record.job_id)

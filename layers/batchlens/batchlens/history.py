@@ -391,14 +391,11 @@ class HistoryTable:
         if not item:
             return None
         record = decoded_record(item)
-        if record is None:
+        version = (item.get("version") or {}).get("S")
+        if record is None or not isinstance(version, str):
             # A KeyError or JSONDecodeError would say nothing of which job, or why.
             raise UnreadableRecord(f"job {job_id!r}: its stored record is not a JobRecord")
-        return StoredJob(
-            record=record,
-            version=item["version"]["S"],
-            expired=expired(item),
-        )
+        return StoredJob(record=record, version=version, expired=expired(item))
 
     def timeline(self, job_id: str, *, unexpired: bool = False) -> list[dict[str, Any]]:
         """The job's transitions, oldest first (one Query, paginated); with `unexpired`, only
