@@ -78,11 +78,15 @@ def _observe_stored(processed: list[Processed]) -> None:
 # the cold-start flag stays set, so every invocation fails): telemetry.observe only warns then.
 @metrics.log_metrics(capture_cold_start_metric=bool(metrics.provider.namespace))
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    # Built first: on a cold start its clients take part of the invocation's time, and the
+    # pipeline counts its deadline from when it starts (read before, the remaining time would
+    # overstate it by the build, most on a cold start after a crash or on a busy host).
+    pipeline = enricher()
     remaining_ms = context.get_remaining_time_in_millis()
     if "Records" not in event:
         # A bare EventBridge event: `sam local invoke -e events/…` or a direct rule target.
         message = Message(str(event.get("id", "event")), event)
-        result = enricher().process([message], remaining_ms, on_stored=_observe_stored)
+        result = pipeline.process([message], remaining_ms, on_stored=_observe_stored)
         telemetry.observe(result, metrics, jobs=False)
         if result.failures:
             raise RecordFailed("; ".join(result.failures.values()))
@@ -94,7 +98,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         }
 
     messages = [Message(record["messageId"], record["body"]) for record in event["Records"]]
-    result = enricher().process(messages, remaining_ms, on_stored=_observe_stored)
+    result = pipeline.process(messages, remaining_ms, on_stored=_observe_stored)
     telemetry.observe(result, metrics, jobs=False)
     failures = result.failures
 

@@ -9,6 +9,7 @@ import importlib.util
 import json
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
@@ -140,6 +141,36 @@ def test_clients_and_settings_are_built_once_per_cold_start(
     # Then they share one Enricher
     assert first is not None
     assert app._enricher is first
+
+
+@dataclass(frozen=True, slots=True)
+class _ColdStartContext(FakeLambdaContext):
+    """A context whose remaining time is what is left once the cold start has built the
+    Enricher: 60 s before, 1 ms after (as if building its clients took the rest)."""
+
+    app: ModuleType | None = None
+
+    def get_remaining_time_in_millis(self) -> int:
+        assert self.app is not None
+        return 60_000 if self.app._enricher is None else 1
+
+
+def test_the_deadline_counts_the_time_a_cold_start_spends_building_the_enricher(
+    app: ModuleType,
+    make_sqs_event: SqsEventBuilder,
+    aws_session: boto3.Session,
+    stack: LocalStack,
+) -> None:
+    # Given a cold start that leaves the invocation almost no time once its clients are built
+    event = make_sqs_event([read_event("job-failed-oom")])
+    context = _ColdStartContext(aws_request_id="cold-start", app=app)
+
+    # When the handler runs; then the failure's alert waits for the redelivery instead of going
+    # out with no time left to record it sent (the remaining time read before the Enricher was
+    # built claimed a whole minute)
+    response = invoke(app, event, context)
+    assert failed_ids(response) == {event["Records"][0]["messageId"]}
+    assert alerts_in(aws_session, stack) == []
 
 
 # --- a bare EventBridge event (sam local invoke, direct targets) -----------------------------
