@@ -176,14 +176,14 @@ def names(output: str) -> list[str]:
 JOBS_TABLE = """\
 UPDATED (UTC)        STATUS     QUEUE                     NAME                                  JOB ID                                  ATTEMPTS  RUN     CATEGORY           SUMMARY
 2025-03-14 15:47:35  FAILED     media-queue               thumbnail-render-20250314             7e5f376f-6a34-459d-a1e0-46a88061cd91    0/1       45m22s  UNKNOWN            Unrecognised failure: Array Child Job failed
-2025-03-14 15:03:50  FAILED     media-queue               thumbnail-render-20250314             7e5f376f-6a34-459d-a1e0-46a88061cd91:7  1/1       47s     APPLICATION_ERROR  Exited with code 2 on attempt 1/1
+2025-03-14 15:03:50  FAILED     media-queue               thumbnail-render-20250314             7e5f376f-6a34-459d-a1e0-46a88061cd91:7  1/1       46s     APPLICATION_ERROR  Exited with code 2 on attempt 1/1
 2025-03-14 14:15:22  RUNNABLE   gpu-training-queue        llm-finetune-llama-8b-run42           50ad3e27-544b-4688-8f04-70c5c0e835f7    0/1       -       CAPACITY           Queue blocked — Not enough capacity: CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY - …
-2025-03-14 11:37:00  FAILED     etl-spot-queue            clickstream-hourly-20250314-11        4eac0e94-1b72-439a-894b-ee8c0094a8d0    2/2       11m55s  HOST_TERMINATED    Spot/host terminated: instance i-0a1b2c3d4e5f67890 was terminated during attemp…
+2025-03-14 11:37:00  FAILED     etl-spot-queue            clickstream-hourly-20250314-11        4eac0e94-1b72-439a-894b-ee8c0094a8d0    2/2       11m54s  HOST_TERMINATED    Spot/host terminated: instance i-0a1b2c3d4e5f67890 was terminated during attemp…
 2025-03-14 11:31:46  FAILED     sagemaker-training-queue  llm-sft-7b-0314                       dd1ae850-27f7-4cbb-be07-b4d50cb5c32a    1/1       19m34s  APPLICATION_ERROR  Training algorithm error: ExecuteUserScriptError: ExitCode 1 ErrorMessage "Valu…
 2025-03-14 10:48:19  SUCCEEDED  sagemaker-training-queue  xgb-churn-0314                        1667479a-8f04-4612-9ff1-bb30222df6dc    1/2       42m36s  -
 2025-03-14 10:08:46  FAILED     genomics-queue            align-NA12878-chr1                    91d1d12f-bc0b-41ab-bc38-add9e258cb98    3/3       16m28s  OUT_OF_MEMORY      Out of memory: the container used more than its 4096 MiB on attempt 3/3
 2025-03-14 03:02:20  FAILED     etl-queue                 etl-nightly-orders-backfill-20250301  e378507a-858f-461b-9a01-5160fa6ef90a    1/3       -       IMAGE_PULL         Image pull failed: 123456789012.dkr.ecr.us-east-1.amazonaws.com/etl:2.4.0 not f…
-2025-03-14 02:19:09  SUCCEEDED  etl-queue                 etl-nightly-orders-20250313           8db8df93-edd5-4cd5-86b3-bc355166765c    1/2       15m27s  -
+2025-03-14 02:19:09  SUCCEEDED  etl-queue                 etl-nightly-orders-20250313           8db8df93-edd5-4cd5-86b3-bc355166765c    1/2       15m26s  -
 2025-03-13 22:15:00  FAILED     etl-queue                 invoice-export-2025-02                da16707b-ae61-46cf-ad81-3ac06f66a39e    1/1       1m46s   APPLICATION_ERROR  Exited with code 1 on attempt 1/1
 """
 
@@ -459,7 +459,7 @@ Next step      Raise memory in the job definition (now 4096 MiB) or fix the leak
 Created        2025-03-14 09:12:00
 Started        2025-03-14 09:52:15
 Stopped        2025-03-14 10:08:44
-Durations      queued 2m31s, ran 16m28s, total 56m44s
+Durations      queued 2m31s, ran 16m28s, total 56m43s
 Attempts       3/3
 Console        https://us-east-1.console.aws.amazon.com/batch/home?region=us-east-1#jobs/detail/91d1d12f-bc0b-41ab-bc38-add9e258cb98
 Logs           https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#logsV2:log-groups/log-group/$252Fcustom$252Fbatch$252Fgenomics/log-events/genomics-align$252Fdefault$252Fd651b1d9e8ff2f7a0b344198daf25ac0
@@ -729,12 +729,12 @@ def test_failures_json_and_csv_carry_the_example(endpoint: str, golden: str) -> 
 
 STATS_TABLE = """\
 QUEUE                     JOBS  SUCCEEDED  FAILED  FAILURE RATE  WAIT P50  WAIT P95  RUN P50  RUN P95
-etl-queue                 3     1          2       66.7%         1m16s     3m38s     1m46s    15m27s
-etl-spot-queue            1     0          1       100.0%        2m12s     2m12s     11m55s   11m55s
+etl-queue                 3     1          2       66.7%         1m15s     3m37s     1m46s    15m26s
+etl-spot-queue            1     0          1       100.0%        2m12s     2m12s     11m54s   11m54s
 genomics-queue            1     0          1       100.0%        2m31s     2m31s     16m28s   16m28s
 gpu-training-queue        1     0          0       -             -         -         -        -
-media-queue               1     0          1       100.0%        3m00s     3m00s     47s      47s
-sagemaker-training-queue  2     1          1       50.0%         5m39s     7m39s     19m34s   42m36s
+media-queue               1     0          1       100.0%        3m00s     3m00s     46s      46s
+sagemaker-training-queue  2     1          1       50.0%         5m38s     7m39s     19m34s   42m36s
 """
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from batchlens import render
+from batchlens import alerts, render
 from batchlens.query import QueryError, group_failures, percentile, queue_stats
 
 
@@ -111,7 +111,7 @@ def test_stats_per_queue_count_children_not_parents() -> None:
     [
         (None, "-"),
         (0, "0s"),
-        (44.6, "45s"),
+        (44.6, "44s"),
         (988.4, "16m28s"),
         (3600, "1h00m"),
         (7380, "2h03m"),
@@ -120,6 +120,16 @@ def test_stats_per_queue_count_children_not_parents() -> None:
 )
 def test_durations_read_at_a_glance(seconds: float | None, text: str) -> None:
     assert render.duration(seconds) == text
+
+
+@pytest.mark.parametrize("seconds", [44.6, 59.9, 3403.977, 7380.5])
+def test_the_cli_and_the_alerts_show_a_duration_alike(seconds: float) -> None:
+    # Given one duration, as `batchlens job` and an alert about the same job show it
+    shown = render.duration(seconds)
+    alerted = alerts.duration(seconds)
+
+    # Then both count the same whole seconds (the alert spells them out: `56m 43s`, `2h 03m 00s`)
+    assert alerted.replace(" ", "").startswith(shown)
 
 
 def test_long_text_is_clipped_on_one_line() -> None:
@@ -179,7 +189,7 @@ def test_stats_and_failures_as_json_lines() -> None:
     ("seconds", "text"),
     [
         (59.4, "59s"),
-        (59.6, "1m00s"),
+        (59.9, "59s"),
         (60, "1m00s"),
         (3599, "59m59s"),
         (86_399, "23h59m"),
