@@ -22,7 +22,9 @@ help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 setup:  ## install uv (if missing) and the locked environment
-	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv || \
+	  { echo "make: could not install uv with $(PYTHON)'s pip (an externally managed Python refuses):" \
+	    "install uv yourself (pipx install uv) and run make UV=uv $(MAKECMDGOALS)" >&2; exit 1; }
 	@$(UV) sync --frozen --quiet
 
 demo: setup  ## run the real pipeline against a local AWS stand-in (moto server on loopback)
@@ -59,15 +61,16 @@ checkov: setup  ## checkov (offline); every skip is justified in the template's 
 validate: setup  ## sam validate --lint (isolated aws-sam-cli)
 	$(SAM) validate --lint --template template.yaml
 
-# The layer's Makefile installs with this Python's pip; inside `uv tool run`, `python3.13` on PATH
-# would be aws-sam-cli's own interpreter, which has no pip.
-LAYER_PYTHON ?= $(or $(shell command -v python3.13),python3.13)
+# The layer's Makefile installs with this Python's pip: the project environment's Python 3.13
+# (uv installed it from .python-version; pip is a dev dependency), so no other Python 3.13 need be
+# on PATH. Inside `uv tool run`, `python3.13` on PATH would be aws-sam-cli's own, which has no pip.
+LAYER_PYTHON ?= $(abspath .venv/bin/python)
 
 layer-requirements: setup  ## pin the layer's dependencies to uv.lock (run after changing the lock)
 	$(UV) export --frozen --no-dev --no-hashes --no-emit-project \
 	  --output-file layers/batchlens/requirements.txt --quiet
 
-build: setup  ## sam build (needs python3.13 with pip on PATH; .python-version provides it under pyenv)
+build: setup  ## sam build (the layer is built with the project environment's Python 3.13 and pip)
 	LAYER_PYTHON="$(LAYER_PYTHON)" $(SAM) build --template template.yaml
 
 deploy: build  ## sam deploy of the build (CONFIG_ENV=dev|prod picks a samconfig.toml environment)
