@@ -260,6 +260,43 @@ def test_demo_down_signals_no_process_that_took_the_servers_id(state_file: Path)
         program.wait()
 
 
+#: A stand-in for demo-up's server ("moto.server" on its command line) that takes 2 s to exit
+#: after SIGTERM, as a server finishing its requests would.
+SLOW_TO_STOP = (
+    "import signal, sys, time\n"
+    "signal.signal(signal.SIGTERM, lambda *_: (time.sleep(2), sys.exit(0)))\n"
+    "print('ready', flush=True)\n"
+    "time.sleep(60)\n"
+)
+
+
+def test_demo_down_returns_once_the_server_is_gone(state_file: Path) -> None:
+    # Given demo-up's state file naming a server that takes a while to exit after SIGTERM
+    server = subprocess.Popen(
+        [sys.executable, "-c", SLOW_TO_STOP, "moto.server"],
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert server.stdout is not None
+        assert server.stdout.readline() == b"ready\n"  # its SIGTERM handler is in place
+        state_file.parent.mkdir(parents=True)
+        state_file.write_text(json.dumps({"pid": server.pid, "endpointUrl": "http://127.0.0.1:1"}))
+
+        # When demo-down runs
+        code, out, _ = cli_demo("--stop")
+
+        # Then it returned only after the server had exited (a demo-up right after finds the
+        # port free), and said so
+        assert code == 0
+        assert server.poll() is not None
+        assert "Stopped the demo stack" in out
+        assert not state_file.exists()
+    finally:
+        server.kill()
+        server.wait()
+
+
 def test_demo_down_of_a_server_id_owned_by_another_user_is_one_line(
     state_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

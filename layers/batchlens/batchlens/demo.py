@@ -135,14 +135,20 @@ def _free_port() -> int:
 
 
 def _running(pid: int) -> bool:
-    """Whether the detached server's process group still exists."""
+    """Whether the detached server's process group still exists (a zombie waiting for its
+    parent to reap it has ended)."""
     try:
         os.killpg(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         pass  # it exists, owned by someone else
-    return True
+    try:
+        # /proc/<pid>/stat: "pid (command) state ...", the command in parentheses may hold any.
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc (macOS): trust the signal
+    return state != "Z"
 
 
 def _wait_for(
@@ -508,8 +514,24 @@ def stop(out: TextIO) -> int:
         state_file.unlink(missing_ok=True)  # a leftover: its server is gone
         print("No demo stack is running.", file=out)
         return 0
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(state["pid"], signal.SIGTERM)
+    _end(state["pid"])
     state_file.unlink()
     print(f"Stopped the demo stack at {state['endpointUrl']}.", file=out)
     return 0
+
+
+#: How long demo-down waits for the server to exit after SIGTERM before it sends SIGKILL.
+STOP_WAIT_SECONDS = 10.0
+
+
+def _end(pid: int) -> None:
+    """Stop the server's process group and wait until it is gone: a `demo-up` right after
+    `demo-down` must find its port free and no server answering there."""
+    for signum, seconds in ((signal.SIGTERM, STOP_WAIT_SECONDS), (signal.SIGKILL, 2.0)):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signum)
+        deadline = time.monotonic() + seconds
+        while _running(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not _running(pid):
+            return
