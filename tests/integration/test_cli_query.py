@@ -843,13 +843,23 @@ def test_aws_region_comes_before_the_profile_region(
     assert region(None) == "us-east-1"
 
 
-def test_an_ipv6_loopback_endpoint_is_accepted_as_local() -> None:
-    # Given the stand-in's address in IPv6 brackets; when the connection is made
-    connection = access.connect(
-        profile=None, region=None, endpoint_url="http://[::1]:4566", environ={}
-    )
+@pytest.mark.parametrize(
+    "endpoint_url",
+    ["http://[::1]:4566", "http://127.0.1.1:4566", "http://LOCALHOST:4566", "http://127.9.9.9:1"],
+)
+def test_a_loopback_endpoint_is_accepted_as_local(endpoint_url: str) -> None:
+    # Given the stand-in's address in IPv6 brackets, or another of 127.0.0.0/8 (Debian names its
+    # own host 127.0.1.1); when the connection is made
+    connection = access.connect(profile=None, region=None, endpoint_url=endpoint_url, environ={})
     # Then it is accepted, and read in the stand-in's region
-    assert (connection.endpoint_url, connection.region) == ("http://[::1]:4566", "us-east-1")
+    assert (connection.endpoint_url, connection.region) == (endpoint_url, "us-east-1")
+
+
+@pytest.mark.parametrize(
+    "endpoint_url", ["http://128.0.0.1:4566", "http://localhost.example.com:1", "http://10.0.0.1"]
+)
+def test_an_endpoint_elsewhere_is_not_local(endpoint_url: str) -> None:
+    assert not access.is_loopback(endpoint_url)
 
 
 def test_a_local_endpoint_signs_with_the_credentials_configured(

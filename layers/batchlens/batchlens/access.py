@@ -42,7 +42,6 @@ LOCAL_REGION = "us-east-1"
 LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 TABLE_VARIABLE = "BATCHLENS_TABLE"
 ENDPOINT_VARIABLE = "BATCHLENS_ENDPOINT_URL"
-_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 _CREDENTIAL_CODES = frozenset(
     {
         "UnrecognizedClientException",
@@ -61,7 +60,10 @@ class AccessError(Exception):
 
 
 def is_loopback(endpoint_url: str | None) -> bool:
-    return bool(endpoint_url) and (urlparse(endpoint_url).hostname or "") in _LOOPBACK
+    """An endpoint on this machine (the demo's stand-in): no credentials, its own region."""
+    from batchlens.webhook import is_loopback_host
+
+    return bool(endpoint_url) and is_loopback_host(urlparse(endpoint_url).hostname)
 
 
 def boto3_session(profile: str | None, region: str | None) -> boto3.Session:

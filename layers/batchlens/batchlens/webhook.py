@@ -10,6 +10,7 @@ queue. The webhook URL is a secret: no exception, log line or return value ever 
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import json
 import logging
 import math
@@ -26,7 +27,6 @@ from batchlens.redact import Redactor
 
 logger = logging.getLogger("batchlens")
 
-_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 _SECRET_KEYS = ("webhookUrl", "webhook_url", "url", "WEBHOOK_URL")
 _ERROR_BODY_MAX = 200
 
@@ -59,12 +59,25 @@ class Delivery:
     waited_seconds: float
 
 
+def is_loopback_host(host: str | None) -> bool:
+    """`localhost`, or an address of this machine's loopback: all of 127.0.0.0/8 (Debian names
+    its own host 127.0.1.1) and ::1."""
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a name other than localhost: it could resolve anywhere
+        return False
+
+
 def check_url(url: str) -> str:
     """`url` if it can be a webhook: https, or http on loopback (local tests and demos)."""
     url = url.strip()
     parts = urlsplit(url)
     secure = parts.scheme == "https"
-    local = parts.scheme == "http" and parts.hostname in _LOOPBACK
+    local = parts.scheme == "http" and is_loopback_host(parts.hostname)
     if not parts.netloc or not (secure or local):
         raise WebhookError("the webhook URL in the secret is not an https:// URL")
     # http.client refuses a space, a control or a non-ASCII character with an error that quotes
