@@ -63,7 +63,9 @@ def is_loopback(endpoint_url: str | None) -> bool:
     """An endpoint on this machine (the demo's stand-in): no credentials, its own region."""
     from batchlens.webhook import is_loopback_host
 
-    return bool(endpoint_url) and is_loopback_host(urlparse(endpoint_url).hostname)
+    if not endpoint_url:
+        return False
+    return is_loopback_host(urlparse(endpoint_url).hostname)
 
 
 def boto3_session(profile: str | None, region: str | None) -> boto3.Session:
