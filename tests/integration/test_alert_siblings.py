@@ -9,6 +9,7 @@ Found by a review; each test failed before the fix.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -145,7 +146,12 @@ def test_both_copies_of_an_event_wait_for_an_unwritten_timeline_item(
     assert drain_alerts() == []
 
 
-def test_a_retried_attempt_alert_goes_out_when_redelivered_beside_the_next_attempt(
+def redelivered(batch: list[Message], failures: dict[str, str]) -> list[Message]:
+    """What SQS sends again after a partial batch response: the failed messages only."""
+    return [m for m in batch if m.message_id in failures]
+
+
+def test_a_postponed_retried_attempt_alert_survives_sqs_redelivering_only_failed_records(
     make_enricher: EnricherFactory, drain_alerts: Drain
 ) -> None:
     # ALERT_ON_RETRIED_ATTEMPTS=true; attempt 1 lost its host (RUNNABLE again), attempt 2 RUNNING.
@@ -153,6 +159,59 @@ def test_a_retried_attempt_alert_goes_out_when_redelivered_beside_the_next_attem
     running2 = variant(retried, envelope={"time": "2025-03-14T13:25:00Z"}, status="RUNNING")
     enricher = make_enricher(ALERT_ON_RETRIED_ATTEMPTS="true")
     batch = msgs(retried, running2)
-    assert len(enricher.process(batch, remaining_ms=1).failures) == 1  # alert postponed
-    assert enricher.process(batch, remaining_ms=60_000).failures == {}
+    first = enricher.process(batch, remaining_ms=1)  # both stored, the alert postponed
+    assert drain_alerts() == []
+    # Before the fix only the RUNNABLE was reported failed: the RUNNING was acknowledged, and
+    # the RUNNABLE, redelivered alone, lost to the stored RUNNING as stale and never alerted.
+    again = enricher.process(redelivered(batch, first.failures), remaining_ms=60_000)
+    assert again.failures == {}
+    assert statuses(drain_alerts()) == ["RUNNABLE"]
+
+
+def test_an_older_siblings_alert_kept_for_a_throttled_timeline_survives_redelivery(
+    aws_session: boto3.Session,
+    stack: LocalStack,
+    make_enricher: EnricherFactory,
+    drain_alerts: Drain,
+) -> None:
+    retried = read_event("job-retried-runnable")
+    running2 = variant(retried, envelope={"time": "2025-03-14T13:25:00Z"}, status="RUNNING")
+    retried_sk = "#RUNNABLE#" + retried["id"]
+    held: list[Json] = []
+
+    def hold_retried(params: Json, **_: Any) -> None:
+        # Only the RUNNABLE's timeline item is held back, as DynamoDB does with UnprocessedItems;
+        # the RUNNING's is written. A request of held items only is answered by `all_held`.
+        for table, requests in params["RequestItems"].items():
+            held[:] = [r for r in requests if retried_sk in r["PutRequest"]["Item"]["sk"]["S"]]
+            if len(held) < len(requests):
+                params["RequestItems"][table] = [r for r in requests if r not in held]
+
+    def all_held(params: Json, **kwargs: Any) -> Any:
+        (requests,) = json.loads(params["body"])["RequestItems"].values()
+        if all(retried_sk in r["PutRequest"]["Item"]["sk"]["S"] for r in requests):
+            return batch_write_unprocessed(params, **kwargs)
+        return None
+
+    def report_held(parsed: Json, **_: Any) -> None:
+        if held:
+            parsed.setdefault("UnprocessedItems", {})[stack.table_name] = list(held)
+
+    hooks: list[tuple[str, Callable[..., Any]]] = [
+        ("before-parameter-build.dynamodb.BatchWriteItem", hold_retried),
+        ("before-call.dynamodb.BatchWriteItem", all_held),
+        ("after-call.dynamodb.BatchWriteItem", report_held),
+    ]
+    dynamodb = aws.client("dynamodb", stack.settings(), aws_session)
+    for name, hook in hooks:
+        dynamodb.meta.events.register(name, hook)
+    enricher = make_enricher(dynamodb=dynamodb, ALERT_ON_RETRIED_ATTEMPTS="true")
+    batch = [Message("retried", retried), Message("running2", running2)]
+    first = enricher.process(batch)
+    assert "retried" in first.failures
+    assert drain_alerts() == []
+    for name, hook in hooks:
+        dynamodb.meta.events.unregister(name, hook)
+    again = enricher.process(redelivered(batch, first.failures))
+    assert again.failures == {}
     assert statuses(drain_alerts()) == ["RUNNABLE"]

@@ -264,6 +264,8 @@ class Enricher:
         result.publish_calls = self._alert(
             [p for group in by_job.values() for p in group], deadline
         )
+        for group in by_job.values():
+            self._hold_newer_siblings(group)
         return result
 
     def _normalise(self, event: BatchEvent, descriptions: Descriptions) -> JobRecord:
@@ -316,6 +318,30 @@ class Enricher:
             if stored is None or stored.record.get("status") != "SUCCEEDED":
                 unknown.append(job_id)
         return (unknown[0], None) if len(unknown) == 1 else None
+
+    def _hold_newer_siblings(self, group: list[Processed]) -> None:
+        """Fail a job's newer events in this batch while an older one's alert waits for SQS.
+
+        SQS redelivers only the records reported failed. Redelivered alone, the older event
+        would lose to the newer state stored now and count as stale, which never alerts: its
+        alert would be lost. Redelivered with them, the batch's newest is a duplicate and its
+        older siblings count as redelivered (see `_store`), so the alert goes out, once.
+        """
+        waiting = [
+            version_of(p.record)
+            for p in group
+            if p.record is not None
+            and p.error is not None
+            and p.write in (WriteOutcome.FRESH, WriteOutcome.DUPLICATE)
+            and not p.alerted
+            and alerts.should_alert(p.record, self.settings)
+        ]
+        if not waiting:
+            return
+        oldest = min(waiting)
+        for processed in group:
+            if processed.error is None and version_of(_record(processed)) > oldest:
+                processed.error = SIBLING_ALERT_WAITS
 
     @staticmethod
     def _is_parent(group: list[Processed]) -> bool:
@@ -549,6 +575,8 @@ class Enricher:
 _POSTPONED = "too little time left in this invocation to alert safely"
 #: The record's latest state is stored, its timeline item is not: SQS redelivers it.
 TIMELINE_FAILED = "timeline write failed"
+#: Stored, but an older event of its job waits for its alert: redelivered with it.
+SIBLING_ALERT_WAITS = "an older event of this job waits for its alert; redelivered with it"
 
 
 @dataclass(frozen=True, slots=True)
