@@ -271,6 +271,35 @@ def test_a_description_enriches_the_record_without_moving_its_state(
     assert stored.record["stoppedAt"] is None
 
 
+def test_a_description_the_model_refuses_leaves_the_record_to_its_event(
+    batch: BatchClient, make_enricher: EnricherFactory, history: HistoryTable
+) -> None:
+    # Given a failed job's valid event, and a DescribeJobs answer (stubbed, validated against
+    # AWS's model) that the client then hands over with a part batchlens's model refuses, as an
+    # API shape added after this release could be
+    failed = read_event("job-failed-oom")
+    job_id = failed["detail"]["jobId"]
+    stubber = Stubber(batch)
+    stubber.add_response("describe_jobs", {"jobs": [failed["detail"]]}, {"jobs": [job_id]})
+
+    def garble(parsed: Json, **_: Any) -> None:
+        parsed["jobs"][0]["ecsProperties"] = {"taskProperties": [{"containers": "not a list"}]}
+
+    batch.meta.events.register("after-call.batch.DescribeJobs", garble)
+
+    # When processed
+    with stubber:
+        result = make_enricher(batch=batch).process([Message("m", failed)])
+
+    # Then the event is not poison: its record is stored from the event alone, and says so
+    stubber.assert_no_pending_responses()
+    assert result.failures == {}
+    stored = history.get_latest(job_id)
+    assert stored is not None
+    assert (stored.record["enrichment"], stored.record["status"]) == ("EVENT_ONLY", "FAILED")
+    assert stored.record["failure"]["category"] == "OUT_OF_MEMORY"
+
+
 # --- DescribeServiceJob ---------------------------------------------------------------------
 
 

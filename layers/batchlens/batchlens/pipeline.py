@@ -276,7 +276,20 @@ class Enricher:
             enrichment = Enrichment.NOT_FOUND
         else:
             enrichment = Enrichment.EVENT_ONLY
-        record = normalise(event, described, enrichment=enrichment, redactor=self.redactor)
+        try:
+            record = normalise(event, described, enrichment=enrichment, redactor=self.redactor)
+        except InvalidEvent as exc:
+            if described is None:
+                raise
+            # The event was valid on its own: a description the model refuses (a shape the API
+            # added since, a value out of range) must not make a good event poison.
+            logger.warning(
+                "Description of job %s refused (%s); using the event's own detail",
+                event.job_id,
+                limits.clip(self.redactor.text(str(exc))[0], POISON_REASON_MAX),
+            )
+            described, enrichment = None, Enrichment.EVENT_ONLY
+            record = normalise(event, None, enrichment=enrichment, redactor=self.redactor)
         if record.failure is not None and record.failure.category is DEPENDENCY_FAILED:
             dependency = self._failed_dependency(event)
             if dependency is not None:
