@@ -19,6 +19,7 @@ from batchlens.failures import (
     RetryStrategy,
     categorize,
     classify,
+    is_failure,
     signal_name,
     will_batch_retry,
 )
@@ -668,3 +669,51 @@ def test_signal_names_exist_exactly_for_exit_codes_129_to_159(exit_code: int) ->
 
     assert (name is not None) == (129 <= exit_code <= 159)
     assert name is None or name.startswith("SIG")
+
+
+# --- is_failure: classify's first check, asked before the facts are gathered ----------------
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
+def test_is_failure_agrees_with_classify_on_the_corpus(case: Case) -> None:
+    facts = case.facts
+    assert is_failure(facts.event_type, facts.status, attempted=bool(facts.attempts))
+    assert classify(facts) is not None
+
+
+#: Every status of container and service jobs, and forms a hand-made event could carry.
+ANY_STATUS = (
+    *("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SCHEDULED", "SUCCEEDED"),
+    *("FAILED", "failed", "runnable", ""),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    event_type=st.sampled_from(
+        [
+            "JOB_STATE_CHANGE",
+            "SERVICE_JOB_STATE_CHANGE",
+            "JOB_QUEUE_BLOCKED",
+            "SERVICE_JOB_QUEUE_BLOCKED",
+            "job_queue_blocked",
+            "",
+        ]
+    ),
+    status=st.sampled_from(ANY_STATUS),
+    attempts=st.lists(
+        st.builds(
+            AttemptFacts,
+            status_reason=st.sampled_from([None, "Host EC2 terminated", "Essential container"]),
+            exit_code=st.sampled_from([None, 0, 1, 137]),
+        ),
+        max_size=2,
+    ),
+)
+def test_is_failure_agrees_with_classify_on_any_status(
+    event_type: str, status: str, attempts: list[AttemptFacts]
+) -> None:
+    # Given any event type, status and finished attempts: normalise gathers a job's failure
+    # facts only where `is_failure` says so, so it must never miss a failure `classify` finds
+    facts = JobFacts(event_type=event_type, status=status, attempts=tuple(attempts))
+    assert is_failure(event_type, status, attempted=bool(attempts)) == (classify(facts) is not None)

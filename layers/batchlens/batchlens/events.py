@@ -482,6 +482,8 @@ def _check_key_lengths(event_id: str, job: AnyJobDetail) -> None:
         "status": job.status,
     }
     for name, value in values.items():
+        if len(value) * 4 <= KEY_VALUE_MAX_BYTES[name]:
+            continue  # no character takes more than 4 bytes: the usual value fits unencoded
         size = len(value.encode("utf-8", "surrogatepass"))
         if size > KEY_VALUE_MAX_BYTES[name]:
             where = name if name == "id" else f"detail.{name}"

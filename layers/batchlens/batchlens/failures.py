@@ -540,7 +540,11 @@ def _assess(facts: JobFacts) -> _Assessment:
 
 
 def _is_blocked(facts: JobFacts) -> bool:
-    return (facts.event_type or "").upper().endswith("QUEUE_BLOCKED")
+    return _is_blocked_event(facts.event_type)
+
+
+def _is_blocked_event(event_type: str | None) -> bool:
+    return (event_type or "").upper().endswith("QUEUE_BLOCKED")
 
 
 # --- will Batch retry? ------------------------------------------------------------------------
@@ -1014,17 +1018,26 @@ def _evidence_text(facts: JobFacts, assessment: _Assessment) -> str:
 # --- classify ---------------------------------------------------------------------------------
 
 
-def classify(facts: JobFacts) -> Failure | None:
-    """The JobRecord `failure` for these facts, or None when nothing is wrong.
+def is_failure(event_type: str | None, status: str | None, *, attempted: bool) -> bool:
+    """Does `classify` find a failure in a job with this event type and status (`attempted`: it
+    has finished an attempt)? Answered without the rest of the facts, which a caller can then
+    leave ungathered for the many events that report none.
 
     A failure is: a FAILED job; a job blocked in its queue; or a job back in RUNNABLE (or
     SUBMITTED/PENDING) after a finished attempt, i.e. an attempt failed and Batch is retrying.
     """
+    status = (status or "").upper()
+    waiting = status in _WAITING_STATUSES and attempted
+    return _is_blocked_event(event_type) or waiting or status == "FAILED"
+
+
+def classify(facts: JobFacts) -> Failure | None:
+    """The JobRecord `failure` for these facts, or None when nothing is wrong (see `is_failure`)."""
+    if not is_failure(facts.event_type, facts.status, attempted=bool(facts.attempts)):
+        return None
     status = (facts.status or "").upper()
     blocked = _is_blocked(facts)
     retrying = not blocked and status in _WAITING_STATUSES and bool(facts.attempts)
-    if not (blocked or retrying or status == "FAILED"):
-        return None
 
     assessment = _assess(facts)
     if retrying:

@@ -94,7 +94,8 @@ def _upper_bound(record: JobRecord) -> int:
         texts += [attempt.log_stream_name, attempt.log_url, attempt.resource_arn]
     texts += record.log_excerpt or []
     summary = record.array_status_summary or {}
-    chars = sum(len(text) for text in texts if text) + sum(len(key) for key in summary)
+    # `map` and `filter` rather than generator expressions: this runs for every record.
+    chars = sum(map(len, filter(None, texts))) + sum(map(len, summary))
     chars += len(record.event_id) + len(record.job_id) + len(record.account) + len(record.status)
     chars += len(record.region)
     # Integers from the input can be long too (JSON allows 4,300 digits).

@@ -6,6 +6,7 @@ becomes one JobRecord. No AWS call happens here.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -195,9 +196,17 @@ def console_host(partition: str, region: str) -> str:
     return f"https://{region}.console.aws.amazon.com"
 
 
+#: Text that URL-encoding leaves alone but for its slashes: log groups and Batch's stream names.
+_SLASHED_PLAIN = re.compile(r"[A-Za-z0-9_.~/-]*")
+
+
 def _cw_escape(value: str) -> str:
     # The CloudWatch console's fragment encoding: URL-encode twice, then '%' becomes '$'
     # (encoding an encoded string only turns each '%' into '%25', so one pass does it).
+    if _SLASHED_PLAIN.fullmatch(value):
+        # The usual group or stream, whose only escape is '/' ('%2F'): `quote` would go byte by
+        # byte, a cost every event with a log link pays twice.
+        return value.replace("/", "$252F")
     return quote(value, safe="").replace("%", "$25")
 
 
@@ -303,11 +312,16 @@ def _containers(job: JobDetail) -> list[ContainerDetail]:
     return [job.container] if job.container is not None else []
 
 
-def _primary_container(job: JobDetail) -> ContainerDetail | None:
-    containers = _containers(job)
-    essential = [c for c in containers if c.essential is not False]
-    names = _essential_names(containers)
-    return _speaking(containers, otherwise=essential or containers, essential=names)
+def _primary_container(
+    containers: Sequence[ContainerDetail], essential: frozenset[str] | None
+) -> ContainerDetail | None:
+    """The container that speaks for a job of these `containers` (`_containers(job)`), whose
+    `essential` names are `_essential_names(containers)`."""
+    if len(containers) == 1:
+        # Most jobs have one: it speaks for the job whatever it reports (see `_speaking`).
+        return containers[0]
+    marked = [c for c in containers if c.essential is not False]
+    return _speaking(containers, otherwise=marked or containers, essential=essential)
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,10 +347,12 @@ def _awslogs(container: ContainerDetail) -> _LogPlace | None:
     )
 
 
-def _log_place(job: JobDetail, container_name: str | None = None) -> _LogPlace | None:
-    """Where the named container logs (Batch's default group without a configuration); unnamed:
-    the first group any container sets, else the first container's driver decides."""
-    containers = _containers(job)
+def _log_place(
+    containers: Sequence[ContainerDetail], container_name: str | None = None
+) -> _LogPlace | None:
+    """Where the named one of a job's `containers` (`_containers(job)`) logs (Batch's default
+    group without a configuration); unnamed: the first group any container sets, else the first
+    container's driver decides."""
     if container_name is not None:
         for container in containers:
             if container.name == container_name:
@@ -357,12 +373,14 @@ def _stream_url(
     return log_url(partition, place.region or region, place.group, stream)
 
 
-def _memory_mib(job: JobDetail, primary: ContainerDetail | None) -> int | None:
-    """`primary` is the container that speaks for the job (`_primary_container`): the one whose
-    memory ran out."""
+def _memory_mib(
+    job: JobDetail, containers: Sequence[ContainerDetail], primary: ContainerDetail | None
+) -> int | None:
+    """`primary` is the one of the job's `containers` that speaks for it (`_primary_container`):
+    the one whose memory ran out."""
     if primary is not None and primary.memory_mib:
         return primary.memory_mib
-    for container in _containers(job):
+    for container in containers:
         if container.memory_mib:
             return container.memory_mib
     if job.eks_properties and job.eks_properties.pod_properties:
@@ -388,12 +406,9 @@ def _k8s_memory_mib(quantity: str) -> int | None:
         return None
 
 
-def _image(job: AnyJobDetail) -> str | None:
-    if isinstance(job, ServiceJobDetail):
-        return None
-    container = _primary_container(job)
-    if container is not None and container.image:
-        return container.image
+def _image(job: JobDetail, primary: ContainerDetail | None) -> str | None:
+    if primary is not None and primary.image:
+        return primary.image
     if job.eks_properties and job.eks_properties.pod_properties:
         for eks_container in job.eks_properties.pod_properties.containers:
             if eks_container.image:
@@ -431,15 +446,16 @@ def _attempt(number: int, started_ms: int | None, stopped_ms: int | None, **fiel
 def _container_attempt(
     number: int,
     attempt: AttemptDetail,
-    job: JobDetail,
+    containers: Sequence[ContainerDetail],
     *,
     log_place: _LogPlace | None,
     essential: frozenset[str] | None,
     partition: str,
     region: str,
 ) -> Attempt:
-    """`log_place` and `essential` are the job's (`_log_place(job)`, `_essential_names(…)`),
-    worked out once for all its attempts."""
+    """`containers` are the job's (`_containers(job)`); `log_place` and `essential` are theirs
+    (`_log_place(containers)`, `_essential_names(containers)`), worked out once for all its
+    attempts."""
     container = attempt.container
     exit_code = container.exit_code if container else None
     reason = container.reason if container else None
@@ -456,7 +472,7 @@ def _container_attempt(
             reason = reason or chosen.reason
             if not stream and chosen.log_stream_name:
                 stream = chosen.log_stream_name
-                log_place = _log_place(job, chosen.name)
+                log_place = _log_place(containers, chosen.name)
     return _attempt(
         number,
         attempt.started_at,
@@ -471,7 +487,15 @@ def _container_attempt(
     )
 
 
-def _attempts(job: AnyJobDetail, partition: str, region: str) -> list[Attempt]:
+def _attempts(
+    job: AnyJobDetail,
+    containers: Sequence[ContainerDetail],
+    essential: frozenset[str] | None,
+    partition: str,
+    region: str,
+) -> list[Attempt]:
+    """`containers` are a container job's (`_containers(job)`), `essential` their
+    `_essential_names`."""
     if isinstance(job, ServiceJobDetail):
         result = []
         for number, service_attempt in enumerate(job.attempts, start=1):
@@ -493,8 +517,8 @@ def _attempts(job: AnyJobDetail, partition: str, region: str) -> list[Attempt]:
     if job.eks_attempts:
         result = []
         for number, eks_attempt in enumerate(job.eks_attempts, start=1):
-            containers = eks_attempt.containers + eks_attempt.init_containers
-            chosen = _speaking(containers, otherwise=containers)
+            pod_containers = eks_attempt.containers + eks_attempt.init_containers
+            chosen = _speaking(pod_containers, otherwise=pod_containers)
             result.append(
                 _attempt(
                     number,
@@ -507,12 +531,14 @@ def _attempts(job: AnyJobDetail, partition: str, region: str) -> list[Attempt]:
                 )
             )
         return result
-    place, essential = _log_place(job), _essential_names(_containers(job))
+    if not job.attempts:
+        return []  # most events: a job not yet run (the log place goes unasked)
+    place = _log_place(containers)
     return [
         _container_attempt(
             number,
             attempt,
-            job,
+            containers,
             log_place=place,
             essential=essential,
             partition=partition,
@@ -558,8 +584,14 @@ def _batch_console_url(partition: str, region: str, job_id: str) -> str:
 
 
 def _failure_facts(
-    event_type: EventType, job: AnyJobDetail, attempts: list[Attempt]
+    event_type: EventType,
+    job: AnyJobDetail,
+    attempts: list[Attempt],
+    containers: Sequence[ContainerDetail],
+    primary: ContainerDetail | None,
 ) -> failures.JobFacts:
+    """`containers` are a container job's (`_containers(job)`), `primary` the one that speaks for
+    it (`_primary_container`)."""
     retry = job.retry_strategy
     strategy = failures.RetryStrategy(
         attempts=retry.attempts if retry else None,
@@ -594,7 +626,6 @@ def _failure_facts(
             if job.timeout_config
             else None,
         )
-    primary = _primary_container(job)
     container: ContainerDetail | EksContainer | None = primary
     if container is None and job.eks_properties and job.eks_properties.pod_properties:
         # An EKS job's pod containers carry their own exit code and reason.
@@ -610,8 +641,8 @@ def _failure_facts(
         is_cancelled=bool(job.is_cancelled),
         is_terminated=bool(job.is_terminated),
         retry_strategy=strategy,
-        memory_mib=_memory_mib(job, primary),
-        image=_image(job),
+        memory_mib=_memory_mib(job, containers, primary),
+        image=_image(job, primary),
         timeout_seconds=job.timeout.attempt_duration_seconds if job.timeout else None,
         depends_on=tuple(dep.job_id for dep in job.depends_on if dep.job_id),
     )
@@ -690,7 +721,12 @@ def normalise(
     envelope = event.envelope
     partition, region = _arn_partition_region(job.job_arn, envelope.region)
     kind = _job_kind(job)
-    attempts = _attempts(job, partition, region)
+    # A container job's containers, and the one that speaks for it: worked out once for the
+    # attempts, the failure facts and the logs link.
+    containers = _containers(job) if isinstance(job, JobDetail) else []
+    essential = _essential_names(containers)
+    primary = _primary_container(containers, essential)
+    attempts = _attempts(job, containers, essential, partition, region)
 
     created, started, stopped = _time(job.created_at), _time(job.started_at), _time(job.stopped_at)
     first_start = attempts[0].started_at if attempts and attempts[0].started_at else started
@@ -698,17 +734,22 @@ def normalise(
     running_now = job.status in ("STARTING", "RUNNING")
 
     redactor = redactor or Redactor()
-    facts = _failure_facts(event.event_type, job, attempts)
-    if dependency is not None:
-        facts = replace(facts, dependency_job_id=dependency[0], dependency_category=dependency[1])
-    failure = failures.classify(facts)
+    failure: Failure | None = None
     masked_in_failure = 0
-    if failure is not None:
-        # The failure's texts quote and cut the reasons: made again from masked reasons when
-        # they hold a secret (see `_masked`). Most events have no failure and skip this.
-        masked, masked_in_failure = _masked(facts, redactor)
-        if masked_in_failure:
-            failure = failures.classify(masked)
+    # Most events report no failure: their facts go ungathered.
+    if failures.is_failure(event.event_type.value, job.status, attempted=bool(attempts)):
+        facts = _failure_facts(event.event_type, job, attempts, containers, primary)
+        if dependency is not None:
+            facts = replace(
+                facts, dependency_job_id=dependency[0], dependency_category=dependency[1]
+            )
+        failure = failures.classify(facts)
+        if failure is not None:
+            # The failure's texts quote and cut the reasons: made again from masked reasons
+            # when they hold a secret (see `_masked`).
+            masked, masked_in_failure = _masked(facts, redactor)
+            if masked_in_failure:
+                failure = failures.classify(masked)
 
     training_job_arn: str | None = None
     if isinstance(job, ServiceJobDetail):
@@ -718,11 +759,9 @@ def normalise(
             training_job_arn = attempts[-1].resource_arn
 
     logs_link = next((a.log_url for a in reversed(attempts) if a.log_url), None)
-    if logs_link is None and isinstance(job, JobDetail):
-        container = _primary_container(job)
-        if container is not None:
-            place = _log_place(job, container.name)
-            logs_link = _stream_url(partition, region, place, container.log_stream_name)
+    if logs_link is None and primary is not None and primary.log_stream_name:
+        place = _log_place(containers, primary.name)
+        logs_link = _stream_url(partition, region, place, primary.log_stream_name)
     training_job = training_job_of(training_job_arn)
     if logs_link is None and training_job:
         logs_link = _training_log_url(partition, region, training_job)

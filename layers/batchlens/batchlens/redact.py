@@ -251,30 +251,34 @@ class Redactor:
 
     def redact_record(self, record: JobRecord) -> JobRecord:
         """Mask every free-text field of a record; `redacted` counts the masked values."""
+        # Every text is masked first, and copies are made only when one held a secret: most
+        # records hold none, and are returned as they are.
         clean = Tally(self)
-        update: dict[str, Any] = {"status_reason": clean(record.status_reason)}
-        update["attempts"] = [
-            attempt.model_copy(
-                update={
-                    "reason": clean(attempt.reason),
-                    "status_reason": clean(attempt.status_reason),
-                }
-            )
+        status_reason = clean(record.status_reason)
+        attempt_texts = [
+            {"reason": clean(attempt.reason), "status_reason": clean(attempt.status_reason)}
             for attempt in record.attempts
         ]
+        failure_texts: dict[str, str] | None = None
         if record.failure is not None:
-            update["failure"] = record.failure.model_copy(
-                update={
-                    "summary": clean(record.failure.summary) or "",
-                    "detail": clean(record.failure.detail) or "",
-                    # Next steps quote images, reasons and children's steps: free text too.
-                    "next_step": clean(record.failure.next_step) or "",
-                }
-            )
-        if record.log_excerpt:
-            update["log_excerpt"] = [clean(line) or "" for line in record.log_excerpt]
+            failure_texts = {
+                "summary": clean(record.failure.summary) or "",
+                "detail": clean(record.failure.detail) or "",
+                # Next steps quote images, reasons and children's steps: free text too.
+                "next_step": clean(record.failure.next_step) or "",
+            }
+        excerpt = [clean(line) or "" for line in record.log_excerpt or []]
         if clean.count == 0:
             return record
+        update: dict[str, Any] = {"status_reason": status_reason}
+        update["attempts"] = [
+            attempt.model_copy(update=texts)
+            for attempt, texts in zip(record.attempts, attempt_texts, strict=True)
+        ]
+        if record.failure is not None:
+            update["failure"] = record.failure.model_copy(update=failure_texts)
+        if record.log_excerpt:
+            update["log_excerpt"] = excerpt
         update["redacted"] = record.redacted + clean.count
         return record.model_copy(update=update)
 
