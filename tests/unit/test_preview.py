@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 from pathlib import Path
 
 import pytest
@@ -183,11 +182,7 @@ def test_a_webhook_url_with_a_space_or_a_stray_character_is_refused_without_echo
 
 @pytest.mark.parametrize(
     ("header", "seconds"),
-    [
-        *[("3", 3.0), ("0", 0.0), (" 1.5 ", 1.5), (None, 1.0), ("soon", 1.0), ("-5", 0.0)],
-        # Longer than any wait: the webhook gives up as rate-limited for too long, not in 1 s.
-        *[("inf", math.inf), ("1e400", math.inf), ("nan", 1.0), ("-inf", 0.0)],
-    ],
+    [("3", 3.0), ("0", 0.0), (" 1.5 ", 1.5), (None, 1.0), ("soon", 1.0), ("-5", 0.0)],
 )
 def test_retry_after_in_seconds(header: str | None, seconds: float) -> None:
     assert webhook.retry_after_seconds(header) == seconds

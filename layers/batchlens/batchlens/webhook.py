@@ -112,10 +112,8 @@ def retry_after_seconds(header: str | None, default: float = 1.0) -> float:
         seconds = float(header.strip())
     except ValueError:
         pass
-    else:
-        # "inf" (or "1e400") asks for longer than any wait: the caller gives up as "too long".
-        # "nan" says nothing, and time.sleep refuses it.
-        return default if math.isnan(seconds) else max(seconds, 0.0)
+    else:  # "nan" and "inf" parse as floats; time.sleep refuses NaN
+        return max(seconds, 0.0) if math.isfinite(seconds) else default
     try:
         when = parsedate_to_datetime(header)
     except (TypeError, ValueError):
