@@ -9,6 +9,7 @@ import importlib.util
 import io
 import itertools
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
@@ -29,6 +30,10 @@ def load_handler() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.__dict__["_enricher"] = None
+    # A new execution environment's Logger takes its level from the environment. Powertools
+    # configures the "batchlens" logger only once per process, so a load after one made under
+    # another level (the in-process demo's WARNING) would keep that level: set it here.
+    module.logger.setLevel(os.environ.get("POWERTOOLS_LOG_LEVEL") or "INFO")
     return module
 
 

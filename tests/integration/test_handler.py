@@ -5,7 +5,6 @@ never reach the table, the topic or the logs.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 from collections.abc import Iterator
@@ -19,11 +18,11 @@ import pytest
 from batchlens.history import HistoryTable
 from batchlens.local import FakeLambdaContext, LocalStack, put_batch_event, sqs_event
 from batchlens.pipeline import RecordFailed
-from tests.conftest import REPO_ROOT, Json, SqsEventBuilder, read_event, variant
+from tests.conftest import Json, SqsEventBuilder, read_event, variant
+from tests.handler_app import load_handler
 
 pytestmark = pytest.mark.integration
 
-HANDLER_PATH = REPO_ROOT / "functions" / "enrich" / "app.py"
 AWS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
 GITHUB_TOKEN = "ghp_FAKEt0kenF0rRedacti0nTest5NotReal000"
 DB_PASSWORD = "hunter2-prod-Zx9"
@@ -34,12 +33,7 @@ def app(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleTy
     """functions/enrich/app.py, freshly loaded, configured from the stack's environment."""
     for name, value in stack.environment.items():
         monkeypatch.setenv(name, value)
-    spec = importlib.util.spec_from_file_location("enrich_app_under_test", HANDLER_PATH)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    vars(module)["_enricher"] = None  # a cold start
+    module = load_handler()  # a cold start
     yield module
     vars(module)["_enricher"] = None
 

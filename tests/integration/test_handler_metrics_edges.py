@@ -3,7 +3,6 @@ stored by an invocation that then died."""
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from types import ModuleType
 
@@ -11,20 +10,10 @@ import pytest
 from aws_lambda_powertools.metrics.provider import cold_start
 
 from batchlens.local import FakeLambdaContext, LocalStack
-from tests.conftest import REPO_ROOT, SqsEventBuilder, read_event
+from tests.conftest import SqsEventBuilder, read_event
+from tests.handler_app import captured_logs, load_handler
 
 pytestmark = pytest.mark.integration
-
-HANDLER_PATH = REPO_ROOT / "functions" / "enrich" / "app.py"
-
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, HANDLER_PATH)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -36,7 +25,7 @@ def app_without_namespace(
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
     for name in ("POWERTOOLS_METRICS_DISABLED", "POWERTOOLS_DEV", "POWERTOOLS_METRICS_NAMESPACE"):
         monkeypatch.delenv(name, raising=False)
-    module = _load("enrich_app_review_no_namespace")
+    module = load_handler()
     monkeypatch.setattr(cold_start, "is_cold_start", True)
     yield module
     module.metrics.clear_metrics()
@@ -67,7 +56,6 @@ def test_a_poison_record_quoting_a_huge_field_stays_one_log_event(
     app: ModuleType, make_sqs_event: SqsEventBuilder, field: str
 ) -> None:
     from tests.conftest import variant
-    from tests.handler_app import captured_logs
 
     # Given a message (under SQS's 256 KiB) whose source or detail-type is 140 KB long
     poison = variant(read_event("job-succeeded"), envelope={field: "x" * 140_000})

@@ -4,7 +4,6 @@ SQS batch produces, as Lambda would ship them to CloudWatch (everything is on st
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from collections.abc import Iterator
@@ -15,11 +14,10 @@ import pytest
 from aws_lambda_powertools.metrics.provider import cold_start
 
 from batchlens.local import FakeLambdaContext, LocalStack
-from tests.conftest import REPO_ROOT, SqsEventBuilder, read_event
+from tests.conftest import SqsEventBuilder, read_event
+from tests.handler_app import load_handler
 
 pytestmark = pytest.mark.integration
-
-HANDLER_PATH = REPO_ROOT / "functions" / "enrich" / "app.py"
 
 
 @pytest.fixture
@@ -30,11 +28,7 @@ def app(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleTy
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
     for name in ("POWERTOOLS_METRICS_DISABLED", "POWERTOOLS_DEV"):
         monkeypatch.delenv(name, raising=False)
-    spec = importlib.util.spec_from_file_location("enrich_app_telemetry", HANDLER_PATH)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_handler()
     monkeypatch.setattr(cold_start, "is_cold_start", True)
     # Powertools keeps metrics in state every Metrics instance shares: start from none, whatever
     # an earlier test in this process left unflushed.

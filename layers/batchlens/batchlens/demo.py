@@ -502,6 +502,8 @@ def _run(*, keep_running: bool, port: int, out: TextIO) -> int:
             )
         return 0 if failed == 0 else 1
     finally:
+        # The demo may run inside a longer process (a test session): leave its logger as found.
+        logging.getLogger("batchlens").removeFilter(_STAND_IN_GAP)
         if not recorded:
             server.terminate()
             server.wait(timeout=10)
