@@ -420,29 +420,25 @@ def test_mistakes_are_one_line_and_exit_1(
     assert err.getvalue().count("\n") == 1
 
 
-@pytest.mark.parametrize("rate", ["0", "40.5", "100", "nan", "ten"])
-def test_a_rate_outside_one_bucket_of_the_batch_api_is_a_usage_error(
-    rate: str, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        # A rate outside one bucket of the Batch API.
+        *(("--rate", rate) for rate in ["0", "40.5", "100", "nan", "ten"]),
+        # A retention outside the stack's range: 0 days would write jobs whose TTL has already
+        # passed, which no query shows, and a huge number overflowed the TTL's date.
+        *(("--retention-days", days) for days in ["0", "-30", "3651", "3000000", "ninety"]),
+    ],
+)
+def test_an_option_outside_its_range_is_a_usage_error(
+    option: str, value: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given no AWS at all: like every argument argparse checks, it prints the usage and exits 2
     with pytest.raises(SystemExit) as exited:
-        cli.main(["backfill", "--table", "t", "--rate", rate])
+        cli.main(["backfill", "--table", "t", option, value])
 
     assert exited.value.code == cli.EXIT_USAGE
-    assert "argument --rate: " in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("days", ["0", "-30", "3651", "3000000", "ninety"])
-def test_a_retention_outside_the_stacks_range_is_a_usage_error(
-    days: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    # Given no AWS at all: 0 days would write jobs whose TTL has already passed, which no query
-    # shows, and a huge number overflowed the TTL's date
-    with pytest.raises(SystemExit) as exited:
-        cli.main(["backfill", "--table", "t", "--retention-days", days])
-
-    assert exited.value.code == cli.EXIT_USAGE
-    assert "argument --retention-days: " in capsys.readouterr().err
+    assert f"argument {option}: " in capsys.readouterr().err
 
 
 def test_verbose_reports_the_calls_of_a_backfill(

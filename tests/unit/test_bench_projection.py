@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from bench import pricing
@@ -23,16 +25,22 @@ OURS = {
 NAIVE = {"dynamodb.PutItem": 1.0, "sns.Publish": 1.0, "batch": 1.0}
 
 
-@pytest.fixture
-def projected() -> dict[str, dict[str, float]]:
+def project(ours: dict[str, float] = OURS, **options: Any) -> dict[str, dict[str, float]]:
+    """The projection of `ours` against NAIVE at the measurements every test here shares."""
     return projection(
-        {"batchlens": OURS, "naive": NAIVE},
+        {"batchlens": ours, "naive": NAIVE},
         batch_seconds=0.5,
         naive_event_seconds=0.03,
         kib=1.7,
         index_kib=0.29,
         stored={"timeline": 300.0, "latest": 2000.0, "naive": 1500.0},
+        **options,
     )
+
+
+@pytest.fixture
+def projected() -> dict[str, dict[str, float]]:
+    return project()
 
 
 def test_write_units_count_the_table_every_index_the_timeline_and_the_ledger(
@@ -101,14 +109,7 @@ def test_ledger_writes_are_one_unit_each_and_touch_no_index() -> None:
         "ledger.dynamodb.UpdateItem": 0.02,
         "ledger.dynamodb.PutItem": 0.04,
     }
-    projected = projection(
-        {"batchlens": with_ledger, "naive": NAIVE},
-        0.5,
-        0.03,
-        1.7,
-        0.29,
-        {"timeline": 300.0, "latest": 2000.0, "naive": 1500.0},
-    )
+    projected = project(with_ledger)
     latest = 0.5 * 2
     indexes = 3 * (0.25 + 2 * (0.5 - 0.25))
     by_parent = 0.05 + 2 * (0.1 - 0.05)
@@ -117,15 +118,7 @@ def test_ledger_writes_are_one_unit_each_and_touch_no_index() -> None:
 
 
 def test_items_are_billed_their_own_units_and_step_functions_in_100_ms_steps() -> None:
-    projected = projection(
-        {"batchlens": OURS, "naive": NAIVE},
-        0.5,
-        0.03,
-        1.7,
-        0.29,
-        {"timeline": 300.0, "latest": 2000.0, "naive": 1500.0},
-        units={"latest": 2.25, "naive": 2.2},
-    )
+    projected = project(units={"latest": 2.25, "naive": 2.2})
     assert projected["naive"]["dynamodbWriteUnits"] == 2_200_000
     sfn = projected["stepFunctionsExpress"]
     assert sfn["dynamodbWriteUnits"] == 2_200_000
