@@ -203,6 +203,61 @@ def test_a_log_group_outside_the_readable_prefix_is_not_read_and_says_why(
     )
 
 
+def with_awslogs_region(event: Json, region: str) -> Json:
+    """`event` whose job's awslogs driver writes to `region`, in Batch's default group."""
+    event["detail"]["container"]["logConfiguration"] = {
+        "logDriver": "awslogs",
+        "options": {"awslogs-group": "/aws/batch/job", "awslogs-region": region},
+    }
+    return event
+
+
+def test_a_log_in_another_region_is_not_read_and_says_why(
+    aws_session: boto3.Session,
+    enricher_with_logs: Callable[..., Enricher],
+    drain_alerts: Callable[[], list[Json]],
+    calls: LogsCalls,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given a failed job in the stack's Region whose awslogs driver writes to eu-west-1, and a
+    # stream of the same name in the stack's Region (the read would quote another job's log)
+    event = with_awslogs_region(read_event("job-failed-app-error"), "eu-west-1")
+    assert event["region"] == aws_session.region_name
+    write_log(aws_session, event, APP_LOG)
+    caplog.set_level(logging.INFO, logger="batchlens")
+
+    # When its event is processed
+    process(enricher_with_logs(), event)
+
+    # Then no read is tried, the alert links the log in eu-west-1 without an excerpt, and the log
+    # says why
+    assert calls.count == 0
+    (notification,) = drain_alerts()
+    record = json.loads(notification["Message"])
+    assert record["logExcerpt"] is None
+    assert "region=eu-west-1#" in record["links"]["logs"]
+    (line,) = [r for r in caplog.records if r.getMessage().startswith("No log excerpt")]
+    assert line.getMessage() == (
+        f"No log excerpt: log group /aws/batch/job is in eu-west-1, "
+        f"not in the stack's Region {aws_session.region_name}"
+    )
+
+
+def test_a_log_whose_awslogs_region_is_the_stacks_own_is_read(
+    aws_session: boto3.Session,
+    enricher_with_logs: Callable[..., Enricher],
+    drain_alerts: Callable[[], list[Json]],
+) -> None:
+    # Given a failed job whose awslogs driver names the stack's own Region
+    event = with_awslogs_region(read_event("job-failed-app-error"), aws_session.region_name)
+    write_log(aws_session, event, APP_LOG)
+
+    # When its event is processed; then the log is read
+    process(enricher_with_logs(LOG_TAIL_LINES="1"), event)
+    (notification,) = drain_alerts()
+    assert json.loads(notification["Message"])["logExcerpt"] == [APP_LOG[-1]]
+
+
 def test_the_stacks_default_prefix_reads_batchs_default_group(
     aws_session: boto3.Session,
     enricher_with_logs: Callable[..., Enricher],

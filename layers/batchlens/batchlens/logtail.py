@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, urlsplit
 
 from batchlens.records import SAGEMAKER_LOG_GROUP, JobRecord, training_job_name
 from batchlens.redact import MASK, Redactor
@@ -66,16 +67,30 @@ class LogSource:
     log_stream: str | None
     #: A SageMaker training job's name: its stream is looked up (see `training_stream`).
     training_job: str | None = None
+    #: The Region the attempt's log link opens; None: the job's own.
+    region: str | None = None
 
 
 def log_source(record: JobRecord) -> LogSource | None:
     """The latest attempt that wrote to a known log stream, or ran a SageMaker training job."""
     for attempt in reversed(record.attempts):
         if attempt.log_group and attempt.log_stream_name:
-            return LogSource(attempt.number, attempt.log_group, attempt.log_stream_name)
+            return LogSource(
+                attempt.number,
+                attempt.log_group,
+                attempt.log_stream_name,
+                region=_link_region(attempt.log_url),
+            )
         if name := training_job_name(attempt):
             return LogSource(attempt.number, SAGEMAKER_LOG_GROUP, None, training_job=name)
     return None
+
+
+def _link_region(log_url: str | None) -> str | None:
+    """The Region a log link opens (its `region` query): an `awslogs-region` option can name
+    another Region than the job's, and the link is where the record keeps it."""
+    regions = parse_qs(urlsplit(log_url).query).get("region") if log_url else None
+    return regions[0] if regions else None
 
 
 def wants_excerpt(record: JobRecord, lines: int, training_jobs: bool = True) -> bool:
@@ -250,6 +265,16 @@ def fetch_excerpt(
             "No log excerpt: log group %s is outside JobLogGroupPrefix %s",
             source.log_group,
             log_group_prefix,
+            extra={"job_id": record.job_id, "log_group": source.log_group},
+        )
+        return record
+    if source.region is not None and source.region != client.meta.region_name:
+        # The role may read its own Region's job logs only; the read would fail after a call.
+        logger.info(
+            "No log excerpt: log group %s is in %s, not in the stack's Region %s",
+            source.log_group,
+            source.region,
+            client.meta.region_name,
             extra={"job_id": record.job_id, "log_group": source.log_group},
         )
         return record
