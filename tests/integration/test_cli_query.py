@@ -1007,9 +1007,10 @@ def test_no_region_anywhere_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_pat
 
 
 def test_an_unreachable_remote_endpoint_is_one_line_without_the_local_hint(
-    no_retry_delay: list[float],
+    endpoint: str, no_retry_delay: list[float]
 ) -> None:
-    # Given an endpoint that is not on this machine, and does not resolve
+    # Given credentials (the module's, which `endpoint` sets even when this test runs alone), and
+    # an endpoint that is not on this machine and does not resolve
     url = "http://dynamodb.invalid"
 
     # When jobs are listed; then one line names it, without asking for the local stack
@@ -1132,9 +1133,38 @@ def test_an_until_in_the_future_reads_no_future_day_partitions(
         endpoint, golden, "jobs", "--status", "FAILED", "--since", "1d", "--until", next_year
     )
 
-    # Then only the day partitions up to now are read: nothing is stored after now
+    # Then only the day partitions up to now (and the clock's allowance) are read: nothing is
+    # stored after now
+    now = datetime.now(tz=UTC)
+    days = (now + cli.CLOCK_SKEW).date() - (now - timedelta(days=1)).date()
     assert code == 0
-    assert calls.indexes() == Counter({"byDay": 2})
+    assert calls.indexes() == Counter({"byDay": days.days + 1})
+
+
+def test_a_clock_running_behind_aws_still_lists_the_newest_jobs(
+    session: boto3.Session, endpoint: str
+) -> None:
+    # Given a job that failed at 10:05 by AWS's clock, and a machine whose clock reads 10:00
+    history = new_table(session, endpoint)
+    ahead = datetime.now(tz=UTC).replace(microsecond=0) + timedelta(minutes=5)
+    history.put_latest(record_of(event("job-failed-oom.json", time=f"{ahead:%FT%TZ}")))
+
+    # When the last day's failures are listed, with the default end of the range
+    code, out, err = query(
+        endpoint,
+        history.table_name,
+        "jobs",
+        "--status",
+        "FAILED",
+        "--since",
+        "1d",
+        "-o",
+        "json",
+    )
+
+    # Then the job is listed
+    assert (code, err) == (0, "")
+    assert names(out) == ["align-NA12878-chr1"]
 
 
 # --- pagination, and queries that grow with pages, not with the table ------------------------

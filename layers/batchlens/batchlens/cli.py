@@ -174,14 +174,21 @@ def _open_history(
     return HistoryTable(client, name, retention_days), connection
 
 
+#: How far this machine's clock may run behind AWS's: AWS accepts requests signed up to 15 minutes
+#: off its own clock.
+CLOCK_SKEW = timedelta(minutes=15)
+
+
 def _time_range(args: argparse.Namespace) -> tuple[datetime, datetime]:
     from batchlens.events import RETENTION_DAYS_MAX
     from batchlens.query import parse_time
 
     now = datetime.now(tz=UTC)
-    # Nothing is stored after now: a later --until would only add empty day partitions to read.
+    # Nothing is stored after AWS's now: a later --until would only add empty day partitions to
+    # read. Records carry AWS's event times, so a clock running behind must not hide the newest.
+    latest = now + CLOCK_SKEW
     # `--until ""` (an unset shell variable) is a mistake, not "now": parse_time refuses it.
-    until = min(parse_time(args.until, now), now) if args.until is not None else now
+    until = min(parse_time(args.until, now), latest) if args.until is not None else latest
     # Nothing outlives the longest RetentionDays, and each day of the range costs queries:
     # `--since 2000-01-01` reads at most that many days, not 9,000.
     oldest = min(now - timedelta(days=RETENTION_DAYS_MAX), until)
