@@ -1555,6 +1555,31 @@ def test_a_job_whose_stored_record_cannot_be_read_is_one_line_and_the_rest_still
     assert f"Job            {pull.job_name} ({pull.job_id})" in out
 
 
+def test_a_name_prefix_reads_only_the_records_the_limit_shows(
+    session: boto3.Session, endpoint: str, calls: Calls
+) -> None:
+    # Given 250 failures of one day whose names sort the other way round from their times (byName
+    # keys sort by name, so the day's entries are all read to find the newest)
+    history = new_table(session, endpoint)
+    moment = datetime(2025, 3, 14, 12, tzinfo=UTC)
+    records = recent_records(moment)[:250]
+    bulk_put(
+        history,
+        [r.model_copy(update={"job_name": f"render-{249 - n:03d}"}) for n, r in enumerate(records)],
+    )
+
+    # When the newest job of the name prefix is listed
+    code, out, _ = query(
+        endpoint, history.table_name, "jobs", "--since", "2025-03-14T00:00:00Z", "--until",
+        "2025-03-14T23:00:00Z", "--name", "render-", "--limit", "1", "-o", "json",
+    )  # fmt: skip
+
+    # Then it is the newest by time, its record read with one BatchGetItem (the day's entries are
+    # all queried, but not their 250 records)
+    assert (code, names(out)) == (0, ["render-249"])
+    assert calls.count("BatchGetItem") == 1
+
+
 def test_the_readme_names_every_permission_the_query_commands_use(
     endpoint: str, golden: str, calls: Calls
 ) -> None:

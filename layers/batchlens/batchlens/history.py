@@ -453,12 +453,17 @@ class HistoryTable:
         filter_expression: str | None = None,
         newest_first: bool = True,
         page_size: int | None = None,
+        newest_by: str | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Latest items of one index query, as plain values with `record` decoded.
 
         Lazy: the next page is asked for only when the caller reads past the current one, so a
         caller that stops early issues no further Query calls. The indexes hold no records: each
         page's are read from the table (see `_with_records`).
+
+        `newest_by` names a projected time attribute, for an index whose keys do not sort by time
+        (byName): every entry is read first and ordered newest first by it, and only then are
+        records read, as the caller reads on.
         """
         request: dict[str, Any] = {
             "TableName": self.table_name,
@@ -473,9 +478,22 @@ class HistoryTable:
             request["FilterExpression"] = filter_expression
         if page_size:
             request["Limit"] = page_size
+        pages = self._index_pages(request)
+        if newest_by is None:
+            for entries in pages:
+                yield from self._with_records(entries)
+            return
+        entries = [entry for page in pages for entry in page]
+        entries.sort(key=lambda entry: entry.get(newest_by, {}).get("S", ""), reverse=True)
+        yield from self._with_records(entries)
+
+    def _index_pages(
+        self, request: dict[str, Any]
+    ) -> Iterator[list[dict[str, AttributeValueTypeDef]]]:
+        """The entries of an index query, a page at a time, asked for as the caller reads on."""
         while True:
             response = self._client.query(**request)
-            yield from self._with_records(response.get("Items", []))
+            yield response.get("Items", [])
             last_key = response.get("LastEvaluatedKey")
             if not last_key:
                 return

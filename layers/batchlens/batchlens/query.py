@@ -337,7 +337,8 @@ def _by_queue(history: HistoryTable, query: JobQuery) -> Iterator[dict[str, Any]
 
 
 def _by_name(history: HistoryTable, query: JobQuery) -> Iterator[dict[str, Any]]:
-    """byName: one query per day (its keys sort by name, so each day is sorted by time here)."""
+    """byName: one query per day (its keys sort by name: each day's entries are sorted by time
+    before their records are read, so a limit reads only the records it shows)."""
     names: dict[str, str] = {"#updated": "gsi2sk"}
     values: dict[str, AttributeValueTypeDef] = {
         ":prefix": {"S": query.name_prefix or ""},
@@ -357,17 +358,14 @@ def _by_name(history: HistoryTable, query: JobQuery) -> Iterator[dict[str, Any]]
     conditions += _category_filter(query, names, values)
 
     def reader(day: str) -> Reader:
-        def read() -> Iterator[dict[str, Any]]:
-            items = history.query_latest(
-                "byName",
-                "gsi3pk = :pk AND begins_with(gsi3sk, :prefix)",
-                {**values, ":pk": {"S": f"N#{day}"}},
-                names=names,
-                filter_expression=" AND ".join(conditions),
-            )
-            yield from sorted(items, key=_newest_key, reverse=True)
-
-        return read
+        return lambda: history.query_latest(
+            "byName",
+            "gsi3pk = :pk AND begins_with(gsi3sk, :prefix)",
+            {**values, ":pk": {"S": f"N#{day}"}},
+            names=names,
+            filter_expression=" AND ".join(conditions),
+            newest_by="gsi2sk",
+        )
 
     days = query.days()
     with _ReadAhead(query, [reader(day) for day in days]) as ahead:
