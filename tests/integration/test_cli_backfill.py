@@ -734,3 +734,77 @@ def test_retention_days_and_allow_shape_what_is_stored(
     assert (code, summary["written"]) == (0, 1)
     assert stored["expiresAt"] == {"N": str(int(expires.timestamp()))}
     assert record["statusReason"] == "stopped by API_TOKEN=abc123secret"
+
+
+def test_a_job_too_large_for_an_item_is_stored_cut_to_fit_as_the_enricher_would(
+    session: boto3.Session, endpoint: str, jobs: dict[str, list[str]]
+) -> None:
+    # Given a job whose status reason is half a megabyte (moto records a TerminateJob's reason),
+    # alone in its queue: its record is larger than a DynamoDB item may be
+    batch = session.client("batch", endpoint_url=endpoint)
+    environment = batch.describe_compute_environments(computeEnvironments=["local-ce"])[
+        "computeEnvironments"
+    ][0]["computeEnvironmentArn"]
+    batch.create_job_queue(
+        jobQueueName="enormous",
+        state="ENABLED",
+        priority=1,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": environment}],
+    )
+    job_id = batch.submit_job(jobName="loud", jobQueue="enormous", jobDefinition="etl-nightly")[
+        "jobId"
+    ]
+    batch.terminate_job(jobId=job_id, reason="x" * 500_000)
+    history = new_table(session, endpoint)
+
+    # When it is backfilled
+    code, summary, err = run_backfill(endpoint, history.table_name, "--queue", "enormous")
+
+    # Then it is stored cut to the size rule, as the enricher stores such a job, not refused by
+    # DynamoDB on this run and every run after
+    assert (code, summary["written"], summary["failed"]) == (0, 1, 0), err
+    stored = history.get_latest(job_id)
+    assert stored is not None
+    assert stored.record["truncated"] is True
+    assert len(stored.record["statusReason"]) <= 8_192
+
+
+def test_a_job_older_than_the_retention_is_left_out_not_written_already_expired(
+    session: boto3.Session,
+    endpoint: str,
+    jobs: dict[str, list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given the ml queue's jobs as Batch would list them three days on (Batch keeps about 7)
+    three_days_ms = 3 * 86_400_000
+
+    def aged(parsed: dict[str, Any], **_: Any) -> None:
+        for job in parsed.get("jobSummaryList", []) + parsed.get("jobs", []):
+            for key in ("createdAt", "startedAt", "stoppedAt"):
+                if isinstance(job.get(key), int):
+                    job[key] -= three_days_ms
+            for attempt in job.get("attempts", []):
+                for key in ("startedAt", "stoppedAt"):
+                    if isinstance(attempt.get(key), int):
+                        attempt[key] -= three_days_ms
+
+    hook_cli_sessions(monkeypatch, "after-call.batch.ListJobs", aged)
+    hook_cli_sessions(monkeypatch, "after-call.batch.DescribeJobs", aged)
+    history = new_table(session, endpoint)
+
+    # When they are backfilled to be kept 2 days (the stack's RetentionDays)
+    code, summary, _ = run_backfill(
+        endpoint, history.table_name, "--queue", "ml", "--retention-days", "2"
+    )
+
+    # Then none is written with a TTL already past (no query would show it, DynamoDB would delete
+    # it, and the next run would write it again): they are outside the range kept
+    assert code == 0
+    assert (summary["written"], summary["outsideRange"]) == (0, ML_OK)
+    assert all(history.get_latest(job_id) is None for job_id in jobs["ml"])
+
+    # And kept 7 days, they are written
+    code, summary, _ = run_backfill(
+        endpoint, history.table_name, "--queue", "ml", "--retention-days", "7"
+    )
+    assert (code, summary["written"], summary["outsideRange"]) == (0, ML_OK, 0)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from batchlens import rollup
+from batchlens import limits, rollup
 from batchlens.describe import Descriptions, chunks, describe_jobs, describe_service_jobs
 from batchlens.events import JOB_STATUSES, SERVICE_JOB_STATUSES, InvalidEvent, parse_event
 from batchlens.history import HistoryTable, WriteOutcome, version_of
@@ -114,6 +114,7 @@ class BackfillResult:
 
     queues: int = 0
     listed: int = 0
+    #: Older than --since, or than --retention-days (its items would expire as written).
     outside_range: int = 0
     described: int = 0
     #: Listed, then unknown to DescribeJobs: stored from the ListJobs summary.
@@ -219,10 +220,16 @@ class Backfill:
         redactor: Redactor | None = None,
         progress: Callable[[str], None] = lambda _: None,
         describe_concurrency: int = 4,
+        retention_days: int | None = None,
     ) -> None:
         self._batch = batch
         self._history = history
         self._since_ms = int(since.timestamp() * 1000) if since else None
+        # A job whose items would expire `retention_days` after its last activity, already past:
+        # no query shows such an item, and once DynamoDB deletes it the next run writes it again.
+        self._kept_since_ms = (
+            int(time.time() * 1000) - retention_days * 86_400_000 if retention_days else None
+        )
         self._children = children
         self._redactor = redactor or Redactor()
         self._progress = progress
@@ -325,6 +332,15 @@ class Backfill:
             if self._since_ms is not None and (moment is None or moment < self._since_ms):
                 self.result.outside_range += 1
                 continue
+            # In whole seconds, as the made-up event's time (and so the items' TTL) is.
+            kept_since = self._kept_since_ms
+            if (
+                kept_since is not None
+                and moment is not None
+                and moment // 1000 * 1000 <= kept_since
+            ):
+                self.result.outside_range += 1
+                continue
             yield summary
 
     def _store_all(self, queue: Queue, summaries: Iterator[Mapping[str, Any]]) -> None:
@@ -372,7 +388,11 @@ class Backfill:
                         detail, service=queue.service, region=self._region, account="unknown"
                     )
                 )
-                record = normalise(event, None, enrichment=enrichment, redactor=self._redactor)
+                # Cut to the item limit as the enricher cuts it: DynamoDB refuses a larger item,
+                # on this run and every run after.
+                record = limits.fit_for_store(
+                    normalise(event, None, enrichment=enrichment, redactor=self._redactor)
+                )
             except InvalidEvent as exc:
                 self._fail(f"{job_id}: {exc}")
                 continue

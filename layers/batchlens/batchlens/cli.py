@@ -359,6 +359,7 @@ def backfill(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: Te
                 children=args.children,
                 redactor=Redactor(args.allow or ()),
                 progress=progress,
+                retention_days=history.retention_days,
             )
             result = run.run(args.queue or ())
     if counter is not None:
@@ -371,7 +372,7 @@ def backfill(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: Te
             f"{result.listed} jobs listed in {result.queues} queues: {result.written} written, "
             f"{result.unchanged} unchanged, {result.newer_in_table} newer in the history, "
             f"{result.vanished} stored from their ListJobs summary (gone before DescribeJobs), "
-            f"{result.outside_range} outside --since, {result.failed} failed",
+            f"{result.outside_range} outside --since or --retention-days, {result.failed} failed",
             file=stdout,
         )
     return EXIT_BAD_INPUT if result.failed else EXIT_OK
