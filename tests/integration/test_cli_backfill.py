@@ -16,6 +16,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -34,6 +35,7 @@ from tests.moto_server import cli_endpoint, hook_cli_sessions
 pytestmark = pytest.mark.integration
 
 ETL_OK, ETL_FAILED, ML_OK = 12, 4, 3
+EVENTS = Path(__file__).resolve().parents[2] / "events"
 
 
 @pytest.fixture(scope="module")
@@ -808,3 +810,43 @@ def test_a_job_older_than_the_retention_is_left_out_not_written_already_expired(
         endpoint, history.table_name, "--queue", "ml", "--retention-days", "7"
     )
     assert (code, summary["written"], summary["outsideRange"]) == (0, ML_OK, 0)
+
+
+def test_a_job_whose_dependency_failed_names_it_as_the_enricher_does(
+    session: boto3.Session,
+    endpoint: str,
+    jobs: dict[str, list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given an ml job that Batch failed because a dependency failed: of its two dependencies, the
+    # history holds one that succeeded and one that ran out of memory
+    history = new_table(session, endpoint)
+    oom = normalise(parse_event(json.loads((EVENTS / "job-failed-oom.json").read_text())))
+    succeeded = normalise(parse_event(json.loads((EVENTS / "job-succeeded.json").read_text())))
+    for record in (oom, succeeded):
+        history.put_latest(record)
+    downstream = jobs["ml"][0]
+
+    def dependency_failed(parsed: dict[str, Any], **_: Any) -> None:
+        for job in parsed.get("jobs", []):
+            if job["jobId"] == downstream:
+                job.update(status="FAILED", statusReason="Dependent Job failed", attempts=[])
+                job["dependsOn"] = [{"jobId": succeeded.job_id}, {"jobId": oom.job_id}]
+                job.pop("startedAt", None)
+                job.get("container", {}).pop("exitCode", None)
+
+    hook_cli_sessions(monkeypatch, "after-call.batch.DescribeJobs", dependency_failed)
+
+    # When the queue is backfilled
+    code, summary, err = run_backfill(endpoint, history.table_name, "--queue", "ml")
+
+    # Then its failure names the dependency that failed, with its category, as the enricher's
+    # does, rather than send the reader through both
+    assert (code, summary["failed"]) == (0, 0), err
+    stored = history.get_latest(downstream)
+    assert stored is not None
+    failure = stored.record["failure"]
+    assert failure["category"] == "DEPENDENCY_FAILED"
+    assert failure["summary"] == (
+        f"Dependency failed: job {oom.job_id} (OUT_OF_MEMORY) failed, so this job never ran"
+    )

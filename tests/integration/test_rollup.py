@@ -308,6 +308,37 @@ def dependent_on(*job_ids: str) -> dict[str, Any]:
     return event
 
 
+def test_a_dependency_stored_with_a_category_this_version_does_not_know_is_named_without_it(
+    stack: Stack,
+) -> None:
+    # Given the OOM job stored FAILED by a newer batchlens, with a category this one does not know
+    enricher, created, session = stack
+    oom = json.loads((EVENTS / "job-failed-oom.json").read_text())
+    enricher.process(messages([oom]))
+    stored = enricher.history.get_latest(oom["detail"]["jobId"])
+    assert stored is not None
+    record = {**stored.record, "failure": {**stored.record["failure"], "category": "GPU_XID"}}
+    session.client("dynamodb").update_item(
+        TableName=created.table_name,
+        Key={"pk": {"S": f"JOB#{oom['detail']['jobId']}"}, "sk": {"S": "LATEST"}},
+        UpdateExpression="SET #r = :r",
+        ExpressionAttributeNames={"#r": "record"},
+        ExpressionAttributeValues={":r": {"S": json.dumps(record)}},
+    )
+
+    # When a job that depended on it is processed
+    result = enricher.process(messages([dependent_on(oom["detail"]["jobId"])]))
+
+    # Then it is stored, naming the dependency without a category, rather than failing for good
+    assert result.failures == {}
+    (processed,) = result.processed
+    assert processed.record is not None
+    assert processed.record.failure is not None
+    assert processed.record.failure.summary == (
+        f"Dependency failed: job {oom['detail']['jobId']} failed, so this job never ran"
+    )
+
+
 def test_a_dependency_that_succeeded_is_never_blamed(stack: Stack) -> None:
     # Given a job that depends on one that succeeded (in the history) and on the OOM job, whose
     # FAILED event is not stored yet (it sits later in the same batch)

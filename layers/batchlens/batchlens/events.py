@@ -365,6 +365,12 @@ class BatchEvent:
     def event_id(self) -> str:
         return self.envelope.id
 
+    @property
+    def depends_on(self) -> list[str]:
+        """The ids of the jobs this job depends on, each once (none for a service job)."""
+        dependencies = getattr(self.job, "depends_on", [])
+        return list(dict.fromkeys(d.job_id for d in dependencies if d.job_id))
+
 
 def validation_problems(error: ValidationError) -> str:
     """A pydantic error on one line for a person: each field (the first three) and why."""

@@ -34,9 +34,13 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from batchlens import limits, rollup
+from batchlens.failures import FailureCategory
 from batchlens.records import JobRecord
 
 logger = logging.getLogger("batchlens")
+
+#: The most jobs a job may depend on (SubmitJob `dependsOn`): the most looked up for one failure.
+DEPENDS_ON_MAX = 20
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -216,6 +220,14 @@ def latest_item(record: JobRecord, retention_days: int) -> dict[str, AttributeVa
     }
 
 
+def _category(value: object) -> FailureCategory | None:
+    """A stored failure category; None for one this version does not know."""
+    try:
+        return FailureCategory(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
 class HistoryTable:
     """Adapter over the history table; takes its DynamoDB client."""
 
@@ -380,6 +392,36 @@ class HistoryTable:
         return (pk, sk), item
 
     # --- reads -------------------------------------------------------------------------
+
+    def failed_dependency(
+        self, depends_on: Sequence[str]
+    ) -> tuple[str, FailureCategory | None] | None:
+        """The dependency that failed (first found in the history), with its own category.
+
+        Where the history shows none failed yet (its event may sit later in this very batch),
+        the one dependency not known to have succeeded, if only one is left; else None, and the
+        failure lists them all rather than blame one that may have succeeded.
+        """
+        # One GetItem each, in sequence: AWS Batch allows 20, and a hand-made event listing
+        # thousands would hold up the whole batch past the function's timeout.
+        unknown: list[str] = list(depends_on[DEPENDS_ON_MAX:])
+        looked_up = depends_on[:DEPENDS_ON_MAX]
+        for n, job_id in enumerate(looked_up):
+            try:
+                stored = self.get_latest(job_id)
+            except Exception as exc:  # the failure still lists the dependencies
+                logger.warning("Dependency lookup failed", extra={"error": repr(exc)})
+                unknown.extend(looked_up[n:])
+                break
+            status = stored.record.get("status") if stored is not None else None
+            if stored is not None and status == "FAILED":
+                failure = stored.record.get("failure")
+                return job_id, _category(
+                    failure.get("category") if isinstance(failure, dict) else None
+                )
+            if status != "SUCCEEDED":
+                unknown.append(job_id)
+        return (unknown[0], None) if len(unknown) == 1 else None
 
     def get_latest(self, job_id: str) -> StoredJob | None:
         response = self._client.get_item(

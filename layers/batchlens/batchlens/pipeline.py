@@ -47,8 +47,6 @@ ALERT_MARGIN_MS = 5_000
 #: Tries of the ledger's "sent" mark after a publish (each is boto3's own retries).
 COMPLETE_ATTEMPTS = 3
 
-#: The most jobs a job may depend on (SubmitJob `dependsOn`): the most looked up for one failure.
-DEPENDS_ON_MAX = 20
 
 #: The most characters of a poison record's reason kept (logged, and returned for a bare event):
 #: it may quote an input field of any length, and a log line over 256 KiB is split in two.
@@ -291,7 +289,7 @@ class Enricher:
             described, enrichment = None, Enrichment.EVENT_ONLY
             record = normalise(event, None, enrichment=enrichment, redactor=self.redactor)
         if record.failure is not None and record.failure.category is DEPENDENCY_FAILED:
-            dependency = self._failed_dependency(event)
+            dependency = self.history.failed_dependency(event.depends_on)
             if dependency is not None:
                 record = normalise(
                     event,
@@ -302,35 +300,6 @@ class Enricher:
                 )
         # Cut to the item limit here, once: the stored item, the timeline and the alert all use it.
         return limits.fit_for_store(record)
-
-    def _failed_dependency(self, event: BatchEvent) -> tuple[str, FailureCategory | None] | None:
-        """The dependency that failed (first found in the history), with its own category.
-
-        Where the history shows none failed yet (its event may sit later in this very batch),
-        the one dependency not known to have succeeded, if only one is left; else None, and the
-        failure lists them all rather than blame one that may have succeeded.
-        """
-        job = event.job
-        depends_on = list(
-            dict.fromkeys(d.job_id for d in getattr(job, "depends_on", []) if d.job_id)
-        )
-        # One GetItem each, in sequence: AWS Batch allows 20, and a hand-made event listing
-        # thousands would hold up the whole batch past the function's timeout.
-        unknown: list[str] = depends_on[DEPENDS_ON_MAX:]
-        depends_on = depends_on[:DEPENDS_ON_MAX]
-        for n, job_id in enumerate(depends_on):
-            try:
-                stored = self.history.get_latest(job_id)
-            except Exception as exc:  # the failure still lists the dependencies
-                logger.warning("Dependency lookup failed", extra={"error": repr(exc)})
-                unknown.extend(depends_on[n:])
-                break
-            if stored is not None and stored.record.get("status") == "FAILED":
-                category = (stored.record.get("failure") or {}).get("category")
-                return job_id, FailureCategory(category) if category else None
-            if stored is None or stored.record.get("status") != "SUCCEEDED":
-                unknown.append(job_id)
-        return (unknown[0], None) if len(unknown) == 1 else None
 
     def _hold_newer_siblings(self, group: list[Processed]) -> None:
         """Fail a job's newer events in this batch while an older one's alert waits for SQS.
