@@ -115,6 +115,38 @@ def test_masks_secrets_even_across_lines_and_counts_them() -> None:
     assert masked == 2
 
 
+def test_a_line_ending_in_a_secrets_name_never_masks_the_next_line() -> None:
+    # Given lines that end in a secret's name with no value on that line: argparse naming the
+    # missing --api-key (the job's failure), and an environment dump with an empty password
+    messages = [
+        "train.py: error: the following arguments are required: --api-key",
+        "+ echo 'train.py exited with 2'",
+        "SMTP_PASSWORD=",
+        "DB_HOST=db.internal",
+        "psycopg2.OperationalError: could not connect to server",
+    ]
+
+    # When they are excerpted; then every line is quoted as the job wrote it: each line is one
+    # write, and the next one is no secret's value
+    assert excerpt_lines(messages, 10, Redactor()) == (messages, 0)
+
+    # And a value on the name's own line is still masked
+    assert excerpt_lines(["--api-key sk-live", "next"], 10, Redactor()) == (
+        [f"--api-key {MASK}", "next"],
+        1,
+    )
+
+
+def test_only_the_lines_shown_count_as_masked() -> None:
+    # Given a log whose secret sits above the lines the excerpt shows
+    messages = ["DB_PASSWORD=hunter2", "connecting", "ValueError: no customer"]
+
+    # When its last two lines are excerpted; then nothing shown was masked, so none is counted
+    assert excerpt_lines(messages, 2, Redactor()) == (messages[1:], 0)
+    # And with the secret's line shown, it is masked and counted
+    assert excerpt_lines(messages, 3, Redactor()) == ([f"DB_PASSWORD={MASK}", *messages[1:]], 1)
+
+
 def test_masks_credentials_inside_colour_codes() -> None:
     # A colour code right before a key leaves no word boundary for the key's pattern to find
     messages = [

@@ -41,6 +41,13 @@ MAX_PAGES = 3
 FETCH_TIMEOUT_SECONDS = 5.0
 MIN_REMAINING_MS = 15_000
 
+#: A private key, the one secret that spans lines: masked whole (to the end of the text without
+#: an END line, as the Redactor does) before the lines are masked one by one.
+_KEY_BLOCK = re.compile(
+    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----"
+    r".*?(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z)",
+    re.DOTALL,
+)
 #: The last events can start inside a private key, below its BEGIN line: mask up to its END line.
 _KEY_TAIL = re.compile(r"\A.*?-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----", re.DOTALL)
 
@@ -121,28 +128,36 @@ def excerpt_lines(
 ) -> tuple[list[str], int]:
     """The last `lines` lines of log `messages`, masked and cut to fit; and how many were masked.
 
-    Messages are joined before masking so a secret spanning lines (a private key) is masked whole.
-    Terminal colour codes and control characters go first; tabs become spaces.
+    A private key, which spans lines, is masked whole across them; every other secret line by
+    line: a line that ends in a secret's name (argparse's "required: --api-key", an empty
+    `DB_PASSWORD=`) does not make the next line its value. Terminal colour codes and control
+    characters go first; tabs become spaces.
     """
     if lines <= 0:
         return [], 0
+    redactor = redactor or Redactor()
     text = "\n".join(message.rstrip("\r\n") for message in messages)
     text = text.replace("\r\n", "\n").replace(_CR, "").replace("\r", _CR)
     # Colour codes go before masking: "\x1b[36mAKIA…" has no word boundary before the key.
     plain = printable(text.replace("\t", "    "))
-    cleaned, count = (redactor or Redactor()).text(plain)
+    plain, count = _KEY_BLOCK.subn(MASK, plain)
     # Whole keys are masked by now, so an END line left is that of a key begun above the window.
-    cleaned, tails = _KEY_TAIL.subn(MASK, cleaned, count=1)
+    plain, tails = _KEY_TAIL.subn(MASK, plain, count=1)
     count += tails
-    all_lines = [_last_drawn(line).rstrip() for line in cleaned.split("\n")]
-    while all_lines and not all_lines[-1]:
+    all_lines = plain.split("\n")
+    # A mask is never blank, so a line's blankness is known before masking: only the lines shown
+    # are masked (a read can bring thousands) and counted.
+    while all_lines and not _last_drawn(all_lines[-1]).strip():
         all_lines.pop()
-    tail = [_clip(line) for line in all_lines[-lines:]]
-    while tail and sum(len(line) + 1 for line in tail) > MAX_EXCERPT_CHARS:
+    tail: list[tuple[str, int]] = []
+    for line in all_lines[-lines:]:
+        masked, masks = redactor.text(line)
+        tail.append((_clip(_last_drawn(masked).rstrip()), masks))
+    while tail and sum(len(line) + 1 for line, _ in tail) > MAX_EXCERPT_CHARS:
         tail.pop(0)  # the newest lines matter most: drop from the top
-    while tail and not tail[0]:
+    while tail and not tail[0][0]:
         tail.pop(0)
-    return tail, count
+    return [line for line, _ in tail], count + sum(masks for _, masks in tail)
 
 
 def training_stream(streams: Iterable[LogStreamTypeDef]) -> str | None:
