@@ -18,7 +18,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from batchlens import alerts, slack
+from batchlens import alerts, logtail, slack
 from batchlens.alerts import build_alert, chatbot_body, email_text, subject
 from batchlens.events import parse_event
 from batchlens.publish import PUBLISH_BATCH_MAX, publish_alerts
@@ -583,6 +583,26 @@ def test_the_log_heading_is_escaped() -> None:
     heading = _section_starting(payload, "*Last ").split("\n")[0]
     assert "r&amp;d/&lt;default&gt;/86165a4" in heading
     assert block_kit_problems(payload) == []
+
+
+def test_the_log_heading_names_the_attempt_whose_log_was_read() -> None:
+    # Given a job whose last attempt has a stream but no log group (another log driver): the
+    # excerpt is read from the attempt before it
+    record = record_of("job-failed-oom", OOM_LOG)
+    *earlier, last = record.attempts
+    record = record.model_copy(
+        update={"attempts": [*earlier, last.model_copy(update={"log_group": None})]}
+    )
+    source = logtail.log_source(record)
+    assert source is not None
+    assert source.attempt == earlier[-1].number
+
+    # When its log heading is written; then it names that attempt, its group and its stream
+    heading = alerts.log_heading(record)
+    assert heading == (
+        f"Last {len(OOM_LOG)} log lines of attempt {source.attempt} "
+        f"({source.log_group} {source.log_stream})"
+    )
 
 
 def test_slack_fields_escape_a_job_name() -> None:

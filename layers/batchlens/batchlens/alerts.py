@@ -265,8 +265,14 @@ def log_heading(record: JobRecord, count: int | None = None) -> str | None:
     `count` is how many of its lines are shown (default: all)."""
     if not record.log_excerpt:
         return None
+    # The attempt `logtail.log_source` reads: a stream in a log group, or a training job's.
     attempt = next(
-        (a for a in reversed(record.attempts) if a.log_stream_name or training_job_name(a)), None
+        (
+            a
+            for a in reversed(record.attempts)
+            if (a.log_group and a.log_stream_name) or training_job_name(a)
+        ),
+        None,
     )
     count = len(record.log_excerpt) if count is None else count
     lines = "line" if count == 1 else "lines"
