@@ -602,6 +602,22 @@ def test_a_partial_newest_page_is_completed_from_older_pages() -> None:
     assert [r.get("nextToken") for r in logs.requests] == [None, "b/1"]
 
 
+def test_a_message_ending_in_a_line_break_counts_as_one_line() -> None:
+    # Given a newest page of two messages that end in a line break (a driver or a print that
+    # keeps it), the traceback's first line on the page before
+    logs = Logs(
+        [['  File "app.py"\n', "ValueError: boom\n"], ["Traceback (most recent call last):"]]
+    )
+
+    # When 3 lines are wanted; then the page before is read too: the two messages are two lines
+    quoted = fetch(logs, record_of("job-failed-app-error"), 3)
+    assert quoted.log_excerpt == [
+        "Traceback (most recent call last):",
+        '  File "app.py"',
+        "ValueError: boom",
+    ]
+
+
 def test_a_progress_bar_line_shows_its_last_state_not_its_first() -> None:
     # tqdm redraws its bar with carriage returns: the awslogs driver keeps them in one event
     bar = "\r".join(f"epoch 3: {p:3d}%|{'#' * (p // 5):<20}| {p}/100" for p in range(101))

@@ -246,7 +246,8 @@ def _read_tail(
         messages = [event.get("message", "") for event in page.get("events", [])]
         if messages:
             pages.insert(0, messages)
-            found += sum(message.count("\n") + 1 for message in messages)
+            # A message's own line break ends its line, as `excerpt_lines` reads it.
+            found += sum(message.rstrip("\r\n").count("\n") + 1 for message in messages)
             if found >= lines:
                 break
         token = page.get("nextBackwardToken")
