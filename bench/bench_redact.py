@@ -28,6 +28,9 @@ INPUTS: dict[str, Callable[[int], str]] = {
     "JSON numbers and brackets": lambda size: '{"password": 1]' * (size // 15),
     "name characters only": lambda size: "a" * size,
     "key=value pairs": lambda size: "API_KEY=abc " * (size // 12),
+    "a URL's @ repeated": lambda size: "smtp://u:" + "@" * (size - 9),
+    "env pairs as JSON": lambda size: '{"name": "DB_PASSWORD", "value": ' * (size // 34),
+    "a list opened": lambda size: '"api_keys": [' * (size // 13),
 }
 
 #: Inputs for `printable`: escapes that never end, each one a place a scan could start.

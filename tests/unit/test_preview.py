@@ -13,6 +13,7 @@ import pytest
 from batchlens import webhook
 from batchlens.alerts import SEVERITY_EMOJI, Severity
 from batchlens.cli import main
+from batchlens.logtail import excerpt_lines
 from tests.conftest import EVENTS_DIR, read_event
 from tests.limits import block_kit_problems, chat_problems
 
@@ -415,3 +416,19 @@ def test_preview_quotes_a_huge_log_without_holding_all_of_it(tmp_path: Path) -> 
     assert code == 0
     assert json.loads(out)["logExcerpt"][-1] == "Killed"
     assert peak < 10_000_000, f"peak {peak / 1e6:.0f} MB for a 40 MB log"
+
+
+def test_preview_quotes_a_progress_bar_as_the_enricher_does(tmp_path: Path) -> None:
+    # Given a job log whose progress bar redraws its line with carriage returns (tqdm), as
+    # CloudWatch holds it: one event per line, the carriage returns inside the event
+    events = ["epoch 1", " 10%|#    |\r 50%|###  |\r100%|#####|", "Killed"]
+    log = tmp_path / "job.log"
+    log.write_bytes("\n".join([*events, ""]).encode())
+
+    # When its alert is previewed quoting 3 lines
+    code, out, _ = run("preview", OOM, "--format", "json", "--log", str(log), "--lines", "3")
+
+    # Then the excerpt is the enricher's: the bar in its last state, one line of the three
+    assert code == 0
+    assert json.loads(out)["logExcerpt"] == excerpt_lines(events, 3)[0]
+    assert excerpt_lines(events, 3)[0] == ["epoch 1", "100%|#####|", "Killed"]

@@ -235,3 +235,155 @@ def test_a_presigned_url_loses_its_signature_and_keeps_the_rest() -> None:
 )
 def test_prose_about_authorization_and_keys_is_left_alone(text: str) -> None:
     assert Redactor().text(text) == (text, 0)
+
+
+# --- "pass" words, JSON environment pairs, headers, lists, numbers, `@` in URLs ---
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "BYPASS_CACHE=true",
+        "bypass=1",
+        "COMPASS_HEADING=north",
+        "SURPASS_LIMIT=3",
+        "TRESPASS_LOG=off",
+        "OVERPASS_URL=https://overpass-api.de/api/interpreter",
+    ],
+)
+def test_a_word_that_only_ends_in_pass_is_not_a_secret_name(text: str) -> None:
+    # Given a variable whose name holds an ordinary word ending in "pass" (no password)
+    # When masked; then its value stays, in text and as an environment variable
+    assert Redactor().text(text) == (text, 0)
+    name, value = text.split("=", 1)
+    assert Redactor().value(name, value) == (value, 0)
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        # Names that are a password still are, glued to another word or not.
+        ("DB_PASS=x1 BYPASS_PASS=x2", f"DB_PASS={MASK} BYPASS_PASS={MASK}"),
+        ("keytool -storepass x1 -keypass x2", f"keytool -storepass {MASK} -keypass {MASK}"),
+        ("ROOTPASS=x1 dbPass=x2", f"ROOTPASS={MASK} dbPass={MASK}"),
+    ],
+)
+def test_names_ending_in_pass_that_are_passwords_stay_masked(text: str, masked: str) -> None:
+    assert Redactor().text(text) == (masked, 2)
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        (
+            '{"name": "DB_PASSWORD", "value": "pl4nted pass"}, {"name": "HOST", "value": "db"}',
+            f'{{"name": "DB_PASSWORD", "value": "{MASK}"}}, {{"name": "HOST", "value": "db"}}',
+        ),
+        (
+            "{'name': 'API_TOKEN', 'value': 'pl4nted'}",
+            f"{{'name': 'API_TOKEN', 'value': '{MASK}'}}",
+        ),
+        (
+            '{\\"name\\":\\"DB_PASSWORD\\",\\"value\\":\\"pl4nted\\"}',
+            f'{{\\"name\\":\\"DB_PASSWORD\\",\\"value\\":\\"{MASK}\\"}}',
+        ),
+        (
+            '{"Name": "DB_PASSWORD", "Value": 84712953}',
+            f'{{"Name": "DB_PASSWORD", "Value": {MASK}}}',
+        ),
+    ],
+)
+def test_an_environment_variable_as_json_text_is_masked_by_its_name(text: str, masked: str) -> None:
+    # Given a log line quoting a job's environment as JSON (a container override, a task
+    # definition): the secret name is the value of "name", its value that of "value"
+    # When it is masked as text (a log excerpt, a reason); then the value goes, counted once
+    assert Redactor().text(text) == (masked, 1)
+
+
+def test_an_allowlisted_environment_variable_as_json_text_keeps_its_value() -> None:
+    text = '{"name": "TOKEN_BUCKET", "value": "acme-tokens"}'
+    assert Redactor(allowlist=["TOKEN_BUCKET"]).text(text) == (text, 0)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"headers": {"Authorization": "Bearer pl4nted0bearer"}},
+        '{"headers": {"Proxy-Authorization": "Basic pl4nted0bearer"}}',
+        [{"authorization": "token pl4nted0bearer"}],
+    ],
+)
+def test_an_authorization_header_in_structured_data_loses_its_credential(value: object) -> None:
+    # Given a logged event or JSON body whose header mapping holds a credential: the name
+    # `Authorization` is the key, not part of the text the header pattern reads
+    masked, count = Redactor().deep(value)
+
+    # Then the credential goes and its scheme stays, as in text
+    assert "pl4nted0bearer" not in json.dumps(masked)
+    assert f" {MASK}" in json.dumps(masked)
+    assert count == 1
+
+
+def test_a_list_under_a_secret_name_is_masked_item_by_item() -> None:
+    # Given a setting holding a list of keys, as a mapping and as a JSON text
+    mapping = {"api_keys": ["pl4nted-one", "pl4nted-two"], "regions": ["eu-west-1"]}
+
+    # When masked
+    deep, deep_count = Redactor().deep(mapping)
+    text, text_count = Redactor().text(json.dumps(mapping))
+
+    # Then every item goes (each counted in structured data; the list once in text), the rest stays
+    assert deep == {"api_keys": [MASK, MASK], "regions": ["eu-west-1"]}
+    assert deep_count == 2
+    assert text == f'{{"api_keys": {MASK}, "regions": ["eu-west-1"]}}'
+    assert text_count == 1
+
+
+def test_a_number_as_an_environment_variable_value_is_masked_by_its_name() -> None:
+    # Given a hand-written override whose secret variable's value is a JSON number
+    environment = [{"name": "DB_PIN_PASSWORD", "value": 84712953}, {"name": "THREADS", "value": 8}]
+
+    # When masked as structured data; then the number goes, as under a secret key
+    assert Redactor().deep(environment) == (
+        [{"name": "DB_PIN_PASSWORD", "value": MASK}, {"name": "THREADS", "value": 8}],
+        1,
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        # An e-mail address as the user name (SMTP), its `@` not escaped
+        (
+            f"smtp://alerts@acme.com:{PASSWORD}@smtp.acme.com:587",
+            f"smtp://alerts@acme.com:{MASK}@smtp.acme.com:587",
+        ),
+        # An `@` in the password, not escaped: the host follows the last `@`
+        (f"postgres://etl:{PASSWORD}@1@db:5432/x", f"postgres://etl:{MASK}@db:5432/x"),
+    ],
+)
+def test_a_url_password_is_masked_whole_around_an_unescaped_at(text: str, masked: str) -> None:
+    assert Redactor().text(text) == (masked, 1)
+
+
+def test_a_url_password_before_other_json_fields_masks_only_the_password() -> None:
+    text = '{"db":"postgres://etl:pw1@db:5432/x","owner":"a@b.com","ok":"y:z@w"}'
+    assert Redactor().text(text) == (text.replace("pw1", MASK), 1)
+
+
+@pytest.mark.parametrize("text", ["DB_PASSWORD=\nDB_PORT=5432", "--api-token=\nStarting load"])
+def test_an_empty_value_at_the_end_of_a_line_masks_nothing_on_the_next(text: str) -> None:
+    # Given an environment dump (`env`, a log excerpt) where a secret variable is set but empty
+    # When masked; then the next line, which is no part of it, stays
+    assert Redactor().text(text) == (text, 0)
+
+
+def test_a_run_of_at_signs_after_a_url_user_is_masked_in_linear_time() -> None:
+    # Given a long run of `@` after a URL's user (each one a place the password could end)
+    text = "smtp://u:" + "@" * 200_000
+
+    # When masked (each `@` once looked ahead to the last one: minutes)
+    masked, count = Redactor().text(text)
+
+    # Then all but the last `@`, the host's, are the password's
+    assert (masked, count) == (f"smtp://u:{MASK}@", 1)

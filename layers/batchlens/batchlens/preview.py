@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import io
 import json
 from typing import TextIO
 
@@ -47,7 +48,9 @@ def render(record: JobRecord, output: str) -> str:
 
 def with_log(record: JobRecord, log_text: str, lines: int, redactor: Redactor) -> JobRecord:
     """`record` quoting the last `lines` lines of `log_text` as its excerpt, masked."""
-    excerpt, masked = logtail.excerpt_lines(log_text.splitlines(), lines, redactor)
+    # One event a line, as CloudWatch holds a container's output: a carriage return (a progress
+    # bar redrawn) stays inside its line, as `excerpt_lines` expects, where splitlines() cut it.
+    excerpt, masked = logtail.excerpt_lines(log_text.split("\n"), lines, redactor)
     if not excerpt:
         return record
     return record.model_copy(update={"log_excerpt": excerpt, "redacted": record.redacted + masked})
@@ -55,9 +58,14 @@ def with_log(record: JobRecord, log_text: str, lines: int, redactor: Redactor) -
 
 def _log_tail(source: str, stdin: TextIO, lines: int) -> str:
     """The last `lines` lines of a log, all the enricher would read, never the whole file held."""
+    # Lines end at "\n" alone: a text stream's universal newlines would end one at each "\r".
+    if source == "-" and isinstance(stdin, io.TextIOWrapper):
+        stdin.reconfigure(newline="\n")
     try:
         with (
-            contextlib.nullcontext(stdin) if source == "-" else open(source, encoding="utf-8-sig")
+            contextlib.nullcontext(stdin)
+            if source == "-"
+            else open(source, encoding="utf-8-sig", newline="\n")
         ) as log:
             return "".join(collections.deque(log, maxlen=max(lines, 1)))
     except OSError as exc:

@@ -26,9 +26,13 @@ MASK = "****"
 
 #: Parts of a variable name that mark its value as secret.
 # A pattern of names, not a password:
-# `PASS` only where no letter follows (`DB_PASS`, `SMTP_PASS`; not `PASSED` or `PASSENGER`).
+# `PASS` only where no letter follows (`DB_PASS`, `SMTP_PASS`; not `PASSED` or `PASSENGER`), and
+# not as the end of a word that holds no password (`BYPASS_CACHE`, `COMPASS`, `OVERPASS_URL`).
+# Those words are named rather than asking for a word boundary before `PASS`: glued names such as
+# `ROOTPASS` and keytool's `-storepass` and `-keypass` are passwords.
+_PASS = r"(?<!BY)(?<!COM)(?<!SUR)(?<!TRES)(?<!OVER)(?<!UNDER)PASS(?![A-Za-z])"  # noqa: S105
 _SECRET_WORDS = (
-    r"(?:PASSW(?:OR)?D|PASSPHRASE|PASS(?![A-Za-z])|PWD|SECRET|TOKEN|API[_-]?KEY|ACCESS[_-]?KEY"  # noqa: S105
+    r"(?:PASSW(?:OR)?D|PASSPHRASE|" + _PASS + r"|PWD|SECRET|TOKEN|API[_-]?KEY|ACCESS[_-]?KEY"
     r"|PRIVATE[_-]?KEY|CREDENTIAL|AUTH[_-]?KEY|SESSION[_-]?KEY|SIGNING[_-]?KEY|CLIENT[_-]?KEY"
     r"|ENCRYPTION[_-]?KEY|HMAC[_-]?KEY|FERNET[_-]?KEY|MASTER[_-]?KEY)"
 )
@@ -64,15 +68,22 @@ _URL_SIGNATURE = re.compile(
 )
 # `Authorization: Bearer …` (and Basic, token) in a logged header: the scheme stays, the
 # credential goes. Prose ("authorization failed") has no scheme word after the separator.
+_SCHEME_CREDENTIAL = r"(?:bearer|basic|token)\s+)(?P<secret>[A-Za-z0-9._~+/=-]+)"
 _AUTHORIZATION = re.compile(
-    r"(?P<head>\bauthorization\\?[\"']?\s*[:=]\s*\\?[\"']?(?:bearer|basic|token)\s+)"
-    r"(?P<secret>[A-Za-z0-9._~+/=-]+)",
-    re.IGNORECASE,
+    r"(?P<head>\bauthorization\\?[\"']?\s*[:=]\s*\\?[\"']?" + _SCHEME_CREDENTIAL, re.IGNORECASE
 )
+# The value of a header mapping's `Authorization` key (`{"Authorization": "Bearer …"}`): the
+# header's name is the key, which the text of the value no longer holds.
+_AUTHORIZATION_VALUE = re.compile(r"(?P<head>\s*" + _SCHEME_CREDENTIAL, re.IGNORECASE)
 # user:password@host in URLs: only the password is masked. The user may be empty
-# (`redis://:password@host`, Redis's own form).
+# (`redis://:password@host`, Redis's own form) or an e-mail address (`smtp://me@acme.com:…@…`),
+# and the host follows the URL's last `@`, so an `@` left unescaped in either leaves no part of
+# the password in the clear. The URL ends at a quote or comma for that (compact JSON, a list).
 _URL_PASSWORD = re.compile(
-    r"(?<![a-zA-Z0-9+.-])(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]*:)(?P<secret>[^\s@/]+)(?=@)"
+    r"(?<![a-zA-Z0-9+.-])(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/\"',]*:)"
+    # An `@` is the password's when another follows; the look-ahead stops at that next `@` (going
+    # on to the last one made a run of `@` quadratic).
+    r"(?P<secret>(?:[^\s@/]|@(?=[^\s/\"',@]*@))+)(?=@)"
 )
 # NAME=value, --name value, --name=value, "name": "value" with a secret-looking name. A bare
 # "name: value" is prose too often ("registry auth: execution failed") to be masked. A match starts
@@ -80,10 +91,16 @@ _URL_PASSWORD = re.compile(
 # value is masked up to its closing quote (spaces included), also where the quotes are escaped
 # (JSON inside a JSON log line); an unquoted one up to a space or a separator.
 _NAMED_VALUE = re.compile(
-    r"(?<![A-Za-z0-9_.-])(?P<head>(?:(?P<flag>--?)(?P<fname>" + _NAME_RUN + r")(?:\s*=\s*|\s+)"
+    # `=` never takes a value from the next line: `DB_PASSWORD=` alone is set, but empty.
+    r"(?<![A-Za-z0-9_.-])(?P<head>(?:(?P<flag>--?)(?P<fname>" + _NAME_RUN + r")"
+    r"(?:[^\S\n]*=[^\S\n]*|\s+)"
     # `=>` as well as `=` and `:`: Ruby's and Perl's hashes (`{:password=>"x"}`).
-    r"|(?P<qname>\\?[\"'](?:" + _NAME_RUN + r")\\?[\"'])\s*(?::|=>)\s*"
-    r"|(?P<name>" + _NAME_RUN + r")\s*=>?\s*)"
+    r"|(?P<qname>\\?[\"'](?:" + _NAME_RUN + r")\\?[\"']"
+    # An environment variable quoted as JSON (`{"name": "DB_PASSWORD", "value": "…"}`, from a
+    # container override or a task definition in a log): the secret name is the value of "name".
+    r"|\\?[\"']name\\?[\"']\s*:\s*\\?[\"'](?P<pname>" + _NAME_RUN + r")\\?[\"']\s*,\s*"
+    r"\\?[\"']value\\?[\"'])\s*(?::|=>)\s*"
+    r"|(?P<name>" + _NAME_RUN + r")[^\S\n]*=>?[^\S\n]*)"
     r"(?P<quote>(?P<plain>[\"'])|\\(?P<escaped>[\"']))?)"
     # Inside quotes a backslash escapes the next character, and only the opening quote closes.
     r"(?P<secret>(?(plain)(?:\\.|(?!(?P=plain))[^\\\n])+"
@@ -93,8 +110,9 @@ _NAMED_VALUE = re.compile(
     # Unquoted after a quoted name: a JSON number or literal ends before its closing brackets (a
     # run of them that ends the token); anything else (a YAML value, a password with `]` or `}`
     # in it, `1]hunter2`) runs to a space or a separator, brackets included, so no part of it is
-    # left in the clear.
-    r"|(?(qname)(?:(?:-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null)"
+    # left in the clear. A flat list (`"api_keys": ["…", "…"]`, over lines too) is masked to its
+    # closing bracket.
+    r"|(?(qname)(?:\[[^\[\]]*\]|(?:-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null)"
     r"(?=[\s,]|$|[}\]]+(?![^\s\"',;&\\]))"
     r"|[^\s\"',;&]+)|[^\s\"',;&]+))))",
     re.IGNORECASE,
@@ -149,7 +167,12 @@ class Redactor:
         def named(match: re.Match[str]) -> str:
             nonlocal count
             quoted = match.group("qname")
-            name = match.group("fname") or match.group("name") or quoted.strip("\\\"'")
+            name = (
+                match.group("fname")
+                or match.group("name")
+                or match.group("pname")
+                or quoted.strip("\\\"'")
+            )
             if name.upper() in self._allow or match.group("secret") == MASK:
                 return match.group(0)
             count += 1
@@ -185,6 +208,11 @@ class Redactor:
         looks secret, else wherever it looks like a credential."""
         if value and value != MASK and self.is_secret_name(name):
             return MASK, 1
+        # `Proxy-Authorization` and WSGI's `HTTP_AUTHORIZATION` too
+        header = name.lower().endswith("authorization") and _AUTHORIZATION_VALUE.match(value)
+        if header:
+            masked, count = self.text(value[header.end() :])
+            return header.group("head") + MASK + masked, count + 1
         return self._json_or_text(value)
 
     def command(self, args: Sequence[str]) -> tuple[list[str], int]:
@@ -222,10 +250,17 @@ class Redactor:
             for key, item in value.items():
                 if key == "value" and isinstance(name, str) and isinstance(pair_value, str):
                     result[key], found = self.value(name, pair_value)
+                elif key == "value" and isinstance(name, str) and _is_number(item):
+                    result[key], found = self._scalar(name, item)  # `"value": 8471`
                 elif isinstance(key, str) and isinstance(item, str):
                     result[key], found = self.value(key, item)
-                elif _is_number(item) and isinstance(key, str) and self.is_secret_name(key):
-                    result[key], found = MASK, 1  # `"password": 8471`, as text masks it
+                elif _is_number(item) and isinstance(key, str):
+                    result[key], found = self._scalar(key, item)  # `"password": 8471`
+                elif isinstance(key, str) and _is_scalar_list(item) and self.is_secret_name(key):
+                    # `"api_keys": ["…", "…"]`: each item, as a command line would keep them
+                    masked = [self._scalar(key, part) for part in item]
+                    result[key] = [part for part, _ in masked]
+                    found = sum(count for _, count in masked)
                 else:
                     result[key], found = self.deep(item)
                 count += found
@@ -236,6 +271,13 @@ class Redactor:
             items = [self.deep(item) for item in value]
             return [item for item, _ in items], sum(found for _, found in items)
         return value, 0
+
+    def _scalar(self, name: str, value: str | float) -> tuple[Any, int]:
+        """A number or a string under `name`: masked whole when the name looks secret, as text
+        masks `"password": 8471`."""
+        if value not in ("", MASK) and self.is_secret_name(name):
+            return MASK, 1
+        return self.value(name, value) if isinstance(value, str) else (value, 0)
 
     def _json_or_text(self, value: str) -> tuple[str, int]:
         stripped = value.lstrip()
@@ -298,6 +340,12 @@ class Tally:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_scalar_list(value: Any) -> bool:
+    return isinstance(value, list | tuple) and all(
+        isinstance(item, str) or _is_number(item) for item in value
+    )
 
 
 # --- logs ----------------------------------------------------------------------------------
