@@ -97,7 +97,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             "alerted": processed.alerted,
         }
 
-    messages = [Message(record["messageId"], record["body"]) for record in event["Records"]]
+    messages = [Message.from_sqs(record) for record in event["Records"]]
     result = pipeline.process(messages, remaining_ms, on_stored=_observe_stored)
     telemetry.observe(result, metrics, jobs=False)
     failures = result.failures

@@ -9,6 +9,7 @@ Found by a review; each test failed before the fix.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Callable
@@ -31,6 +32,16 @@ Drain = Callable[[], list[Json]]
 
 def msgs(*events: Json) -> list[Message]:
     return [Message(str(uuid.uuid4()), e) for e in events]
+
+
+def redelivered(batch: list[Message], failures: dict[str, str]) -> list[Message]:
+    """What SQS sends again after a partial batch response: the failed messages only, each on
+    its next receive."""
+    return [
+        dataclasses.replace(m, receive_count=m.receive_count + 1)
+        for m in batch
+        if m.message_id in failures
+    ]
 
 
 def statuses(notifications: list[Json]) -> list[str]:
@@ -56,7 +67,7 @@ def test_a_sibling_alert_postponed_in_one_batch_goes_out_on_redelivery(
     assert set(first.failures) == {"b", "c"}
     assert drain_alerts() == []
     # SQS redelivers the same two messages with time to spare.
-    again = enricher.process(batch, remaining_ms=60_000)
+    again = enricher.process(redelivered(batch, first.failures), remaining_ms=60_000)
     assert again.failures == {}
     # Both transitions alert (ALERT_ON=FAILED,QUEUE_BLOCKED): a blocked queue and the cancel.
     assert statuses(drain_alerts()) == ["FAILED", "QUEUE_BLOCKED"]
@@ -78,9 +89,33 @@ def test_a_sibling_alert_deferred_by_a_throttled_timeline_goes_out_on_redelivery
     assert len(first.failures) == 2  # timeline throttled: both redelivered, alerts wait
     assert drain_alerts() == []
     dynamodb.meta.events.unregister("before-call.dynamodb.BatchWriteItem", hook)
-    again = enricher.process(batch)
+    again = enricher.process(redelivered(batch, first.failures))
     assert again.failures == {}
     assert statuses(drain_alerts()) == ["FAILED", "QUEUE_BLOCKED"]
+
+
+def test_a_late_event_beside_a_redelivered_newest_stays_stale_and_silent(
+    make_enricher: EnricherFactory, drain_alerts: Drain
+) -> None:
+    # Given a job that failed, its alert sent, and its FAILED message redelivered (a lost
+    # acknowledgement) in the same batch as the job's queue-blocked event, arriving late for the
+    # first time
+    blocked, cancelled = blocked_then_cancelled()
+    enricher = make_enricher()
+    batch = [Message("c", cancelled)]
+    assert enricher.process(batch).failures == {}
+    assert statuses(drain_alerts()) == ["FAILED"]
+
+    # When they are processed together
+    late = Message("b", blocked)
+    (again,) = redelivered(batch, {"c": "acknowledgement lost"})
+    result = enricher.process([late, again])
+
+    # Then the late event is stale, as alone, and sends no queue-blocked alert for a job that
+    # has already failed
+    assert result.failures == {}
+    assert [p.write for p in result.processed] == [WriteOutcome.STALE, WriteOutcome.DUPLICATE]
+    assert drain_alerts() == []
 
 
 def test_in_order_control_both_alert_in_one_batch(
@@ -144,11 +179,6 @@ def test_both_copies_of_an_event_wait_for_an_unwritten_timeline_item(
     # alerted at once)
     assert set(result.failures) == {m.message_id for m in batch}
     assert drain_alerts() == []
-
-
-def redelivered(batch: list[Message], failures: dict[str, str]) -> list[Message]:
-    """What SQS sends again after a partial batch response: the failed messages only."""
-    return [m for m in batch if m.message_id in failures]
 
 
 def test_a_postponed_retried_attempt_alert_survives_sqs_redelivering_only_failed_records(

@@ -95,6 +95,31 @@ def test_one_bad_record_fails_only_itself(
         assert stored.record["eventId"] == sample["id"]
 
 
+def test_the_handler_passes_on_each_records_receive_count(
+    app: ModuleType,
+    make_sqs_event: SqsEventBuilder,
+    lambda_context: FakeLambdaContext,
+    aws_session: boto3.Session,
+    stack: LocalStack,
+) -> None:
+    # Given a job that failed and alerted, then a batch holding its FAILED message again (SQS's
+    # second receive: the acknowledgement was lost) and its queue-blocked event, late, on its
+    # first receive
+    cancelled = read_event("job-cancelled-state-time-limit")
+    blocked = read_event("job-queue-blocked-capacity")
+    assert failed_ids(invoke(app, make_sqs_event([cancelled]), lambda_context)) == set()
+    assert [a["MessageAttributes"]["status"]["Value"] for a in alerts_in(aws_session, stack)] == [
+        "FAILED"
+    ]
+    event = make_sqs_event([blocked, cancelled])
+    event["Records"][1]["attributes"]["ApproximateReceiveCount"] = "2"
+
+    # When the handler runs; then the late event is stale, as alone: no queue-blocked alert for
+    # a job that has already failed
+    assert failed_ids(invoke(app, event, lambda_context)) == set()
+    assert alerts_in(aws_session, stack) == []
+
+
 def test_a_batch_whose_every_record_failed_is_reported_not_raised(
     app: ModuleType, make_sqs_event: SqsEventBuilder, lambda_context: FakeLambdaContext
 ) -> None:

@@ -76,6 +76,18 @@ class Message:
 
     message_id: str
     body: str | Mapping[str, Any]
+    #: SQS's ApproximateReceiveCount: above 1, SQS has delivered this message before.
+    receive_count: int = 1
+
+    @classmethod
+    def from_sqs(cls, record: Mapping[str, Any]) -> Message:
+        """A record of Lambda's SQS event."""
+        count = record.get("attributes", {}).get("ApproximateReceiveCount", "1")
+        return cls(
+            record["messageId"],
+            record["body"],
+            int(count) if isinstance(count, str) and count.isascii() and count.isdigit() else 1,
+        )
 
 
 @dataclass(slots=True)
@@ -83,6 +95,7 @@ class Processed:
     """What happened to one message."""
 
     message_id: str
+    receive_count: int = 1
     record: JobRecord | None = None
     write: WriteOutcome | None = None
     alerted: bool = False
@@ -208,7 +221,7 @@ class Enricher:
         result = BatchResult()
         parsed: list[tuple[Processed, BatchEvent]] = []
         for message in messages:
-            outcome = Processed(message_id=message.message_id)
+            outcome = Processed(message.message_id, message.receive_count)
             result.processed.append(outcome)
             try:
                 parsed.append((outcome, parse_event(message.body)))
@@ -366,7 +379,9 @@ class Enricher:
                     processed.write = outcome
                 elif outcome is WriteOutcome.STALE:
                     processed.write = WriteOutcome.STALE
-                elif outcome is WriteOutcome.DUPLICATE:
+                elif outcome is WriteOutcome.DUPLICATE and (
+                    processed.receive_count > 1 or ordered[-1].receive_count == 1
+                ):
                     # The table holds this batch's newest already: the batch is redelivered
                     # after its write went through (its alerts postponed, or its timeline
                     # throttled), or botocore retried our own write after losing its answer.
@@ -374,6 +389,10 @@ class Enricher:
                     # too: its alert goes out unless the ledger shows it sent. Counted stale,
                     # the alert it waited for would be lost.
                     processed.write = WriteOutcome.DUPLICATE
+                elif outcome is WriteOutcome.DUPLICATE:
+                    # On its first receive beside a redelivered newest, it was in no earlier
+                    # delivery: a late event, stale (and silent) like any other.
+                    processed.write = WriteOutcome.STALE
                 elif previous is not None and version < previous:
                     processed.write = WriteOutcome.STALE
                 elif previous is not None and version == previous:
