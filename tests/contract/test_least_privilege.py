@@ -174,6 +174,27 @@ def test_topics_and_table_use_kms_and_every_queue_sse(deployed: Template) -> Non
         assert props.get("SqsManagedSseEnabled") is True or props.get("KmsMasterKeyId"), logical_id
 
 
+def test_only_the_enricher_publishes_alerts(deployed: Template) -> None:
+    # Given the alert topic's policy and the key's
+    (topic_policy,) = [
+        r
+        for r in of_type(deployed, "AWS::SNS::TopicPolicy").values()
+        if {"Ref": "AlertTopic"} in r["Properties"]["Topics"]
+    ]
+    (key,) = of_type(deployed, "AWS::KMS::Key").values()
+
+    # Then no service may publish to the topic (an alarm's or a rule's JSON would reach the SQS
+    # and Lambda subscribers that expect JobRecords), and the key lets no EventBridge rule encrypt
+    allowed = [
+        s
+        for s in topic_policy["Properties"]["PolicyDocument"]["Statement"]
+        if s["Effect"] == "Allow"
+    ]
+    assert allowed == []
+    principals = [s.get("Principal", {}) for s in key["Properties"]["KeyPolicy"]["Statement"]]
+    assert "events.amazonaws.com" not in repr(principals)
+
+
 def _enricher_modules() -> set[Path]:
     """The enricher's handler and every batchlens module it can import (lazily too)."""
     root = default_template_path().parent
