@@ -325,6 +325,9 @@ CASES: tuple[Case, ...] = (
         retryable=False,
         batch_will_retry=False,
         summary_has=("acme/trainer:9",),
+        # On EKS nodes the kubelet pulls with the node IAM role; there is no execution role
+        # (Amazon ECR user guide, "Using Amazon ECR Images with Amazon EKS")
+        next_step_has=("node IAM role",),
     ),
     Case(
         "pull-timeout-retried",
@@ -394,6 +397,64 @@ CASES: tuple[Case, ...] = (
         C.CONTAINER_START,
         retryable=False,
         batch_will_retry=False,
+    ),
+    Case(
+        "log-driver-log-group-missing",
+        "'CannotStartContainerError: Error response from daemon: failed to initialize logging "
+        "driver: failed to create Cloudwatch log stream: ResourceNotFoundException: The specified "
+        "log group does not exist.' (prakhar1989/docker-curriculum#253, "
+        "cn-terraform/terraform-aws-nexus#35)",
+        ended(
+            AttemptFacts(
+                "Task failed to start",
+                "CannotStartContainerError: Error response from daemon: failed to initialize "
+                "logging driver: failed to create Cloudwatch log stream: "
+                "ResourceNotFoundException: The specified log group does not exist.",
+            )
+        ),
+        C.CONTAINER_START,
+        retryable=False,
+        batch_will_retry=False,
+        summary_has=("CloudWatch Logs driver — log group not found",),
+        next_step_has=("Create the log group",),
+    ),
+    Case(
+        "log-driver-no-route",
+        "'CannotStartContainerError: … failed to initialize logging driver: failed to create "
+        "Cloudwatch log stream: RequestError: send request failed caused by: Post "
+        "https://logs.…/: dial tcp …: i/o timeout' on AWS Batch (seqeralabs/nf-tower#305)",
+        ended(
+            AttemptFacts(
+                "Task failed to start",
+                "CannotStartContainerError: Error response from daemon: failed to initialize "
+                "logging driver: failed to create Cloudwatch log stream: RequestError: send "
+                "request failed\ncaused by: Post https://logs.us-east-2.amazonaws.com/: dial "
+                "tcp 10.20.10.16:443: i/o timeout",
+            )
+        ),
+        C.CONTAINER_START,
+        retryable=False,
+        batch_will_retry=False,
+        summary_has=("CloudWatch Logs driver — timed out",),
+        next_step_has=("CloudWatch Logs",),
+    ),
+    Case(
+        "log-driver-syslog-refused",
+        "'CannotStartContainerError: Error response from daemon: failed to initialize logging "
+        "driver: dial tcp 127.0.0.1:514: connect: connection refused' (syslog driver, "
+        "komoju/barcelona#582)",
+        ended(
+            AttemptFacts(
+                "Task failed to start",
+                "CannotStartContainerError: Error response from daemon: failed to initialize "
+                "logging driver: dial tcp 127.0.0.1:514: connect: connection refused",
+            )
+        ),
+        C.CONTAINER_START,
+        retryable=False,
+        batch_will_retry=False,
+        summary_has=("log driver could not start",),
+        next_step_has=("logConfiguration",),
     ),
     Case(
         "eks-container-cannot-run",
@@ -1013,7 +1074,42 @@ CASES: tuple[Case, ...] = (
         retryable=False,
         batch_will_retry=False,
     ),
+    Case(
+        "ecs-unable-to-assume-job-role",
+        "'ECS was unable to assume the role '…' that was provided for this task. Please verify "
+        "that the role being passed has the proper trust relationship and permissions …' "
+        "(AWS Batch statusReason, nextflow-io/nextflow#2146)",
+        ended(
+            AttemptFacts(
+                "ECS was unable to assume the role "
+                "'arn:aws:iam::123456789012:role/ecsInstanceRole' that was provided for this "
+                "task. Please verify that the role being passed has the proper trust "
+                "relationship and permissions and that your IAM user has permissions to pass "
+                "this role."
+            )
+        ),
+        C.MISCONFIGURATION,
+        retryable=False,
+        batch_will_retry=False,
+        summary_has=("arn:aws:iam::123456789012:role/ecsInstanceRole",),
+        next_step_has=("ecs-tasks.amazonaws.com",),
+    ),
     # --- UNKNOWN -------------------------------------------------------------------------------
+    Case(
+        "blocked-undetermined",
+        "Job queue blocked 'UNDETERMINED - Batch job is blocked, root cause is undetermined.' "
+        "(AWS Batch docs: a statusReason needing manual investigation; apache/airflow#38298)",
+        JobFacts(
+            event_type=BLOCKED,
+            status="RUNNABLE",
+            status_reason="UNDETERMINED - Batch job is blocked, root cause is undetermined.",
+        ),
+        C.UNKNOWN,
+        retryable=False,
+        batch_will_retry=False,
+        summary_has=("Queue blocked",),
+        next_step_has=("has not started", "compute environment"),
+    ),
     Case(
         "essential-container-exit-0",
         "'Essential container in task exited' with exit code 0 on a FAILED job",

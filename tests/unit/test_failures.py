@@ -286,6 +286,27 @@ def test_a_host_termination_step_fits_the_jobs_retry_strategy(
     assert step in failure_of(facts).next_step
 
 
+@pytest.mark.parametrize(
+    "rules", [(), (ExitRule("EXIT", on_status_reason="*"),)], ids=["one attempt", "exit rule"]
+)
+def test_a_host_termination_step_quotes_a_rule_as_it_would_be_written(
+    rules: tuple[ExitRule, ...],
+) -> None:
+    # Given a reclaimed job whose step proposes an evaluateOnExit rule
+    facts = JobFacts(
+        event_type="JOB_STATE_CHANGE",
+        status="FAILED",
+        status_reason=HOST,
+        attempts=(AttemptFacts(HOST),),
+        retry_strategy=RetryStrategy(1, rules),
+    )
+    step = failure_of(facts).next_step
+
+    # Then the rule reads as one object, with no stray brace to copy into a job definition
+    assert "{onStatusReason: 'Host EC2*', action: RETRY}" in step
+    assert step.count("{") == step.count("}")
+
+
 def test_the_latest_attempt_decides() -> None:
     # Given an OOM on attempt 1 and a Spot reclaim on attempt 2
     facts = JobFacts(

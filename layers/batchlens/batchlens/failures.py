@@ -209,6 +209,8 @@ _RULES: tuple[_Rule, ...] = (
     ),
     _rule(r"^MISCONFIGUR\w*\s*:", _C.MISCONFIGURATION, _S_SVC),
     _rule(r"^ACTION_REQUIRED\b", _C.MISCONFIGURATION, _S_SVC),
+    # ECS's own words when the job definition's role does not trust ecs-tasks.amazonaws.com.
+    _rule(r"^ECS was unable to assume the role\b", _C.MISCONFIGURATION, _CR_S),
     _rule(r"\b(?:CapacityError|ResourceLimitExceeded)\b", _C.CAPACITY, _SVC),
     _rule(r"\bInternalServerError\b", _C.INFRASTRUCTURE, _SVC),
     _rule(r"\bAlgorithmError\b", _C.APPLICATION_ERROR, _SVC),
@@ -255,6 +257,10 @@ _IMAGE_IN_REASON = tuple(
     )
 )
 _EXEC_NOT_FOUND = _Pattern(r"exec: \"?([^\":]+?)\"?: executable file not found", re.IGNORECASE)
+_EKS_PULL = _Pattern(r"^(?:ErrImagePull|ImagePullBackOff|InvalidImageName)\b", re.IGNORECASE)
+_LOG_DRIVER = _Pattern(r"failed to initiali[sz]e logging driver", re.IGNORECASE)
+_CLOUDWATCH_LOGS = _Pattern(r"cloudwatch|log stream|log group|\blogs\.", re.IGNORECASE)
+_UNASSUMED_ROLE = _Pattern(r"^ECS was unable to assume the role '?([^\s']+)", re.IGNORECASE)
 
 # Evidence longer than this is cut before matching: every pattern looks at the start or at a
 # distinctive token, and the cut bounds the cost of a pathological reason.
@@ -675,15 +681,17 @@ def _image_from(text: str, facts: JobFacts) -> str | None:
 
 def _image_pull_words(text: str, facts: JobFacts, attempt: str | None) -> _Words:
     lowered = text.lower()
+    # Batch on EKS has no execution role: the kubelet pulls with the node's IAM role.
+    puller = "the node IAM role" if _EKS_PULL.match(text) else "the execution role"
     if re.search(r"not found|manifest unknown|repository does not exist", lowered):
         problem, step = (
             "not found",
-            "Check the image name and tag exist and the execution role can pull from ECR",
+            f"Check the image name and tag exist and {puller} can pull from ECR",
         )
     elif _PULL_PERMANENT.search(text):
         problem = "access denied"
         step = (
-            "Check the execution role (or registry credentials) can pull the image and the "
+            f"Check {puller} (or registry credentials) can pull the image and the "
             "repository policy allows it"
         )
     elif re.search(r"toomanyrequests|too many requests|rate limit", lowered):
@@ -700,7 +708,7 @@ def _image_pull_words(text: str, facts: JobFacts, attempt: str | None) -> _Words
         step = "Check the network path to the registry (NAT route or ECR VPC endpoints), then retry"
     else:
         problem = "failed"
-        step = "Check the image name and tag exist and the execution role can pull from ECR"
+        step = f"Check the image name and tag exist and {puller} can pull from ECR"
     image = _image_from(text, facts)
     what = f"{_clip(image, 110)} {problem}" if image else problem
     return _Words(f"Image pull failed: {what}{_on(attempt)}", step)
@@ -725,14 +733,14 @@ def _host_words(text: str, facts: JobFacts, evidence: _Evidence, attempt: str | 
     if rule is not None and rule.action.upper() == "EXIT":
         step = (
             f"Put a retryStrategy.evaluateOnExit rule {{onStatusReason: '{pattern}', action: "
-            "RETRY}} before the EXIT rule that caught it, or run on On-Demand capacity"
+            "RETRY} before the EXIT rule that caught it, or run on On-Demand capacity"
         )
     elif allowed > 1:
         step = f"Raise retryStrategy.attempts (now {allowed}), or run on On-Demand capacity"
     else:
         step = (
             f"Set retryStrategy.attempts above 1 with a rule {{onStatusReason: '{pattern}', "
-            "action: RETRY}} (then one EXIT for the rest, so only this retries), or run on "
+            "action: RETRY} (then one EXIT for the rest, so only this retries), or run on "
             "On-Demand capacity"
         )
     return _Words(f"Spot/host terminated: {what}{during}", step)
@@ -823,7 +831,46 @@ def _resource_initialization_words(text: str, shown: str, attempt: str | None) -
     )
 
 
+def _log_driver_words(text: str, attempt: str | None) -> _Words:
+    """Docker's log driver could not start: the container never ran, whatever its command."""
+    if not _CLOUDWATCH_LOGS.search(text):
+        # Another driver (syslog, splunk, fluentd …): its destination, not CloudWatch.
+        return _Words(
+            f"Container failed to start: its log driver could not start{_on(attempt)}",
+            "Fix the job definition's logConfiguration (driver and options) or make its "
+            "destination reachable from the instances",
+        )
+    # On EC2 the Docker daemon writes the logs with the container instance's credentials.
+    role = "the container instance role (the execution role on Fargate)"
+    if re.search(r"does not exist|not found", text, re.IGNORECASE):
+        problem = "log group not found"
+        step = (
+            "Create the log group the job definition's logConfiguration names (awslogs-group), "
+            f"or set awslogs-create-group and let {role} use logs:CreateLogGroup"
+        )
+    elif re.search(r"access ?denied|not authorized|forbidden", text, re.IGNORECASE):
+        problem = "access denied"
+        step = f"Let {role} use logs:CreateLogStream and logs:PutLogEvents on the log group"
+    else:
+        problem = "timed out" if _TIMEOUT_WORDS.search(text) else "failed"
+        step = (
+            "Give the instances a route to CloudWatch Logs (NAT or a logs VPC endpoint) and "
+            f"check {role} has logs:CreateLogStream and logs:PutLogEvents"
+        )
+    return _Words(
+        f"Container failed to start: the CloudWatch Logs driver — {problem}{_on(attempt)}", step
+    )
+
+
 def _misconfiguration_words(text: str, facts: JobFacts, attempt: str | None) -> _Words:
+    unassumed = _UNASSUMED_ROLE.match(text)
+    if unassumed:
+        return _Words(
+            f"Misconfiguration: ECS could not assume the role {_clip(unassumed.group(1), 100)}"
+            f"{_on(attempt)}",
+            "Let ecs-tasks.amazonaws.com assume that role (its trust policy), check it exists, "
+            "and let whoever submits the job pass it (iam:PassRole)",
+        )
     found = _MISCONFIGURATION_CODE.match(text)
     code = (found.group(1) or found.group(2)).upper() if found else ""
     if code in _MISCONFIGURATIONS:
@@ -930,6 +977,8 @@ def _words(facts: JobFacts, assessment: _Assessment, attempt: str | None) -> _Wo
                     "Fix the command/entrypoint in the job definition or install the executable "
                     "in the image",
                 )
+            if _LOG_DRIVER.search(text):
+                return _log_driver_words(text, attempt)
             if text.lower().startswith("task failed to start"):
                 shown = "the task failed to start (no container reason recorded)"
             return _Words(
@@ -980,6 +1029,20 @@ def _words(facts: JobFacts, assessment: _Assessment, attempt: str | None) -> _Wo
             return _misconfiguration_words(text, facts, attempt)
         case _:
             seen = next((text for _, text in _texts(facts, evidence)), "")
+            if _is_blocked(facts):
+                # It never started: there is no log to read (e.g. "UNDETERMINED - Batch job is
+                # blocked, root cause is undetermined.").
+                where = (
+                    "the service environment of its queue (state, capacity limits)"
+                    if facts.is_service_job
+                    else "the compute environment(s) of its queue (state, instance types, "
+                    "subnets, service role) and their scaling activity"
+                )
+                return _Words(
+                    f"Unrecognised reason: {_clip(seen, 130)}" if seen else "No reason recorded",
+                    f"The job has not started, so it has no log: check {where}, or cancel the "
+                    "job to unblock the queue",
+                )
             if not seen:
                 return _exit_words(evidence.exit_code, attempt)
             code = "" if evidence.exit_code is None else f" ({_exit_code_text(evidence.exit_code)})"
