@@ -249,6 +249,55 @@ def test_parent_in_the_same_batch_as_its_children_reads_them_back(stack: Stack) 
     assert alerts[0]["failure"]["summary"].startswith("2/4 children failed: APPLICATION_ERROR 2")
 
 
+def test_a_parent_in_the_same_batch_as_its_children_counts_them_while_the_index_lags(
+    stack: Stack,
+) -> None:
+    # Given child 1 failed in an earlier batch, and one batch with the parent's FAILED event, its
+    # failed children 0 (out of memory), 1 (redelivered) and 2, and child 3's RUNNING event
+    enricher, created, session = stack
+    parent_id = PARENT["detail"]["jobId"]
+    oom_reason = "OutOfMemoryError: Container killed due to memory usage"
+    earlier = array_child_event(parent_id, 1, failed=True)
+    assert enricher.process(messages([earlier])).failures == {}
+    running = array_child_event(parent_id, 3, failed=False)
+    running["detail"]["status"] = "RUNNING"
+    batch = [
+        parent_event(4, 3),
+        array_child_event(parent_id, 0, failed=True, exit_code=137, reason=oom_reason),
+        earlier,
+        array_child_event(parent_id, 2, failed=True),
+        running,
+    ]
+    # And a byParent index that has not caught up with this batch's writes yet (a GSI is
+    # updated asynchronously and cannot be read consistently; moto's is up to date at once)
+    dynamodb = session.client("dynamodb")
+    behind = {f"JOB#{parent_id}:{i}" for i in (0, 2, 3)}
+
+    def lagging(parsed: dict[str, Any], model: Any, **_: Any) -> None:
+        if model.name == "Query":
+            parsed["Items"] = [i for i in parsed.get("Items", []) if i["pk"]["S"] not in behind]
+
+    dynamodb.meta.events.register("after-call.dynamodb.Query", lagging)
+    lagging_enricher = Enricher(
+        created.settings(),
+        batch=session.client("batch"),
+        dynamodb=dynamodb,
+        sns=session.client("sns"),
+    )
+
+    # When the batch is processed
+    assert lagging_enricher.process(messages(batch)).failures == {}
+
+    # Then the parent's one alert counts every failed child once, in the batch or in the index
+    (alert,) = published(session, created)
+    assert alert["jobId"] == parent_id
+    assert alert["failure"]["summary"] == (
+        "3/4 children failed: APPLICATION_ERROR 2, OUT_OF_MEMORY 1"
+    )
+    # And names child 1, the first application error by index, as its example
+    assert f"Example, child 1 ({parent_id}:1): Exited with code 2" in alert["failure"]["detail"]
+
+
 def test_a_succeeded_array_parent_is_not_rolled_up_into_a_failure(stack: Stack) -> None:
     # Given a 4-child array job whose children all succeeded, in the history
     enricher, created, session = stack

@@ -450,28 +450,52 @@ class HistoryTable:
         return [_plain_item(item) for item in items if not (unexpired and expired(item, now))]
 
     def failed_children(
-        self, parent_job_id: str
+        self, parent_job_id: str, known: Sequence[JobRecord] = ()
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         """What a failed parent's roll-up reads, without a record per child.
 
         Its failed children (or nodes) as byParent holds them, in index order, each `{"jobId",
         "category"}`; and the record of the one the roll-up names as its example (None where
-        there is none to read).
+        there is none to read). `known` are records just written (the parent's own batch): a GSI
+        is updated asynchronously and cannot be read consistently, so they may not be in it yet;
+        each failed child among them counts once, where the index would have put it.
         """
-        children = [
-            {"jobId": _job_id(item["pk"]["S"]), "category": item.get("category", {}).get("S")}
-            for item in self._query(
-                IndexName="byParent",
-                KeyConditionExpression="gsi4pk = :p AND begins_with(gsi4sk, :s)",
-                ExpressionAttributeValues={":p": _s(f"P#{parent_job_id}"), ":s": _s("FAILED#")},
+        by_job: dict[str, tuple[str, dict[str, Any]]] = {}
+        for item in self._query(
+            IndexName="byParent",
+            KeyConditionExpression="gsi4pk = :p AND begins_with(gsi4sk, :s)",
+            ExpressionAttributeValues={":p": _s(f"P#{parent_job_id}"), ":s": _s("FAILED#")},
+        ):
+            job_id = _job_id(item["pk"]["S"])
+            category = item.get("category", {}).get("S")
+            by_job[job_id] = (item["gsi4sk"]["S"], {"jobId": job_id, "category": category})
+        written: dict[str, JobRecord] = {}
+        for record in known:
+            if record.parent_job_id != parent_job_id or record.status != "FAILED":
+                continue
+            written[record.job_id] = record
+            category = record.failure.category.value if record.failure else None
+            by_job.setdefault(
+                record.job_id,
+                (index_keys(record)["gsi4sk"], {"jobId": record.job_id, "category": category}),
             )
-        ]
+        children = [child for _, child in sorted(by_job.values(), key=lambda kv: kv[0])]
         example_id = rollup.example_child(children)
         stored = self.get_latest(example_id) if example_id else None
-        return children, stored.record if stored else None
+        if stored is not None:
+            return children, stored.record
+        # Its write in this batch failed (SQS redelivers it): its record as normalised.
+        fallback = written.get(example_id) if example_id else None
+        return children, fallback.to_json_dict() if fallback is not None else None
 
-    def rolled_up(self, parent: JobRecord, on_error: Callable[[Exception], None]) -> JobRecord:
-        """`parent` with its failure explained by its failed children in the history.
+    def rolled_up(
+        self,
+        parent: JobRecord,
+        on_error: Callable[[Exception], None],
+        known: Sequence[JobRecord] = (),
+    ) -> JobRecord:
+        """`parent` with its failure explained by its failed children in the history (and among
+        `known`, records just written that the index may not show yet).
 
         Where they cannot be read, from the parent's own counts: the record is still stored and
         alerts. `on_error` hears why, for the caller to report its own way. Fitted for the store
@@ -480,7 +504,7 @@ class HistoryTable:
         children: list[dict[str, Any]] = []
         example: dict[str, Any] | None = None
         try:
-            children, example = self.failed_children(parent.job_id)
+            children, example = self.failed_children(parent.job_id, known)
         except Exception as exc:  # any failure to read falls back the same way
             on_error(exc)
         return limits.fit_for_store(rollup.apply_rollup(parent, children, example))

@@ -260,11 +260,19 @@ class Enricher:
                 continue
             by_job[outcome.record.job_id].append(outcome)
 
-        # Children first, so a parent arriving in the same batch can read them back.
+        # Children first, so a parent arriving in the same batch can read them back (and counts
+        # them from memory where byParent, updated asynchronously, does not show them yet).
         parents = {job: group for job, group in by_job.items() if self._is_parent(group)}
         self._store({job: group for job, group in by_job.items() if job not in parents})
+        children = [
+            p.record
+            for job, group in by_job.items()
+            if job not in parents
+            for p in group
+            if p.record is not None and p.record.parent_job_id is not None
+        ]
         for group in parents.values():
-            self._roll_up(group)
+            self._roll_up(group, children)
         self._store(parents)
         if on_stored is not None:
             try:  # best effort: the records are stored whatever it does
@@ -342,8 +350,9 @@ class Enricher:
     def _is_parent(group: list[Processed]) -> bool:
         return any(p.record is not None and rollup.needs_rollup(p.record) for p in group)
 
-    def _roll_up(self, group: list[Processed]) -> None:
-        """A failed parent's failure explained by its failed children (byParent index)."""
+    def _roll_up(self, group: list[Processed], children: Sequence[JobRecord]) -> None:
+        """A failed parent's failure explained by its failed children (byParent index, and
+        `children`, this batch's child records)."""
         for processed in group:
             record = processed.record
             if record is None or not rollup.needs_rollup(record):
@@ -351,6 +360,7 @@ class Enricher:
             processed.record = self.history.rolled_up(
                 record,
                 lambda exc: logger.warning("Children lookup failed", extra={"error": repr(exc)}),
+                children,
             )
 
     def _store(self, by_job: Mapping[str, list[Processed]]) -> None:
