@@ -387,3 +387,36 @@ def test_a_run_of_at_signs_after_a_url_user_is_masked_in_linear_time() -> None:
 
     # Then all but the last `@`, the host's, are the password's
     assert (masked, count) == (f"smtp://u:{MASK}@", 1)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "max_new_tokens=512 TOKENIZERS_PARALLELISM=false",
+        '{"usage": {"prompt_tokens": 12, "completion_tokens": 30, "total_tokens": 42}}',
+        "--max-tokens 4096 --maxNewTokens=256",
+    ],
+)
+def test_token_counts_and_tokenizer_settings_are_no_secrets(text: str) -> None:
+    # Given a language model job's settings and usage
+    # When masked; then their values stay: no secret word is left once their harmless part is read
+    assert Redactor().text(text) == (text, 0)
+    assert Redactor().deep(json.loads(text) if text.startswith("{") else text) == (
+        json.loads(text) if text.startswith("{") else text,
+        0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("API_TOKENS=t1 HF_TOKEN=t2", f"API_TOKENS={MASK} HF_TOKEN={MASK}"),
+        ("TOKENIZER_TOKEN=t1 Server=db;Pwd=t2", f"TOKENIZER_TOKEN={MASK} Server=db;Pwd={MASK}"),
+        (
+            "SECRET_MAX_TOKENS=t1 --max-tokens-secret t2",
+            f"SECRET_MAX_TOKENS={MASK} --max-tokens-secret {MASK}",
+        ),
+    ],
+)
+def test_a_secret_word_beside_a_harmless_one_still_masks(text: str, masked: str) -> None:
+    assert Redactor().text(text) == (masked, 2)

@@ -118,6 +118,16 @@ _NAMED_VALUE = re.compile(
     re.IGNORECASE,
 )
 _SECRET_NAME = re.compile(r"^" + _NAME_RUN + r"$", re.IGNORECASE)
+_SECRET_WORD = re.compile(_SECRET_WORDS, re.IGNORECASE)
+#: Parts of names that hold a secret word but name no secret: counts of a language model's tokens
+#: (`max_new_tokens`, a usage record's `"total_tokens": 42`) and tokenizer settings
+#: (`TOKENIZERS_PARALLELISM`). Not the shell's `PWD`: an ODBC connection string's `Pwd=` is a
+#: password.
+_HARMLESS_PARTS = re.compile(
+    r"(?:MAX|MIN|NUM|TOTAL|PROMPT|COMPLETION|INPUT|OUTPUT|NEW|CACHED|REASONING|GENERATED)"
+    r"[_.-]?TOKENS|TOKENI[SZ][A-Z]*",
+    re.IGNORECASE,
+)
 # A command-line flag on its own (`--password`), whose value is the next argument.
 _FLAG = re.compile(r"--?(?P<name>[A-Za-z0-9_.-]+)")
 
@@ -141,6 +151,12 @@ def maybe_secret(text: str) -> bool:
     return any(fragment in lowered for fragment in _MAYBE_SECRET)
 
 
+def _names_no_secret(name: str) -> bool:
+    """Every secret word of `name` is part of a harmless one (`_HARMLESS_PARTS`)."""
+    rest, found = _HARMLESS_PARTS.subn("_", name)
+    return found > 0 and _SECRET_WORD.search(rest) is None
+
+
 class Redactor:
     """Masks secrets in text; counts what it masked."""
 
@@ -153,7 +169,11 @@ class Redactor:
         if known is None:
             # A tag or hyperparameter key can be namespaced (`acme:db-password`, `app/token`).
             last = name.rsplit("/", 1)[-1].rsplit(":", 1)[-1]
-            known = name.upper() not in self._allow and bool(_SECRET_NAME.match(last))
+            known = (
+                name.upper() not in self._allow
+                and bool(_SECRET_NAME.match(last))
+                and not _names_no_secret(last)
+            )
             if len(self._names) < 4096:
                 self._names[name] = known
         return known
@@ -173,7 +193,11 @@ class Redactor:
                 or match.group("pname")
                 or quoted.strip("\\\"'")
             )
-            if name.upper() in self._allow or match.group("secret") == MASK:
+            if (
+                name.upper() in self._allow
+                or match.group("secret") == MASK
+                or _names_no_secret(name)
+            ):
                 return match.group(0)
             count += 1
             return match.group("head") + MASK
