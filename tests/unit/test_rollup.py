@@ -75,6 +75,15 @@ def test_the_summary_counts_the_failures_batch_reports_not_only_those_in_the_his
     )
 
 
+def test_a_batch_count_behind_the_children_known_to_have_failed_is_not_believed() -> None:
+    # Given a parent whose summary says 3 of its 1000 children failed, and 5 failed children known
+    entries = [entry(n, "TIMEOUT") for n in range(5)]
+
+    # When rolled up; then the headline counts at least the children it then breaks down
+    failure = rollup_failure(failed_parent(), entries, child_record(0, "Timed out"))
+    assert failure.summary == "5/1000 children failed: TIMEOUT 5"
+
+
 def test_the_summary_names_the_top_three_categories_and_counts_the_rest() -> None:
     # Given failed children in four categories
     entries = [
@@ -85,13 +94,14 @@ def test_the_summary_names_the_top_three_categories_and_counts_the_rest() -> Non
         entry(5, "CANCELLED"),
     ]
     # When rolled up, then the three most common are named (ties in index order), the rest counted
+    # (and the five known count, though Batch's summary says 3)
     failure = rollup_failure(failed_parent(), entries, child_record(1, "Timed out"))
     assert failure.summary == (
-        "3/1000 children failed: TIMEOUT 2, OUT_OF_MEMORY 1, IMAGE_PULL 1, +1 more categories"
+        "5/1000 children failed: TIMEOUT 2, OUT_OF_MEMORY 1, IMAGE_PULL 1, +1 more categories"
     )
     # And with three categories or fewer, nothing is said of more
     failure = rollup_failure(failed_parent(), entries[:4], child_record(1, "Timed out"))
-    assert failure.summary == "3/1000 children failed: TIMEOUT 2, OUT_OF_MEMORY 1, IMAGE_PULL 1"
+    assert failure.summary == "4/1000 children failed: TIMEOUT 2, OUT_OF_MEMORY 1, IMAGE_PULL 1"
 
 
 def test_the_example_child_gives_its_next_step_and_whether_a_retry_helps() -> None:

@@ -52,7 +52,8 @@ def rollup_failure(
     children = list(failed_children)
     summary_counts = record.array_status_summary or {}
     total = record.array_size or sum(summary_counts.values()) or None
-    failed = summary_counts.get("FAILED") or len(children)
+    # Batch's own count, unless it lags behind the children already known to have failed.
+    failed = max(summary_counts.get("FAILED") or 0, len(children))
     one, unit = (
         ("child", "children") if record.job_kind is JobKind.ARRAY_PARENT else ("node", "nodes")
     )
