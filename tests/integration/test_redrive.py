@@ -322,6 +322,22 @@ def test_a_task_under_way_is_not_followed_when_told_not_to_wait(
     assert [task.status for task in move_tasks.tasks] == ["RUNNING"]
 
 
+def test_a_rate_asked_of_a_task_already_under_way_is_said_not_to_apply(
+    aws_session: boto3.Session, deployed: Stack, move_tasks: MoveTasks
+) -> None:
+    # Given a move task still running, started without a rate
+    dead_letters(aws_session, deployed, 12)
+    assert run("--stack", deployed.name, "--no-wait")[0] == 0
+
+    # When redrive runs again asking for 10 messages a second
+    code, out, _ = run("--stack", deployed.name, "--no-wait", "--rate", "10")
+
+    # Then it says the running task keeps its own pace, and starts no other
+    assert code == 0
+    assert out.rstrip().endswith("not starting another; --rate 10 is not applied to it.")
+    assert len(move_tasks.tasks) == 1
+
+
 def test_no_second_task_starts_while_one_is_cancelling(
     aws_session: boto3.Session, deployed: Stack, move_tasks: MoveTasks
 ) -> None:

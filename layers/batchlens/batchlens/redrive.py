@@ -234,15 +234,18 @@ def redrive(
         to = _destination_name(running)
         elsewhere = running.destination_arn != route.destination_arn
         where = f" to {to} (not {route.destination_name})" if elsewhere else ""
+        # A running task keeps the rate it was started with: say the one asked for is not used.
+        unpaced = f"; --rate {rate} is not applied to it" if rate is not None else ""
         if dry_run or not wait:
             print(
                 f"A move task out of {route.source_name}{where} is already under way "
-                f"({running.describe()}); not starting another.",
+                f"({running.describe()}); not starting another{unpaced}.",
                 file=out,
             )
             return 0
         print(
-            f"A move task out of {route.source_name}{where} is already under way; following it.",
+            f"A move task out of {route.source_name}{where} is already under way; "
+            f"following it{unpaced}.",
             file=out,
         )
         return _outcome(follow(sqs, route, out, interval=interval, sleep=sleep), route, out)
