@@ -26,6 +26,7 @@ from batchlens.backfill import (
     synthesize_event,
 )
 from batchlens.events import JOB_STATUSES, SERVICE_JOB_STATUSES
+from batchlens.failures import FailureCategory
 from batchlens.history import HistoryTable, WriteOutcome, version_of
 from batchlens.query import JobQuery, find_jobs
 from batchlens.records import JobRecord
@@ -167,6 +168,16 @@ class FakeHistory:
     def put_transitions(self, records: Sequence[JobRecord]) -> list[JobRecord]:
         self.timeline.extend(records)
         return []
+
+    def failed_dependency(
+        self, depends_on: Sequence[str]
+    ) -> tuple[str, FailureCategory | None] | None:
+        """The first dependency stored here as FAILED (HistoryTable's, without its guesses)."""
+        for job_id in depends_on:
+            record = self.records.get(job_id)
+            if record is not None and record.status == "FAILED":
+                return job_id, record.failure.category if record.failure else None
+        return None
 
 
 def summary(n: int, status: str) -> dict[str, Any]:

@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 from batchlens import limits, rollup
 from batchlens.describe import Descriptions, chunks, describe_jobs, describe_service_jobs
 from batchlens.events import JOB_STATUSES, SERVICE_JOB_STATUSES, InvalidEvent, parse_event
-from batchlens.failures import FailureCategory
 from batchlens.history import HistoryTable, WriteOutcome, version_of
 from batchlens.records import Enrichment, JobKind, JobRecord, normalise
 from batchlens.redact import Redactor
@@ -47,7 +46,6 @@ LIST_PAGE_SIZE = 1000  # ListJobs returns up to 1000 jobs a page when given a st
 _ID_NAMESPACE = uuid.UUID("5b1c7f2e-3a9d-4c5e-8f60-2d4b7a1e9c30")
 #: How ListJobs lists the children of a parent job.
 _CHILDREN_SCOPE = {JobKind.ARRAY_PARENT: "arrayJobId", JobKind.MULTINODE_PARENT: "multiNodeJobId"}
-_DEPENDENCY_FAILED = FailureCategory.DEPENDENCY_FAILED
 
 
 class BackfillError(Exception):
@@ -390,18 +388,14 @@ class Backfill:
                         detail, service=queue.service, region=self._region, account="unknown"
                     )
                 )
-                record = normalise(event, None, enrichment=enrichment, redactor=self._redactor)
-                if record.failure is not None and record.failure.category is _DEPENDENCY_FAILED:
+                record = normalise(
+                    event,
+                    None,
+                    enrichment=enrichment,
+                    redactor=self._redactor,
                     # Named as the enricher names it: the dependency the history shows failed.
-                    dependency = self._history.failed_dependency(event.depends_on)
-                    if dependency is not None:
-                        record = normalise(
-                            event,
-                            None,
-                            enrichment=enrichment,
-                            redactor=self._redactor,
-                            dependency=dependency,
-                        )
+                    failed_dependency=self._history.failed_dependency,
+                )
                 # Cut to the item limit as the enricher cuts it: DynamoDB refuses a larger item,
                 # on this run and every run after.
                 record = limits.fit_for_store(record)

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 from batchlens import alerts, limits, logtail, rollup
 from batchlens.describe import Descriptions, describe_jobs, describe_service_jobs
 from batchlens.events import BatchEvent, InvalidEvent, parse_event
-from batchlens.failures import FailureCategory
 from batchlens.history import BATCH_WRITE_MAX, HistoryTable, WriteOutcome, version_of
 from batchlens.publish import Claim, publish_alerts
 from batchlens.records import Enrichment, JobRecord, normalise
@@ -37,7 +36,6 @@ if TYPE_CHECKING:
     from batchlens.publish import AlertLedger
 
 logger = logging.getLogger("batchlens")
-DEPENDENCY_FAILED = FailureCategory.DEPENDENCY_FAILED
 
 #: Time an invocation must still have to publish alerts (at most a quarter of its timeout): a
 #: timeout between SNS accepting an alert and the ledger recording it would send it again once its
@@ -296,7 +294,13 @@ class Enricher:
         else:
             enrichment = Enrichment.EVENT_ONLY
         try:
-            record = normalise(event, described, enrichment=enrichment, redactor=self.redactor)
+            record = normalise(
+                event,
+                described,
+                enrichment=enrichment,
+                redactor=self.redactor,
+                failed_dependency=self.history.failed_dependency,
+            )
         except InvalidEvent as exc:
             if described is None:
                 raise
@@ -308,17 +312,13 @@ class Enricher:
                 limits.clip(self.redactor.text(str(exc))[0], POISON_REASON_MAX),
             )
             described, enrichment = None, Enrichment.EVENT_ONLY
-            record = normalise(event, None, enrichment=enrichment, redactor=self.redactor)
-        if record.failure is not None and record.failure.category is DEPENDENCY_FAILED:
-            dependency = self.history.failed_dependency(event.depends_on)
-            if dependency is not None:
-                record = normalise(
-                    event,
-                    described,
-                    enrichment=enrichment,
-                    redactor=self.redactor,
-                    dependency=dependency,
-                )
+            record = normalise(
+                event,
+                None,
+                enrichment=enrichment,
+                redactor=self.redactor,
+                failed_dependency=self.history.failed_dependency,
+            )
         # Cut to the item limit here, once: the stored item, the timeline and the alert all use it.
         return limits.fit_for_store(record)
 

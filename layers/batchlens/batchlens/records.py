@@ -7,7 +7,7 @@ becomes one JobRecord. No AWS call happens here.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -699,6 +699,10 @@ def merge_detail(event_detail: Mapping[str, Any], described: Mapping[str, Any]) 
     return {**static, **event_detail}
 
 
+#: Finds which of a job's dependencies (their ids) failed: its id and category, or None.
+DependencyLookup = Callable[[list[str]], tuple[str, failures.FailureCategory | None] | None]
+
+
 def normalise(
     event: BatchEvent,
     described: Mapping[str, Any] | None = None,
@@ -706,11 +710,14 @@ def normalise(
     enrichment: Enrichment | None = None,
     redactor: Redactor | None = None,
     dependency: tuple[str, failures.FailureCategory | None] | None = None,
+    failed_dependency: DependencyLookup | None = None,
 ) -> JobRecord:
     """Build the JobRecord for one event.
 
     `described` is the DescribeJobs/DescribeServiceJob entry for the job when the API returned
     one; `enrichment` says how it was obtained (default: DESCRIBED when given, else EVENT_ONLY).
+    A job failed by a dependency names `dependency` (its id and category), or the one
+    `failed_dependency` finds among the job's dependencies (`HistoryTable.failed_dependency`).
     """
     if described is not None:
         job = job_detail(event.event_type, merge_detail(event.detail, described))
@@ -744,6 +751,16 @@ def normalise(
                 facts, dependency_job_id=dependency[0], dependency_category=dependency[1]
             )
         failure = failures.classify(facts)
+        if (
+            failure is not None
+            and failure.category is failures.FailureCategory.DEPENDENCY_FAILED
+            and dependency is None
+            and failed_dependency is not None
+        ):
+            found = failed_dependency(event.depends_on)
+            if found is not None:
+                facts = replace(facts, dependency_job_id=found[0], dependency_category=found[1])
+                failure = failures.classify(facts)
         if failure is not None:
             # The failure's texts quote and cut the reasons: made again from masked reasons
             # when they hold a secret (see `_masked`).
