@@ -700,25 +700,31 @@ def test_a_job_that_could_not_be_described_is_written_by_the_next_run(
 # --- behaviour pinned by a mutation review ---------------------------------------------------
 
 
-def test_retention_days_and_allow_shape_what_is_stored(
-    session: boto3.Session, endpoint: str, jobs: dict[str, list[str]]
-) -> None:
-    # Given a job whose status reason quotes a token, alone in its queue (moto records the
-    # reason of a TerminateJob on a job it has already run)
+def terminated_alone(session: boto3.Session, endpoint: str, queue: str, reason: str) -> str:
+    """A job alone in a new queue, terminated with `reason` (moto records the reason of a
+    TerminateJob on a job it has already run); its id."""
     batch = session.client("batch", endpoint_url=endpoint)
     environment = batch.describe_compute_environments(computeEnvironments=["local-ce"])[
         "computeEnvironments"
     ][0]["computeEnvironmentArn"]
     batch.create_job_queue(
-        jobQueueName="reasons",
+        jobQueueName=queue,
         state="ENABLED",
         priority=1,
         computeEnvironmentOrder=[{"order": 1, "computeEnvironment": environment}],
     )
-    job_id = batch.submit_job(jobName="stopped", jobQueue="reasons", jobDefinition="etl-nightly")[
+    job_id = batch.submit_job(jobName=f"{queue}-job", jobQueue=queue, jobDefinition="etl-nightly")[
         "jobId"
     ]
-    batch.terminate_job(jobId=job_id, reason="stopped by API_TOKEN=abc123secret")
+    batch.terminate_job(jobId=job_id, reason=reason)
+    return job_id
+
+
+def test_retention_days_and_allow_shape_what_is_stored(
+    session: boto3.Session, endpoint: str, jobs: dict[str, list[str]]
+) -> None:
+    # Given a job whose status reason quotes a token, alone in its queue
+    job_id = terminated_alone(session, endpoint, "reasons", "stopped by API_TOKEN=abc123secret")
     history = new_table(session, endpoint)
 
     # When it is backfilled to be kept 7 days, with API_TOKEN allowed
@@ -741,22 +747,9 @@ def test_retention_days_and_allow_shape_what_is_stored(
 def test_a_job_too_large_for_an_item_is_stored_cut_to_fit_as_the_enricher_would(
     session: boto3.Session, endpoint: str, jobs: dict[str, list[str]]
 ) -> None:
-    # Given a job whose status reason is half a megabyte (moto records a TerminateJob's reason),
-    # alone in its queue: its record is larger than a DynamoDB item may be
-    batch = session.client("batch", endpoint_url=endpoint)
-    environment = batch.describe_compute_environments(computeEnvironments=["local-ce"])[
-        "computeEnvironments"
-    ][0]["computeEnvironmentArn"]
-    batch.create_job_queue(
-        jobQueueName="enormous",
-        state="ENABLED",
-        priority=1,
-        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": environment}],
-    )
-    job_id = batch.submit_job(jobName="loud", jobQueue="enormous", jobDefinition="etl-nightly")[
-        "jobId"
-    ]
-    batch.terminate_job(jobId=job_id, reason="x" * 500_000)
+    # Given a job whose status reason is half a megabyte, alone in its queue: its record is
+    # larger than a DynamoDB item may be
+    job_id = terminated_alone(session, endpoint, "enormous", "x" * 500_000)
     history = new_table(session, endpoint)
 
     # When it is backfilled
