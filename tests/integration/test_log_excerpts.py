@@ -176,6 +176,19 @@ def test_an_unreadable_log_leaves_the_alert_without_an_excerpt(
     assert json.loads(notification["Message"])["logExcerpt"] is None
 
 
+def unread_and_why(
+    calls: LogsCalls, drain_alerts: Callable[[], list[Json]], caplog: pytest.LogCaptureFixture
+) -> tuple[Json, str]:
+    """The one alert of a job whose log was not read (no GetLogEvents, no excerpt), and the log
+    line that says why."""
+    assert calls.count == 0
+    (notification,) = drain_alerts()
+    record: Json = json.loads(notification["Message"])
+    assert record["logExcerpt"] is None
+    (line,) = [r for r in caplog.records if r.getMessage().startswith("No log excerpt")]
+    return record, line.getMessage()
+
+
 def test_a_log_group_outside_the_readable_prefix_is_not_read_and_says_why(
     aws_session: boto3.Session,
     enricher_with_logs: Callable[..., Enricher],
@@ -194,13 +207,8 @@ def test_a_log_group_outside_the_readable_prefix_is_not_read_and_says_why(
 
     # Then no read is tried (IAM would refuse it), the alert goes out without an excerpt, and the
     # log says which group and which prefix
-    assert calls.count == 0
-    (notification,) = drain_alerts()
-    assert json.loads(notification["Message"])["logExcerpt"] is None
-    (line,) = [r for r in caplog.records if r.getMessage().startswith("No log excerpt")]
-    assert line.getMessage() == (
-        "No log excerpt: log group /aws/batch/job is outside JobLogGroupPrefix /ecs/etl/"
-    )
+    _, why = unread_and_why(calls, drain_alerts, caplog)
+    assert why == "No log excerpt: log group /aws/batch/job is outside JobLogGroupPrefix /ecs/etl/"
 
 
 def with_awslogs_region(event: Json, region: str) -> Json:
@@ -231,13 +239,9 @@ def test_a_log_in_another_region_is_not_read_and_says_why(
 
     # Then no read is tried, the alert links the log in eu-west-1 without an excerpt, and the log
     # says why
-    assert calls.count == 0
-    (notification,) = drain_alerts()
-    record = json.loads(notification["Message"])
-    assert record["logExcerpt"] is None
+    record, why = unread_and_why(calls, drain_alerts, caplog)
     assert "region=eu-west-1#" in record["links"]["logs"]
-    (line,) = [r for r in caplog.records if r.getMessage().startswith("No log excerpt")]
-    assert line.getMessage() == (
+    assert why == (
         f"No log excerpt: log group /aws/batch/job is in eu-west-1, "
         f"not in the stack's Region {aws_session.region_name}"
     )
