@@ -1196,3 +1196,64 @@ def test_a_record_cut_to_fit_counts_finished_attempts_by_the_last_ones_number(
 
     # Then it still counts three finished attempts
     assert cut.attempts_finished == 3
+
+
+def test_a_job_running_its_second_attempt_links_the_stream_of_that_attempt(
+    load_event: EventLoader,
+) -> None:
+    # Given a job RUNNING its second attempt: the first (lost with its Spot host) is in
+    # `attempts`, the one under way only in `container` (AttemptDetail comes when it stops)
+    event = load_event("job-retried-runnable")
+    detail = event["detail"]
+    first_stream = detail["attempts"][0]["container"]["logStreamName"]
+    current_stream = "clickstream-hourly/default/9b2e41c07d3f4a5e8c6b1d2f3a4e5c6d"
+    detail["container"]["logStreamName"] = current_stream
+    event = variant(event, status="RUNNING", startedAt=detail["attempts"][0]["stoppedAt"] + 90_000)
+
+    # When normalised
+    record = record_of(event).to_json_dict()
+
+    # Then the logs link opens the stream being written, not the finished attempt's
+    assert cloudwatch_target(record["links"]["logs"]) == ("/aws/batch/job", current_stream)
+    assert record["attempts"][0]["logStreamName"] == first_stream
+    assert record["attemptsUsed"] == 2
+
+
+def test_a_service_job_running_its_second_attempt_links_that_training_jobs_logs(
+    load_event: EventLoader,
+) -> None:
+    # Given a SageMaker job RUNNING its second attempt: latestAttempt names the new training
+    # job, `attempts` holds the finished first one
+    event = load_event("service-job-failed")
+    current = "arn:aws:sagemaker:us-east-1:123456789012:training-job/AWSBatchllm-sft-7b-0314retry2"
+    event = variant(
+        event,
+        status="RUNNING",
+        latestAttempt={"serviceResourceId": {"name": "TrainingJobArn", "value": current}},
+        drop=["stoppedAt", "statusReason"],
+    )
+
+    # When normalised
+    links = record_of(event).to_json_dict()["links"]
+
+    # Then both links follow the training job under way
+    name = current.rsplit("/", 1)[-1]
+    assert links["trainingJob"].endswith(f"/jobs/{name}")
+    assert links["logs"].endswith(f"$3FlogStreamNameFilter$3D{name}")
+
+
+def test_the_queue_wait_ends_when_the_first_attempt_to_start_started(
+    load_event: EventLoader,
+) -> None:
+    # Given a three-attempt job whose first attempt never started (its task failed to start)
+    event = load_event("job-failed-oom")
+    detail = event["detail"]
+    del detail["attempts"][0]["startedAt"]
+    second_start = detail["attempts"][1]["startedAt"]
+    assert detail["startedAt"] == detail["attempts"][2]["startedAt"] != second_start
+
+    # When normalised
+    record = record_of(event).to_json_dict()
+
+    # Then it waited in the queue until the second attempt started, not the last one
+    assert record["queuedSeconds"] == pytest.approx((second_start - detail["createdAt"]) / 1000)

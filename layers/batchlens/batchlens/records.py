@@ -563,6 +563,23 @@ def training_log_stream(training_job: str, host: int, started_s: int) -> str:
     return f"{training_job}/algo-{host}-{started_s}"
 
 
+def _latest_logs(
+    partition: str,
+    region: str,
+    containers: Sequence[ContainerDetail],
+    primary: ContainerDetail | None,
+    training_job: str | None,
+) -> str | None:
+    """The latest attempt's log, finished or not: the stream of the container that speaks for the
+    job (`primary`, one of `containers`), or the latest training job's streams."""
+    if primary is not None and primary.log_stream_name:
+        place = _log_place(containers, primary.name)
+        return _stream_url(partition, region, place, primary.log_stream_name)
+    if training_job:
+        return _training_log_url(partition, region, training_job)
+    return None
+
+
 def _training_log_url(partition: str, region: str, training_job_name: str) -> str:
     # SageMaker names the streams "<training job>/algo-<n>-<epoch>": link the group, filtered.
     return (
@@ -736,7 +753,9 @@ def normalise(
     attempts = _attempts(job, containers, essential, partition, region)
 
     created, started, stopped = _time(job.created_at), _time(job.started_at), _time(job.stopped_at)
-    first_start = attempts[0].started_at if attempts and attempts[0].started_at else started
+    # The wait ends when an attempt first ran: one whose task failed to start has no start, and
+    # the job's own `startedAt` is its latest attempt's.
+    first_start = next((a.started_at for a in attempts if a.started_at), started)
     retry_attempts = job.retry_strategy.attempts if job.retry_strategy else None
     running_now = job.status in ("STARTING", "RUNNING")
 
@@ -775,13 +794,12 @@ def normalise(
         if training_job_arn is None and attempts:
             training_job_arn = attempts[-1].resource_arn
 
-    logs_link = next((a.log_url for a in reversed(attempts) if a.log_url), None)
-    if logs_link is None and primary is not None and primary.log_stream_name:
-        place = _log_place(containers, primary.name)
-        logs_link = _stream_url(partition, region, place, primary.log_stream_name)
     training_job = training_job_of(training_job_arn)
-    if logs_link is None and training_job:
-        logs_link = _training_log_url(partition, region, training_job)
+    logs_link = next((a.log_url for a in reversed(attempts) if a.log_url), None)
+    if logs_link is None or running_now:
+        # An attempt under way is in no AttemptDetail yet: after a retry, the last finished
+        # attempt's log is an older one than the job is writing.
+        logs_link = _latest_logs(partition, region, containers, primary, training_job) or logs_link
 
     array = job.array_properties if isinstance(job, JobDetail) else None
     record = JobRecord(
