@@ -801,6 +801,28 @@ def test_links_follow_the_partition_and_region_of_the_job_arn(
     assert record["links"]["logs"].startswith(host)
 
 
+@pytest.mark.parametrize(
+    ("region", "host"),
+    [
+        ("us-gov-west-1", "https://us-gov-west-1.console.amazonaws-us-gov.com"),
+        ("cn-north-1", "https://cn-north-1.console.amazonaws.cn"),
+        ("eu-west-1", "https://eu-west-1.console.aws.amazon.com"),
+    ],
+)
+def test_without_a_job_arn_the_events_region_tells_the_partition(
+    load_event: EventLoader, region: str, host: str
+) -> None:
+    # Given a job whose detail has no jobArn (optional in the API), in an event from `region`
+    event = variant(
+        load_event("job-failed-app-error"), envelope={"region": region}, drop=["jobArn"]
+    )
+
+    # When normalised; then its links open that partition's console
+    links = record_of(event).to_json_dict()["links"]
+    assert links["console"].startswith(host)
+    assert links["logs"].startswith(host)
+
+
 # --- kinds ---------------------------------------------------------------------------------
 
 

@@ -184,6 +184,11 @@ def _arn_partition_region(arn: str | None, fallback_region: str) -> tuple[str, s
     parts = (arn or "").split(":")
     if len(parts) >= 4 and parts[0] == "arn" and parts[3]:
         return parts[1] or "aws", parts[3]
+    # No job ARN (the API marks it optional): the Region's name tells its partition.
+    if fallback_region.startswith("cn-"):
+        return "aws-cn", fallback_region
+    if fallback_region.startswith("us-gov-"):
+        return "aws-us-gov", fallback_region
     return "aws", fallback_region
 
 
