@@ -11,7 +11,7 @@
   actions block and 10 in a context block; block_id and action_id up to 255.
 - Amazon SNS: a message, attributes included, up to 262,144 bytes; a subject of ASCII text that
   begins with a letter, number or punctuation mark, without line breaks or control characters,
-  under 100 characters.
+  under 100 characters; a PublishBatch of up to 10 entries (TooManyEntriesInBatchRequest).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any
 import jsonschema  # type: ignore[import-untyped]  # via cfn-lint (dev); no stubs
 
 SNS_MAX_BYTES = 262_144
+SNS_BATCH_MAX_ENTRIES = 10
 
 _STRING = {"type": "string", "minLength": 1}
 CHAT_NOTIFICATION_SCHEMA: dict[str, Any] = {

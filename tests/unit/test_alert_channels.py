@@ -21,11 +21,12 @@ from moto import mock_aws
 from batchlens import alerts, logtail, slack
 from batchlens.alerts import build_alert, chatbot_body, email_text, subject
 from batchlens.events import parse_event
-from batchlens.publish import PUBLISH_BATCH_MAX, publish_alerts
+from batchlens.publish import publish_alerts
 from batchlens.records import JobRecord, normalise
 from batchlens.redact import MASK
 from tests.conftest import Json, read_event, read_log, sample_event_names, variant
 from tests.limits import (
+    SNS_BATCH_MAX_ENTRIES,
     SNS_MAX_BYTES,
     block_kit_problems,
     chat_problems,
@@ -413,10 +414,11 @@ def test_a_normal_record_is_published_whole(name: str) -> None:
 
 
 def test_publish_batch_groups_stay_under_the_aggregate_limit() -> None:
-    # Given 25 alerts: huge ones (near the limit each) mixed with ordinary ones
+    # Given 37 alerts: huge ones (near the limit each) mixed with ordinary ones, ending in a run
+    # of ordinary ones more than 10 of which would fit 262,144 bytes together
     ordinary = [build_alert(record_of(n)) for n in ("job-failed-spot", "job-failed-app-error")]
     huge = build_alert(huge_record())
-    batch = [huge, *ordinary * 4, huge, huge, *ordinary * 7]
+    batch = [huge, *ordinary * 4, huge, huge, *ordinary * 13]
 
     # When they are published (moto does not check the aggregate size: the calls are kept)
     calls: list[list[Json]] = []
@@ -434,8 +436,9 @@ def test_publish_batch_groups_stay_under_the_aggregate_limit() -> None:
     assert result.calls == len(calls)
     sizes = [sns_batch_bytes(call) for call in calls]
     assert max(sizes) > SNS_MAX_BYTES // 2  # the huge alerts had to be grouped apart
+    assert max(len(call) for call in calls) == SNS_BATCH_MAX_ENTRIES  # and the run cut at 10
     for call, size in zip(calls, sizes, strict=True):
-        assert len(call) <= PUBLISH_BATCH_MAX
+        assert len(call) <= SNS_BATCH_MAX_ENTRIES
         assert size <= SNS_MAX_BYTES
 
 
