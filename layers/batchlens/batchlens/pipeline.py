@@ -8,6 +8,7 @@ time. A record that cannot be processed fails alone and is reported back to SQS 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -293,14 +294,11 @@ class Enricher:
             enrichment = Enrichment.NOT_FOUND
         else:
             enrichment = Enrichment.EVENT_ONLY
+        build = functools.partial(
+            normalise, redactor=self.redactor, failed_dependency=self.history.failed_dependency
+        )
         try:
-            record = normalise(
-                event,
-                described,
-                enrichment=enrichment,
-                redactor=self.redactor,
-                failed_dependency=self.history.failed_dependency,
-            )
+            record = build(event, described, enrichment=enrichment)
         except InvalidEvent as exc:
             if described is None:
                 raise
@@ -311,14 +309,7 @@ class Enricher:
                 event.job_id,
                 limits.clip(self.redactor.text(str(exc))[0], POISON_REASON_MAX),
             )
-            described, enrichment = None, Enrichment.EVENT_ONLY
-            record = normalise(
-                event,
-                None,
-                enrichment=enrichment,
-                redactor=self.redactor,
-                failed_dependency=self.history.failed_dependency,
-            )
+            record = build(event, None, enrichment=Enrichment.EVENT_ONLY)
         # Cut to the item limit here, once: the stored item, the timeline and the alert all use it.
         return limits.fit_for_store(record)
 
